@@ -1,0 +1,16 @@
+"""Shared FastAPI dependencies: the engine and settings live on the app built by the factory."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from sqlalchemy import Engine
+
+from app.settings import Settings
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings

@@ -1,0 +1,83 @@
+"""Errors in Marquez's shape: ``{"code": <status>, "message": "…"}`` (plus ``errors`` details for 422)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.services.ingest import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors
+        self.headers = headers
+
+
+def error_body(status: int, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": status, "message": message}
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def field_path(loc: tuple | list) -> str:
+    """pydantic's ``("run", "runId")`` / ``("inputs", 0, "name")`` → ``run.runId`` / ``inputs[0].name``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in ("body", "query", "path"):
+            path += f".{part}" if path else str(part)
+    return path or "body"
+
+
+def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    details = []
+    for e in errors:
+        message = e.get("msg", "invalid")
+        message = message.removeprefix("Value error, ")
+        details.append({"field": field_path(e.get("loc", ())), "message": message})
+    return details
+
+
+def summary(details: list[dict[str, Any]]) -> str:
+    shown = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
+    return shown + more
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError):
+        return JSONResponse(error_body(exc.status, exc.message, exc.errors), exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        details = validation_errors(exc.errors())
+        return JSONResponse(error_body(400, summary(details), details), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(_: Request, exc: DatabaseUnavailable):
+        return JSONResponse(
+            error_body(503, "The database is unavailable; retry shortly."), 503, headers={"Retry-After": "2"}
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception):
+        log.exception("unhandled error")
+        return JSONResponse(error_body(500, "Internal server error."), 500)

@@ -1,0 +1,99 @@
+"""Reading a request body the way OpenLineage clients send it: possibly gzip-compressed, possibly chunked
+without a Content-Length, bounded by a size limit (checked while streaming and after inflation)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from app.api.errors import ApiError
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body is larger than the limit of {limit} bytes (HEADWATER_MAX_BODY_BYTES).")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return _inflate(body, limit, gzip=encoding != "deflate")
+    raise ApiError(415, f"Unsupported Content-Encoding '{encoding}'; send identity or gzip.")
+
+
+def _inflate(body: bytes, limit: int, *, gzip: bool) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if gzip else zlib.MAX_WBITS)
+    try:
+        # max_length bounds memory: a small "gzip bomb" cannot expand past the limit.
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, f"Request body is not valid {'gzip' if gzip else 'deflate'} data: {exc}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit)
+    if not inflater.eof:
+        raise ApiError(400, "Request body is truncated: the compressed stream ends early.")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse the event. The standard library parser keeps integers of any size exactly (facets are stored
+    verbatim); NaN/Infinity, invalid UTF-8 and absurd nesting are rejected with a 400."""
+    if not body.strip():
+        raise ApiError(400, "Request body is empty; expected an OpenLineage event as a JSON object.")
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        reason = "nesting is too deep" if isinstance(exc, RecursionError) else str(exc)
+        raise ApiError(400, f"Request body is not valid JSON: {reason}") from None
+    if not isinstance(value, dict):
+        raise ApiError(400, f"Request body must be a JSON object (an OpenLineage event), not {_json_type(value)}.")
+    if b"\\u0000" in body and (path := find_nul(value)) is not None:
+        raise ApiError(422, f"{path}: contains a NUL character (\\u0000), which cannot be stored.")
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ApiError(400, f"Request body is not storable JSON: {exc}") from None
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), "null"
+    )
+
+
+def find_nul(value: Any, path: str = "") -> str | None:
+    """Path of the first string (or key) containing U+0000, which Postgres cannot store in JSON."""
+    if isinstance(value, str):
+        return path or "body" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if "\x00" in key:
+                return child
+            if (found := find_nul(item, child)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := find_nul(item, f"{path}[{i}]")) is not None:
+                return found
+    return None

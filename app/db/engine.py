@@ -1,0 +1,71 @@
+"""Engine construction and transactions, the same API on SQLite and Postgres."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event
+
+from app.settings import Settings
+
+
+def _json_dumps(value) -> str:
+    return orjson.dumps(value).decode("utf-8")
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    url = settings.sqlalchemy_url
+    common = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    if settings.is_sqlite:
+        path = settings.sqlite_path()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, **common)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+        **common,
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling is turned off so that SQLAlchemy's "begin" hook decides how a
+    # transaction starts: writers take the lock up front (BEGIN IMMEDIATE) and wait for it for up to
+    # busy_timeout, instead of failing half-way with "database is locked".
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection):
+        write = connection.get_execution_options().get("write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """One write transaction: committed on success, rolled back on any error."""
+    with engine.connect().execution_options(write=True) as connection:
+        with connection.begin():
+            yield connection
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as connection:
+        with connection.begin():
+            yield connection

@@ -1,0 +1,330 @@
+"""Every table of Headwater's model, in one module.
+
+Ids are deterministic where the content names the row (namespaces, sources, datasets, jobs, fields,
+versions): ingest computes them in Python, so one event needs no read-back of generated keys and two
+processes inserting the same row agree on its id. See ``app/services/identifiers.py``.
+
+Ordering of facts that arrive out of order is decided by an *event key* (``event_time|event_hash``, a
+string that sorts like the event time and breaks ties deterministically): a value is replaced only by a
+value from an event with a greater key, so any arrival order ends in the same model.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    false,
+)
+
+from app.db.types import BigIntPK, JSONType, UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+NAME = String(1024)
+EVENT_KEY = String(128)
+
+
+def _timestamps() -> list[Column]:
+    return [
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    ]
+
+
+# Every accepted event, verbatim. Written first, in the same transaction as the model rows it produces.
+lineage_events = Table(
+    "lineage_events",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    # sha256 of the canonical JSON: the same event posted twice is stored once and applied once.
+    Column("event_hash", String(64), nullable=False, unique=True),
+    Column("event_kind", String(16), nullable=False),  # RUN_EVENT | DATASET_EVENT | JOB_EVENT
+    Column("event_type", String(32)),  # START | RUNNING | COMPLETE | ABORT | FAIL | OTHER | NULL
+    Column("event_time", UTCDateTime(), nullable=False),
+    Column("job_namespace", NAME),
+    Column("job_name", NAME),
+    Column("dataset_namespace", NAME),
+    Column("dataset_name", NAME),
+    Column("run_id", Uuid()),
+    Column("producer", Text),
+    Column("payload", JSONType, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    # Set when the model could not be built from an accepted event (a bug): the event is kept and
+    # `headwater reindex` can apply it after a fix.
+    Column("apply_error", Text),
+    Index("ix_lineage_events_event_time", "event_time"),
+    Index("ix_lineage_events_run_id", "run_id"),
+    Index("ix_lineage_events_job", "job_namespace", "job_name"),
+)
+
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("owner_name", String(255), nullable=False, server_default="anonymous"),
+    Column("description", Text),
+    Column("is_hidden", Boolean, nullable=False, server_default=false()),
+    *_timestamps(),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("connection_url", Text, nullable=False, server_default=""),
+    Column("description", Text),
+    *_timestamps(),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("namespace_id", Uuid(), ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("namespace_name", NAME, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("physical_name", NAME, nullable=False),
+    Column("type", String(32), nullable=False, server_default="DB_TABLE"),
+    Column("source_id", Uuid(), ForeignKey("sources.id", ondelete="SET NULL")),
+    Column("source_name", NAME),
+    Column("description", Text),
+    Column("current_version_id", Uuid()),
+    # Event key of the run/event that made current_version_id current; an older COMPLETE never wins.
+    Column("current_version_key", EVENT_KEY, nullable=False, server_default=""),
+    Column("last_modified_at", UTCDateTime()),
+    Column("last_lifecycle_state", String(32)),
+    Column("is_deleted", Boolean, nullable=False, server_default=false()),  # lifecycle DROP
+    Column("is_hidden", Boolean, nullable=False, server_default=false()),  # soft delete via the API
+    *_timestamps(),
+    Index("uq_datasets_namespace_name", "namespace_id", "name", unique=True),
+)
+
+# Aliases from the `symlinks` facet: another (namespace, name) for the same dataset.
+dataset_symlinks = Table(
+    "dataset_symlinks",
+    metadata,
+    Column("namespace_name", NAME, primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(64)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_dataset_symlinks_dataset_id", "dataset_id"),
+)
+
+# The union of every field a dataset has had; a version's exact schema is dataset_versions.fields.
+dataset_fields = Table(
+    "dataset_fields",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(), nullable=False),  # nested struct fields are flattened as parent.child
+    Column("type", Text),
+    Column("description", Text),
+    *_timestamps(),
+    Index("uq_dataset_fields_dataset_name", "dataset_id", "name", unique=True),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    # Marquez's name-based MD5 version over the content (app/services/versions.py).
+    Column("id", Uuid(), primary_key=True),
+    Column("dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("namespace_name", NAME, nullable=False),
+    Column("dataset_name", NAME, nullable=False),
+    Column("run_id", Uuid()),  # the producing run; NULL for versions first seen as an input
+    Column("schema_version_id", Uuid()),
+    Column("fields", JSONType, nullable=False),  # the schema facet's fields, nested as sent
+    Column("lifecycle_state", String(32)),
+    Column("external_version", String(1024)),  # the `version` facet (Iceberg snapshot, Delta version…)
+    Column("source_name", NAME),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_dataset_versions_dataset", "dataset_id", "created_at"),
+    Index("ix_dataset_versions_run_id", "run_id"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("namespace_id", Uuid(), ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("namespace_name", NAME, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("simple_name", NAME, nullable=False),
+    Column("parent_job_id", Uuid(), ForeignKey("jobs.id", ondelete="SET NULL")),
+    Column("type", String(16), nullable=False, server_default="BATCH"),  # BATCH | STREAM | SERVICE
+    Column("integration", String(64)),  # jobType.integration: AIRFLOW, SPARK, DBT…
+    Column("job_type", String(64)),  # jobType.jobType: DAG, TASK, QUERY, MODEL…
+    Column("description", Text),
+    Column("location", Text),
+    Column("current_version_id", Uuid()),
+    Column("current_version_key", EVENT_KEY, nullable=False, server_default=""),
+    Column("current_run_id", Uuid()),
+    Column("current_run_key", EVENT_KEY, nullable=False, server_default=""),
+    Column("symlink_target_id", Uuid(), ForeignKey("jobs.id", ondelete="SET NULL")),
+    Column("is_hidden", Boolean, nullable=False, server_default=false()),
+    *_timestamps(),
+    Index("uq_jobs_namespace_name", "namespace_id", "name", unique=True),
+    Index("ix_jobs_parent_job_id", "parent_job_id"),
+)
+
+job_versions = Table(
+    "job_versions",
+    metadata,
+    Column("id", Uuid(), primary_key=True),  # Marquez's name-based MD5 version over name, IO, location
+    Column("job_id", Uuid(), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("namespace_name", NAME, nullable=False),
+    Column("job_name", NAME, nullable=False),
+    Column("location", Text),
+    Column("latest_run_id", Uuid()),
+    Column("latest_run_key", EVENT_KEY, nullable=False, server_default=""),
+    *_timestamps(),
+    Index("ix_job_versions_job", "job_id", "created_at"),
+)
+
+job_version_io = Table(
+    "job_version_io",
+    metadata,
+    Column("job_version_id", Uuid(), ForeignKey("job_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("io_type", String(8), primary_key=True),  # INPUT | OUTPUT
+)
+
+# The lineage graph as it stands: one row per job→dataset (OUTPUT) or dataset→job (INPUT) edge ever seen.
+# `is_current` marks the edges of the job's current IO; traversal walks these rows only, never run history.
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("job_id", Uuid(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("io_type", String(8), primary_key=True),
+    Column("is_current", Boolean, nullable=False),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("last_seen_key", EVENT_KEY, nullable=False),
+    Column("last_run_id", Uuid()),
+    Index("ix_lineage_edges_dataset", "dataset_id", "io_type"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Uuid(), primary_key=True),  # the OpenLineage runId
+    Column("external_id", String(255)),
+    Column("job_id", Uuid(), ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("namespace_name", NAME, nullable=False),
+    Column("job_name", NAME, nullable=False),
+    Column("job_version_id", Uuid()),
+    Column("parent_run_id", Uuid()),
+    # NEW | RUNNING | COMPLETED | FAILED | ABORTED. Monotonic: see services/ingest.py (_upsert_run).
+    Column("state", String(16), nullable=False),
+    Column("state_rank", Integer, nullable=False),
+    Column("state_key", EVENT_KEY, nullable=False),
+    Column("transitioned_at", UTCDateTime()),
+    Column("started_at", UTCDateTime()),
+    Column("ended_at", UTCDateTime()),
+    Column("nominal_start_time", UTCDateTime()),
+    Column("nominal_end_time", UTCDateTime()),
+    Column("nominal_key", EVENT_KEY, nullable=False, server_default=""),
+    *_timestamps(),
+    Index("ix_runs_job_started", "job_id", "started_at"),
+    Index("ix_runs_job_nominal", "job_id", "nominal_start_time"),
+    Index("ix_runs_parent_run_id", "parent_run_id"),
+)
+
+# Append-only state history of each run: one row per event that carried an eventType.
+run_states = Table(
+    "run_states",
+    metadata,
+    Column("run_id", Uuid(), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("lineage_event_id", BigIntPK, primary_key=True),
+    Column("event_type", String(32), nullable=False),
+    Column("state", String(16)),  # NULL for OTHER: recorded, but changes no state
+    Column("transitioned_at", UTCDateTime(), nullable=False),
+)
+
+# Which dataset version each run read (INPUT) and wrote (OUTPUT).
+run_io = Table(
+    "run_io",
+    metadata,
+    Column("run_id", Uuid(), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("io_type", String(8), primary_key=True),
+    Column("id", Uuid(), nullable=False, unique=True),  # entity id for this link's input/output facets
+    Column("dataset_version_id", Uuid(), nullable=False),
+    Column("event_key", EVENT_KEY, nullable=False),
+    Index("ix_run_io_version", "dataset_version_id"),
+    Index("ix_run_io_dataset", "dataset_id", "io_type"),
+)
+
+# The current value of every facet of every entity: later event wins per (entity, facet name).
+# A NULL facet is a tombstone left by `_deleted: true`, so an older event cannot bring the facet back.
+facets = Table(
+    "facets",
+    metadata,
+    Column("entity_id", Uuid(), primary_key=True),
+    Column("name", String(), primary_key=True),
+    # RUN | JOB | DATASET | DATASET_VERSION | INPUT | OUTPUT
+    Column("kind", String(16), nullable=False),
+    Column("facet", JSONType),
+    Column("event_key", EVENT_KEY, nullable=False),
+    Column("lineage_event_id", BigIntPK, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_facets_kind_name", "kind", "name"),
+)
+
+column_lineage = Table(
+    "column_lineage",
+    metadata,
+    Column("output_version_id", Uuid(), primary_key=True),
+    Column("output_field", String(), primary_key=True),
+    Column("input_dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("input_field", String(), primary_key=True),
+    Column("output_dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
+    Column("input_version_id", Uuid()),
+    Column("transformation_description", Text),
+    Column("transformation_type", String(64)),
+    Column("transformation_subtype", String(64)),
+    Column("transformations", JSONType),
+    *_timestamps(),
+    Index("ix_column_lineage_input", "input_dataset_id", "input_field"),
+    Index("ix_column_lineage_output_dataset", "output_dataset_id"),
+)
+
+MODEL_TABLES = [
+    column_lineage,
+    facets,
+    run_io,
+    run_states,
+    runs,
+    lineage_edges,
+    job_version_io,
+    job_versions,
+    jobs,
+    dataset_versions,
+    dataset_fields,
+    dataset_symlinks,
+    datasets,
+    sources,
+    namespaces,
+]
+"""Tables built from the raw events, children first (safe order for deleting)."""

@@ -1,0 +1,43 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api import health, lineage
+from app.api.errors import install_error_handlers
+from app.db.engine import create_db_engine
+from app.db.migrate import upgrade
+from app.settings import Settings
+
+log = logging.getLogger("headwater")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = create_db_engine(settings)
+        if settings.migrate_on_start:
+            upgrade(engine)
+        app.state.engine = engine
+        log.info("Headwater %s using %s", __version__, engine.url.render_as_string(hide_password=True))
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="Headwater",
+        version=__version__,
+        description="OpenLineage metadata service, compatible with the Marquez REST API.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(lineage.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,152 @@
+"""Incoming OpenLineage events (spec 2-0-2): strict about what the model needs, permissive about the rest.
+
+Clients drop an event for good when it gets a 4xx, so the only things rejected are those that cannot be
+stored: a missing job name or namespace, a run id that is no UUID, a timestamp that is not a timestamp, a
+field of the wrong JSON type. Unknown fields and facets are kept verbatim (``extra="allow"``; facets are
+free-form dicts).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, field_validator
+
+_ISO_TIMESTAMP = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?P<fraction>[.,]\d+)?"
+    r"(?P<zone>Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """ISO-8601 as producers really send it: nanoseconds (truncated to µs), ``Z`` or an offset, or no zone
+    at all (read as UTC)."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        match = _ISO_TIMESTAMP.match(value.strip())
+        if not match:
+            raise ValueError("must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00.000Z")
+        fraction = (match["fraction"] or "")[1:7]
+        zone = match["zone"] or ""
+        if zone in ("Z", "z"):
+            zone = "+00:00"
+        elif len(zone) == 3:
+            zone += ":00"
+        elif len(zone) == 5:
+            zone = zone[:3] + ":" + zone[3:]
+        text = f"{match['date']}T{match['time']}{'.' + fraction.ljust(6, '0') if fraction else ''}{zone}"
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"is not a valid date-time: {exc}") from None
+    else:
+        raise ValueError("must be an ISO-8601 date-time string")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _none_as_empty_dict(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _none_as_empty_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+# Names are indexed; 1024 characters is what Marquez allows too.
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+Facets = Annotated[dict[str, Any], BeforeValidator(_none_as_empty_dict)]
+
+
+class _Permissive(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class Dataset(_Permissive):
+    namespace: NonEmptyStr
+    name: NonEmptyStr
+    facets: Facets = {}
+
+
+class InputDataset(Dataset):
+    inputFacets: Facets = {}
+
+
+class OutputDataset(Dataset):
+    outputFacets: Facets = {}
+
+
+class Job(_Permissive):
+    namespace: NonEmptyStr
+    name: NonEmptyStr
+    facets: Facets = {}
+
+
+class Run(_Permissive):
+    runId: str
+    facets: Facets = {}
+
+    @field_validator("runId")
+    @classmethod
+    def _must_be_uuid(cls, value: str) -> str:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise ValueError("must be a UUID (RFC 4122 text form)") from None
+        return value
+
+    @property
+    def uuid(self) -> uuid.UUID:
+        return uuid.UUID(self.runId)
+
+
+Inputs = Annotated[list[InputDataset], BeforeValidator(_none_as_empty_list)]
+Outputs = Annotated[list[OutputDataset], BeforeValidator(_none_as_empty_list)]
+
+
+class _BaseEvent(_Permissive):
+    eventTime: Timestamp
+    producer: str | None = None
+    schemaURL: str | None = None
+
+
+class RunEvent(_BaseEvent):
+    KIND: ClassVar[str] = "RUN_EVENT"
+    eventType: str | None = None
+    run: Run
+    job: Job
+    inputs: Inputs = []
+    outputs: Outputs = []
+
+
+class DatasetEvent(_BaseEvent):
+    KIND: ClassVar[str] = "DATASET_EVENT"
+    dataset: Dataset
+
+
+class JobEvent(_BaseEvent):
+    KIND: ClassVar[str] = "JOB_EVENT"
+    eventType: str | None = None
+    job: Job
+    inputs: Inputs = []
+    outputs: Outputs = []
+
+
+LineageEvent = RunEvent | DatasetEvent | JobEvent
+
+
+def event_class_for(payload: dict[str, Any]) -> type[LineageEvent] | None:
+    """Tell the event kinds apart by structure, as the spec's ``oneOf`` does (not by ``schemaURL``)."""
+    if "run" in payload:
+        return RunEvent
+    if "dataset" in payload:
+        return DatasetEvent
+    if "job" in payload:
+        return JobEvent
+    return None

@@ -1,0 +1,123 @@
+"""Ingesting OpenLineage events: one transaction per event, the raw event first, then the model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from app.db import tables as t
+from app.db.dialect import is_retryable, is_unavailable, upsert
+from app.db.engine import write_transaction
+from app.schemas.openlineage import LineageEvent
+from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
+from app.services.ingest.writer import EventContext
+
+log = logging.getLogger(__name__)
+
+_APPLY = {"RUN_EVENT": apply_run_event, "DATASET_EVENT": apply_dataset_event, "JOB_EVENT": apply_job_event}
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached; the client should retry (HTTP 503)."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    event_id: int | None
+    duplicate: bool = False
+    apply_error: str | None = None
+
+
+def event_hash(payload: dict[str, Any]) -> str:
+    """Identity of an event: sha256 of its canonical JSON (sorted keys), whatever the sender's formatting."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def event_key(event_time: datetime, digest: str) -> str:
+    """Sorts like the event time (UTC, µs, fixed width); the hash breaks ties the same way everywhere."""
+    return f"{event_time.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S.%f}|{digest}"
+
+
+def _raw_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[str, Any]:
+    job = getattr(event, "job", None)
+    dataset = getattr(event, "dataset", None)
+    run = getattr(event, "run", None)
+    event_type = getattr(event, "eventType", None)
+    return {
+        "event_hash": digest,
+        "event_kind": event.KIND,
+        "event_type": event_type.upper()[:32] if event_type else None,
+        "event_time": event.eventTime,
+        "job_namespace": job.namespace if job else None,
+        "job_name": job.name if job else None,
+        "dataset_namespace": dataset.namespace if dataset else None,
+        "dataset_name": dataset.name if dataset else None,
+        "run_id": run.uuid if run else None,
+        "producer": event.producer if isinstance(event.producer, str) else None,
+        "payload": payload,
+        "received_at": datetime.now(timezone.utc),
+    }
+
+
+def _store_raw(connection: Connection, row: dict[str, Any]) -> int | None:
+    """Insert the raw event; None when the same event is already stored."""
+    stmt = upsert(connection, t.lineage_events).on_conflict_do_nothing(index_elements=["event_hash"])
+    return connection.execute(stmt.returning(t.lineage_events.c.id), row).scalar()
+
+
+def ingest_event(engine: Engine, payload: dict[str, Any], event: LineageEvent, *, retries: int = 8) -> IngestResult:
+    """Store the raw event and apply it to the model in one transaction.
+
+    The same event twice is stored and applied once. A transaction that lost a race (deadlock,
+    serialization failure, busy SQLite) is retried from the start.
+    """
+    digest = event_hash(payload)
+    row = _raw_row(payload, event, digest)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with write_transaction(engine) as connection:
+                event_id = _store_raw(connection, row)
+                if event_id is None:
+                    return IngestResult(None, duplicate=True)
+                ctx = EventContext(event_id, event_key(event.eventTime, digest), event.eventTime)
+                _APPLY[event.KIND](connection, ctx, event)
+                return IngestResult(event_id)
+        except DBAPIError as exc:
+            if is_retryable(exc) and attempt <= retries:
+                time.sleep(random.uniform(0.002, 0.02) * attempt)
+                continue
+            if is_unavailable(exc):
+                raise DatabaseUnavailable(str(exc.orig)) from exc
+            return _keep_unapplied(engine, row, exc)
+        except Exception as exc:  # a mapping bug must not lose an accepted event
+            return _keep_unapplied(engine, row, exc)
+
+
+def _keep_unapplied(engine: Engine, row: dict[str, Any], exc: Exception) -> IngestResult:
+    """The model could not be built from a valid event. Keep the raw event, flagged, so nothing the client
+    sent is lost and `headwater reindex` can apply it once the cause is fixed."""
+    log.exception("event %s could not be applied to the model; stored raw only", row["event_hash"])
+    error = f"{type(exc).__name__}: {exc}"[:4000]
+    try:
+        with write_transaction(engine) as connection:
+            stmt = upsert(connection, t.lineage_events)
+            stmt = stmt.on_conflict_do_update(index_elements=["event_hash"], set_={"apply_error": error})
+            event_id = connection.execute(
+                stmt.returning(t.lineage_events.c.id), {**row, "apply_error": error}
+            ).scalar()
+    except DBAPIError as store_exc:
+        if is_unavailable(store_exc):
+            raise DatabaseUnavailable(str(store_exc.orig)) from store_exc
+        raise
+    return IngestResult(event_id, apply_error=error)

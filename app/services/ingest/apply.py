@@ -1,0 +1,346 @@
+"""How each kind of OpenLineage event changes the model (Marquez's documented semantics, made
+order-independent and transactional). Called inside the event's transaction, after its raw row."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection
+
+from app.schemas.openlineage import DatasetEvent, InputDataset, JobEvent, OutputDataset, RunEvent
+from app.services import identifiers as ids
+from app.services.ingest import extract
+from app.services.ingest.writer import (
+    DatasetRef,
+    EventContext,
+    ModelWriter,
+    dataset_columns_for,
+    job_columns_for,
+)
+
+IO_TYPES = ("INPUT", "OUTPUT")
+
+
+def _refs(w: ModelWriter, datasets: list[InputDataset] | list[OutputDataset], resolved) -> list[DatasetRef]:
+    return [DatasetRef(*resolved[(d.namespace, d.name)], facets=d.facets) for d in datasets]
+
+
+def _prepare_datasets(w: ModelWriter, refs: list[DatasetRef], extra_namespaces: set[str]) -> set[uuid.UUID]:
+    """Namespaces, sources, dataset rows and symlinks for the datasets an event names."""
+    w.ensure_namespaces({r.namespace for r in refs} | extra_namespaces)
+    w.ensure_sources(r.source or ("default", "") for r in refs)
+    new = w.ensure_datasets(refs)
+    for r in refs:
+        w.add_symlinks(r)
+    return new
+
+
+def _follow_facet_winners(
+    w: ModelWriter, winners, *, job_id: uuid.UUID | None, job_is_new: bool, new_datasets: set[uuid.UUID],
+    dataset_ids: set[uuid.UUID],
+) -> None:
+    """Keep the columns that mirror facets (description, location, job type, lifecycle, source) equal to
+    the facet values that won. New rows were inserted with this event's values already."""
+    job_values: dict[str, Any] = {}
+    dataset_values: dict[uuid.UUID, dict[str, Any]] = {}
+    for entity, name, value in winners:
+        if entity == job_id and not job_is_new:
+            job_values.update(job_columns_for(name, value))
+        elif entity in dataset_ids and entity not in new_datasets:
+            dataset_values.setdefault(entity, {}).update(dataset_columns_for(name, value))
+    if job_id is not None:
+        w.set_job_columns(job_id, job_values)
+    for dataset_id in sorted(dataset_values, key=str):
+        w.set_dataset_columns(dataset_id, dataset_values[dataset_id])
+
+
+def _new_version_row(
+    ref: DatasetRef, version_id: uuid.UUID, fields: list[dict], run_id: uuid.UUID | None, ctx: EventContext,
+    external: str | None,
+) -> dict:
+    return {
+        "id": version_id,
+        "dataset_id": ref.id,
+        "namespace_name": ref.namespace,
+        "dataset_name": ref.name,
+        "run_id": run_id,
+        "schema_version_id": ids.dataset_schema_version(ref.namespace, ref.name, fields),
+        "fields": fields,
+        "lifecycle_state": extract.lifecycle_state(ref.facets),
+        "external_version": external,
+        "source_name": ref.source_name,
+        "created_at": ctx.time,
+    }
+
+
+def _content_version(ref: DatasetRef, fields: list[dict], run_id: uuid.UUID | None) -> uuid.UUID:
+    return ids.dataset_version(
+        ref.namespace, ref.source_name, ref.name, ref.name, fields, extract.lifecycle_state(ref.facets), run_id
+    )
+
+
+def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> None:
+    w = ModelWriter(conn, ctx)
+    run_id = event.run.uuid
+    job_ns, job_name = event.job.namespace, event.job.name
+    parent = extract.parent_of(event.run.facets)
+    attrs = extract.job_attributes(event.job.facets)
+    state = extract.run_state(event.eventType)
+
+    # Datasets: the event's inputs and outputs, plus datasets its column lineage reads from.
+    column_edges = {i: extract.column_lineage(d.facets) for i, d in enumerate(event.outputs)}
+    names = [(d.namespace, d.name) for d in [*event.inputs, *event.outputs]]
+    names += [(e.input_namespace, e.input_name) for edges in column_edges.values() for e in edges]
+    resolved = w.resolve(names)
+    inputs, outputs = _refs(w, event.inputs, resolved), _refs(w, event.outputs, resolved)
+    column_inputs = {
+        (e.input_namespace, e.input_name): DatasetRef(*resolved[(e.input_namespace, e.input_name)])
+        for edges in column_edges.values()
+        for e in edges
+    }
+    new_datasets = _prepare_datasets(
+        w,
+        [*inputs, *outputs, *column_inputs.values()],
+        {job_ns} | ({parent.namespace} if parent else set()),
+    )
+    fields_by_dataset: dict[uuid.UUID, tuple[list[dict], bool]] = {}
+    for refs, authoritative in ((inputs, False), (outputs, True)):
+        for r in refs:
+            fields = extract.schema_fields(r.facets)
+            if fields is not None:
+                fields_by_dataset[r.id] = (fields, authoritative)
+    w.write_fields(fields_by_dataset)
+
+    # The job (and its parent, e.g. the Airflow DAG of a task).
+    parent_job_id = None
+    if parent:
+        parent_job_id, _ = w.ensure_job(parent.namespace, parent.name, simple_name=parent.name, attrs=None)
+    job_id, job_is_new = w.ensure_job(
+        job_ns,
+        job_name,
+        simple_name=extract.simple_name(job_name, parent),
+        attrs=attrs,
+        parent_job_id=parent_job_id,
+        current_run=run_id,
+    )
+    if job_is_new:
+        current_version_key, location = "", attrs.location
+    else:
+        current_version_key, location = w.touch_job(job_id, run_id, parent_job_id)
+
+    # The run and its state history.
+    if parent:
+        w.ensure_parent_run(parent.run_id, parent.raw_run_id, parent_job_id, parent.namespace, parent.name)
+    w.upsert_run(
+        run_id,
+        external_id=event.run.runId,
+        job_id=job_id,
+        namespace=job_ns,
+        job_name=job_name,
+        parent_run_id=parent.run_id if parent else None,
+        state=state,
+        nominal=extract.nominal_times(event.run.facets),
+    )
+    if event.eventType:
+        w.record_state(run_id, event.eventType.upper()[:32], state[0] if state else None)
+
+    # Dataset versions read and written by this run.
+    earlier_io = {(row.dataset_id, row.io_type): row for row in w.run_io(run_id)}
+    current = w.current_versions([r.id for r in inputs] + [r.id for r in column_inputs.values()])
+    version_rows: list[dict] = []
+    adopt: list[tuple[uuid.UUID, uuid.UUID]] = []
+    superseded: list[tuple[uuid.UUID, uuid.UUID]] = []
+    event_io: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+    for r in inputs:
+        external = extract.external_version(r.facets)
+        version = w.version_by_external(r.id, external) if external else current.get(r.id)
+        if version is None:
+            fields = extract.schema_fields(r.facets) or []
+            version = _content_version(r, fields, None)
+            if external:
+                version = ids.name_uuid_from_bytes(f"{version}:{external}".encode())
+            version_rows.append(_new_version_row(r, version, fields, None, ctx, external))
+            adopt.append((r.id, version))
+        event_io[(r.id, "INPUT")] = version
+    for r in outputs:
+        earlier = earlier_io.get((r.id, "OUTPUT"))
+        fields = extract.schema_fields(r.facets)
+        if earlier is not None and (earlier.event_key > ctx.key or fields is None):
+            # A later event of this run already fixed the version, or this one adds no schema to it.
+            version = earlier.dataset_version_id
+        else:
+            version = _content_version(r, fields or [], run_id)
+            version_rows.append(
+                _new_version_row(r, version, fields or [], run_id, ctx, extract.external_version(r.facets))
+            )
+            if earlier is not None and earlier.dataset_version_id != version:
+                superseded.append((earlier.dataset_version_id, version))
+        event_io[(r.id, "OUTPUT")] = version
+    w.insert_versions(version_rows)
+    for dataset_id, version in adopt:
+        w.adopt_first_version(dataset_id, version)
+    w.upsert_run_io(
+        [
+            {
+                "run_id": run_id,
+                "dataset_id": dataset_id,
+                "io_type": io_type,
+                "id": ids.run_io_id(run_id, dataset_id, io_type),
+                "dataset_version_id": version,
+                "event_key": ctx.key,
+            }
+            for (dataset_id, io_type), version in event_io.items()
+        ]
+    )
+
+    # Facets: run, job, dataset, dataset version, and the run's input/output facets.
+    entries: list[tuple[uuid.UUID, str, str, Any]] = []
+    entries += [(run_id, "RUN", name, value) for name, value in event.run.facets.items()]
+    entries += [(job_id, "JOB", name, value) for name, value in event.job.facets.items()]
+    for r, d in zip(inputs, event.inputs):
+        entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
+        link = ids.run_io_id(run_id, r.id, "INPUT")
+        entries += [(link, "INPUT", name, value) for name, value in d.inputFacets.items()]
+    for r, d in zip(outputs, event.outputs):
+        version = event_io[(r.id, "OUTPUT")]
+        entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
+        entries += [(version, "DATASET_VERSION", name, value) for name, value in d.facets.items()]
+        link = ids.run_io_id(run_id, r.id, "OUTPUT")
+        entries += [(link, "OUTPUT", name, value) for name, value in d.outputFacets.items()]
+    winners = w.upsert_facets(entries)
+    _follow_facet_winners(
+        w,
+        winners,
+        job_id=job_id,
+        job_is_new=job_is_new,
+        new_datasets=new_datasets,
+        dataset_ids={r.id for r in [*inputs, *outputs]},
+    )
+
+    # Column lineage, pinned to the output version and to the input versions this run read.
+    read_versions = {ds: row.dataset_version_id for (ds, io), row in earlier_io.items() if io == "INPUT"}
+    read_versions.update({ds: v for (ds, io), v in event_io.items() if io == "INPUT"})
+    column_rows = []
+    for i, r in enumerate(outputs):
+        for e in column_edges[i]:
+            source = column_inputs[(e.input_namespace, e.input_name)]
+            column_rows.append(
+                {
+                    "output_version_id": event_io[(r.id, "OUTPUT")],
+                    "output_field": e.output_field,
+                    "input_dataset_id": source.id,
+                    "input_field": e.input_field,
+                    "output_dataset_id": r.id,
+                    "input_version_id": read_versions.get(source.id) or current.get(source.id),
+                    "transformation_description": e.description,
+                    "transformation_type": e.type,
+                    "transformation_subtype": e.subtype,
+                    "transformations": e.transformations,
+                    "created_at": ctx.time,
+                    "updated_at": ctx.time,
+                }
+            )
+    w.upsert_column_lineage(column_rows)
+    for old, new in superseded:
+        w.drop_superseded_version(old, new, run_id)
+
+    # Lineage edges, job version, current dataset versions.
+    run_io = {key: (row.dataset_version_id, row.namespace_name, row.name) for key, row in earlier_io.items()}
+    for r in [*inputs, *outputs]:
+        for io_type in IO_TYPES:
+            if (r.id, io_type) in event_io and (
+                (r.id, io_type) not in earlier_io or earlier_io[(r.id, io_type)].event_key < ctx.key
+            ):
+                run_io[(r.id, io_type)] = (event_io[(r.id, io_type)], r.namespace, r.name)
+    streaming = attrs.type == "STREAM" and bool(event_io)
+    completes = state is not None and state[0] == "COMPLETED"
+    terminal = state is not None and state[0] in extract.TERMINAL_STATES
+    event_edges = {io: [ds for (ds, kind) in event_io if kind == io] for io in IO_TYPES}
+    if not (terminal or streaming):
+        w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
+        return
+    io_lists = {
+        io: sorted(((ns, name, ds) for (ds, kind), (_, ns, name) in run_io.items() if kind == io))
+        for io in IO_TYPES
+    }
+    job_version = w.record_job_version(job_id, job_ns, job_name, location, io_lists, run_id)
+    w.set_run_job_version(run_id, job_version)
+    run_edges = {io: [ds for _, _, ds in io_lists[io]] for io in IO_TYPES}
+    if (completes or streaming) and w.make_job_version_current(job_id, job_version):
+        for io in IO_TYPES:
+            if run_edges[io]:  # a run that reported nothing in one direction does not wipe those edges
+                w.retire_edges(job_id, io, run_edges[io])
+        w.upsert_edges(job_id, run_edges, current=True, run_id=run_id)
+    else:
+        w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
+    if completes or streaming:
+        w.make_versions_current({ds: v for (ds, io), (v, _, _) in run_io.items() if io == "OUTPUT"})
+
+
+def apply_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent) -> None:
+    w = ModelWriter(conn, ctx)
+    d = event.dataset
+    ref = DatasetRef(*w.resolve([(d.namespace, d.name)])[(d.namespace, d.name)], facets=d.facets)
+    new = _prepare_datasets(w, [ref], set())
+    fields = extract.schema_fields(ref.facets)
+    entries: list[tuple[uuid.UUID, str, str, Any]] = [(ref.id, "DATASET", n, v) for n, v in d.facets.items()]
+    version = None
+    if fields is not None or extract.lifecycle_state(ref.facets):
+        # Static metadata with a schema (or a lifecycle change) is a new version of the dataset; facets
+        # alone (documentation, ownership…) describe the dataset without versioning it.
+        fields = fields or []
+        w.write_fields({ref.id: (fields, True)})
+        version = _content_version(ref, fields, None)
+        w.insert_versions(
+            [_new_version_row(ref, version, fields, None, ctx, extract.external_version(ref.facets))]
+        )
+        entries += [(version, "DATASET_VERSION", n, v) for n, v in d.facets.items()]
+    winners = w.upsert_facets(entries)
+    _follow_facet_winners(w, winners, job_id=None, job_is_new=False, new_datasets=new, dataset_ids={ref.id})
+    if version is not None:
+        w.make_versions_current({ref.id: version})
+
+
+def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> None:
+    w = ModelWriter(conn, ctx)
+    job_ns, job_name = event.job.namespace, event.job.name
+    attrs = extract.job_attributes(event.job.facets)
+    resolved = w.resolve([(d.namespace, d.name) for d in [*event.inputs, *event.outputs]])
+    inputs, outputs = _refs(w, event.inputs, resolved), _refs(w, event.outputs, resolved)
+    new_datasets = _prepare_datasets(w, [*inputs, *outputs], {job_ns})
+    w.write_fields(
+        {
+            r.id: (fields, False)
+            for r in [*inputs, *outputs]
+            if (fields := extract.schema_fields(r.facets)) is not None
+        }
+    )
+    job_id, job_is_new = w.ensure_job(job_ns, job_name, simple_name=job_name, attrs=attrs)
+    location = attrs.location
+    if not job_is_new:
+        _, stored_location = w.touch_job(job_id, None, None)
+        location = location or stored_location
+
+    entries: list[tuple[uuid.UUID, str, str, Any]] = [(job_id, "JOB", n, v) for n, v in event.job.facets.items()]
+    for r, d in zip([*inputs, *outputs], [*event.inputs, *event.outputs]):
+        entries += [(r.id, "DATASET", n, v) for n, v in d.facets.items()]
+    winners = w.upsert_facets(entries)
+    _follow_facet_winners(
+        w, winners, job_id=job_id, job_is_new=job_is_new, new_datasets=new_datasets,
+        dataset_ids={r.id for r in [*inputs, *outputs]},
+    )
+
+    # Declared (design-time) lineage is the job's current IO unless a later event says otherwise.
+    io_lists = {
+        "INPUT": sorted({(r.namespace, r.name, r.id) for r in inputs}),
+        "OUTPUT": sorted({(r.namespace, r.name, r.id) for r in outputs}),
+    }
+    version = w.record_job_version(job_id, job_ns, job_name, location, io_lists, None)
+    edges = {io: [ds for _, _, ds in io_lists[io]] for io in IO_TYPES}
+    made_current = w.make_job_version_current(job_id, version)
+    if made_current:
+        for io in IO_TYPES:
+            if edges[io]:
+                w.retire_edges(job_id, io, edges[io])
+    w.upsert_edges(job_id, edges, current=made_current, run_id=None)

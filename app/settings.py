@@ -1,0 +1,76 @@
+"""All configuration, in one place.
+
+Environment variables use the ``HEADWATER_`` prefix. Where a Marquez docker-compose user already has a
+variable (``MARQUEZ_PORT``, ``POSTGRES_HOST`` …) it is honoured too, so an existing setup carries over.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+DEFAULT_SQLITE_URL = "sqlite:///headwater.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEADWATER_", extra="ignore", populate_by_name=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(5000, validation_alias=AliasChoices("HEADWATER_PORT", "MARQUEZ_PORT", "port"))
+    workers: int = 1
+
+    # The database. Empty means: Postgres if Marquez's POSTGRES_HOST is set, else the embedded SQLite file.
+    database_url: str = ""
+    postgres_host: str | None = Field(None, validation_alias=AliasChoices("POSTGRES_HOST", "postgres_host"))
+    postgres_port: int = Field(5432, validation_alias=AliasChoices("POSTGRES_PORT", "postgres_port"))
+    postgres_db: str = Field("marquez", validation_alias=AliasChoices("POSTGRES_DB", "postgres_db"))
+    postgres_user: str = Field("marquez", validation_alias=AliasChoices("POSTGRES_USER", "postgres_user"))
+    postgres_password: str = Field(
+        "marquez", validation_alias=AliasChoices("POSTGRES_PASSWORD", "postgres_password")
+    )
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    migrate_on_start: bool = True
+    # Largest accepted request body (after gzip inflation), in bytes.
+    max_body_bytes: int = 16 * 1024 * 1024
+    # How often a transaction that hit a deadlock / serialization failure / busy SQLite is retried.
+    ingest_retries: int = 8
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        # Users paste libpq-style URLs; SQLAlchemy needs the driver spelled out.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @cached_property
+    def sqlalchemy_url(self) -> URL:
+        if self.database_url:
+            return make_url(self.database_url)
+        if self.postgres_host:
+            return URL.create(
+                "postgresql+psycopg",
+                username=self.postgres_user,
+                password=self.postgres_password,
+                host=self.postgres_host,
+                port=self.postgres_port,
+                database=self.postgres_db,
+            )
+        return make_url(DEFAULT_SQLITE_URL)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.get_backend_name() == "sqlite"
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite or not self.sqlalchemy_url.database:
+            return None
+        return Path(self.sqlalchemy_url.database)
