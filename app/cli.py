@@ -49,3 +49,7 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db.json import UnstorableJSON
 from app.services.ingest import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(UnstorableJSON)
+    async def _unstorable(_: Request, exc: UnstorableJSON):
+        return JSONResponse(error_body(400, f"Request body cannot be stored: {exc}"), 400)
 
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(_: Request, exc: DatabaseUnavailable):

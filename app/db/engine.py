@@ -5,19 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 
+from app.db import json as json_codec
 from app.settings import Settings
-
-
-def _json_dumps(value) -> str:
-    return orjson.dumps(value).decode("utf-8")
 
 
 def create_db_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
-    common = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    common = {"json_serializer": json_codec.dumps, "json_deserializer": json_codec.loads}
     if settings.is_sqlite:
         path = settings.sqlite_path()
         if path is not None:

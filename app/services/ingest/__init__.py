@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from app.db import json as json_codec
 from app.db import tables as t
 from app.db.dialect import is_retryable, is_unavailable, upsert
 from app.db.engine import write_transaction
@@ -39,7 +39,7 @@ class IngestResult:
 
 def event_hash(payload: dict[str, Any]) -> str:
     """Identity of an event: sha256 of its canonical JSON (sorted keys), whatever the sender's formatting."""
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(json_codec.dumps_bytes(payload, sort_keys=True)).hexdigest()
 
 
 def event_key(event_time: datetime, digest: str) -> str:

@@ -1,0 +1,49 @@
+# Headwater — the two commands a new user needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite test-postgres bench-ingest openapi clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall when the dependency list changes.
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+## Install, migrate and serve on http://localhost:5000 (embedded SQLite unless HEADWATER_DATABASE_URL / POSTGRES_HOST is set).
+run: $(VENV)/.installed
+	$(VENV)/bin/headwater serve
+
+## The whole suite twice: on SQLite, then on a throwaway PostgreSQL server the run starts itself.
+test: $(VENV)/.installed-dev
+	@status=0; \
+	echo "== tests on SQLite =="; HEADWATER_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS) || status=1; \
+	echo "== tests on PostgreSQL =="; HEADWATER_TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS) || status=1; \
+	exit $$status
+
+test-sqlite: $(VENV)/.installed-dev
+	HEADWATER_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.installed-dev
+	HEADWATER_TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
+
+## Ingest throughput over HTTP into Postgres, next to a raw-insert floor measured in the same run.
+bench-ingest: $(VENV)/.installed-dev
+	$(PY) -m bench.ingest $(BENCH_ARGS)
+
+## Regenerate the checked-in OpenAPI document from the app.
+openapi: $(VENV)/.installed
+	$(PY) -m app.openapi_doc write
+
+clean:
+	rm -rf $(VENV) *.egg-info test-output .pytest_cache

@@ -1,0 +1,89 @@
+"""Test fixtures. The suite runs against the database named by HEADWATER_TEST_DB (sqlite | postgres);
+`make test` runs it once for each. Postgres is a real server: a throwaway cluster started for the session
+(or HEADWATER_TEST_POSTGRES_URL, whose tables are reset)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from app.db.engine import create_db_engine
+from app.db.migrate import upgrade
+from app.db.tables import MODEL_TABLES, lineage_events
+from app.main import create_app
+from app.settings import Settings
+from tests.support.live_server import LiveServer
+
+TEST_DB = os.environ.get("HEADWATER_TEST_DB", "sqlite")
+
+
+def pytest_report_header(config):
+    return f"headwater database: {TEST_DB}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    if TEST_DB == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'headwater.db'}"
+    elif TEST_DB == "postgres":
+        if os.environ.get("HEADWATER_TEST_POSTGRES_URL"):
+            url = os.environ["HEADWATER_TEST_POSTGRES_URL"]
+            engine = create_db_engine(Settings(database_url=url))
+            with engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            engine.dispose()
+            yield url
+        else:
+            from tests.support.postgres import TemporaryPostgres
+
+            with TemporaryPostgres() as pg:
+                yield pg.url
+    else:
+        raise pytest.UsageError(f"HEADWATER_TEST_DB must be sqlite or postgres, not {TEST_DB!r}")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url) -> Settings:
+    return Settings(database_url=database_url, migrate_on_start=False)
+
+
+@pytest.fixture(scope="session")
+def engine(settings) -> Iterator[Engine]:
+    engine = create_db_engine(settings)
+    upgrade(engine)  # the schema under test is the one the migrations build
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean_database(request) -> None:
+    """Empty every table before each test that touches the database."""
+    if "engine" not in request.fixturenames:
+        return
+    engine: Engine = request.getfixturevalue("engine")
+    tables = [*MODEL_TABLES, lineage_events]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def client(settings, engine) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def live_server(database_url, engine, tmp_path) -> Iterator[LiveServer]:
+    """`headwater serve` in its own process, on the test database."""
+    with LiveServer(database_url, log_path=tmp_path / "server.log") as server:
+        yield server
+
+
