@@ -139,6 +139,8 @@ dataset_fields = Table(
     Column("name", String(), nullable=False),  # nested struct fields are flattened as parent.child
     Column("type", Text),
     Column("description", Text),
+    # A writer's schema replaces type/description only if its event is later; readers' rows carry "".
+    Column("event_key", EVENT_KEY, nullable=False, server_default=""),
     *_timestamps(),
     Index("uq_dataset_fields_dataset_name", "dataset_id", "name", unique=True),
 )

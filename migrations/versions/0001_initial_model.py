@@ -1,8 +1,9 @@
-"""initial model
+"""Initial model: raw events, namespaces, sources, datasets (+ versions, fields, symlinks), jobs (+ versions),
+runs (+ states, IO), facets, column lineage and the current lineage edges.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 10:43:28.158728
+Create Date: 2026-11-24 10:48:04.482370
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(), nullable=False),
     sa.Column('type', sa.Text(), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('event_key', sa.String(length=128), server_default='', nullable=False),
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_dataset_fields_dataset_id_datasets'), ondelete='CASCADE'),

@@ -21,8 +21,8 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def facet(name: str, producer: str = PYTHON_PRODUCER, **fields: Any) -> dict[str, Any]:
-    return {"_producer": producer, "_schemaURL": FACET_URL.format(name), **fields}
+def facet(schema_name: str, producer: str = PYTHON_PRODUCER, /, **fields: Any) -> dict[str, Any]:
+    return {"_producer": producer, "_schemaURL": FACET_URL.format(schema_name), **fields}
 
 
 def schema(*columns: tuple[str, str] | dict, producer: str = PYTHON_PRODUCER) -> dict[str, Any]:

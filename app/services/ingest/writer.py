@@ -86,6 +86,23 @@ class ModelWriter:
         self.conn.execute(stmt, rows)
         return []
 
+    def _revive(self, table: t.Table, row_ids: list[uuid.UUID]) -> None:
+        """For rows that already existed: a soft-deleted one comes back when an event names it (as in
+        Marquez), and an event older than the row's first one moves created_at back, so the result does not
+        depend on arrival order. Matches (and locks) no row in the common case."""
+        if not row_ids:
+            return
+        now, c = self.ctx.time, table.c
+        self.conn.execute(
+            update(table)
+            .where(c.id.in_(row_ids), or_(c.is_hidden, c.created_at > now))
+            .values(
+                is_hidden=False,
+                created_at=_earlier(now, c.created_at),
+                updated_at=_later(now, c.updated_at),
+            )
+        )
+
     # --- namespaces and sources -----------------------------------------------------------------------
 
     def ensure_namespaces(self, names: Iterable[str]) -> None:
@@ -95,12 +112,7 @@ class ModelWriter:
             "id",
         )
         self._insert_ignore(t.namespaces, rows)
-        # A soft-deleted namespace comes back when an event names it (as in Marquez).
-        self.conn.execute(
-            update(t.namespaces)
-            .where(t.namespaces.c.id.in_([r["id"] for r in rows]), t.namespaces.c.is_hidden)
-            .values(is_hidden=False, updated_at=now)
-        )
+        self._revive(t.namespaces, [r["id"] for r in rows])
 
     def ensure_sources(self, sources: Iterable[tuple[str, str]]) -> None:
         now = self.ctx.time
@@ -160,13 +172,7 @@ class ModelWriter:
             )
         rows = _dedupe(rows, "id")
         inserted = {r.id for r in self._insert_ignore(t.datasets, rows, returning=[t.datasets.c.id])}
-        existing = [r["id"] for r in rows if r["id"] not in inserted]
-        if existing:
-            self.conn.execute(
-                update(t.datasets)
-                .where(t.datasets.c.id.in_(existing), t.datasets.c.is_hidden)
-                .values(is_hidden=False, updated_at=now)
-            )
+        self._revive(t.datasets, [r["id"] for r in rows if r["id"] not in inserted])
         return inserted
 
     def add_symlinks(self, ref: DatasetRef) -> None:
@@ -190,6 +196,7 @@ class ModelWriter:
                     "name": f.name,
                     "type": f.type,
                     "description": f.description,
+                    "event_key": self.ctx.key if authoritative else "",
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -200,8 +207,16 @@ class ModelWriter:
             ex, col = stmt.excluded, t.dataset_fields.c
             stmt = stmt.on_conflict_do_update(
                 index_elements=[col.id],
-                set_={"type": ex.type, "description": ex.description, "updated_at": ex.updated_at},
-                where=or_(col.type.is_distinct_from(ex.type), col.description.is_distinct_from(ex.description)),
+                set_={
+                    "type": ex.type,
+                    "description": ex.description,
+                    "event_key": ex.event_key,
+                    "updated_at": ex.updated_at,
+                },
+                where=and_(
+                    ex.event_key > col.event_key,
+                    or_(col.type.is_distinct_from(ex.type), col.description.is_distinct_from(ex.description)),
+                ),
             )
             self.conn.execute(stmt, _dedupe(authoritative_rows, "id"))
 
@@ -332,6 +347,7 @@ class ModelWriter:
             "is_hidden": False,
             "updated_at": _later(self.ctx.time, j.updated_at),
             "parent_job_id": case((j.parent_job_id.is_(None), parent_job_id), else_=j.parent_job_id),
+            "created_at": _earlier(self.ctx.time, j.created_at),
         }
         if run_id is not None:
             newer = j.current_run_key < self.ctx.key

@@ -1,0 +1,484 @@
+"""Ingest throughput: POST /api/v1/lineage over real HTTP into a throwaway PostgreSQL, next to a floor.
+
+    python -m bench.ingest [--events N] [--workers W] [--concurrency C] [--warmup K]
+
+The *floor* is what the same PostgreSQL server does with the same serialized events when nothing but a
+bare ``INSERT ... jsonb`` + commit per event is asked of it, at the same concurrency. Headwater / floor
+then says how much of the database's raw write capacity the service delivers as ingested events.
+
+Both phases run in one invocation against one server, so the ratio is meaningful on any machine even
+when the absolute figures are not. The load generator is this process; the server is a subprocess
+(``LiveServer``), so client and server contend for the CPU only as much as a real deployment on one
+box would. CPU seconds per side are reported so a client-bound run is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+from psycopg.types.json import Jsonb
+
+from tests.support.live_server import LiveServer
+from tests.support.postgres import TemporaryPostgres
+
+# -- event generation ----------------------------------------------------------------------------------
+
+SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.14.0"
+DATASET_NAMESPACE = "postgres://db.example:5432"
+JOB_NAMESPACE = "airflow-warehouse"
+T0 = datetime(2024, 11, 1, 0, 0, tzinfo=timezone.utc)
+
+LAYERS = 6
+JOBS_PER_LAYER = 50  # 300 jobs
+SOURCE_TABLES = 50  # read by the first layer, written by nobody
+COLUMNS_PER_TABLE = 20
+LAYER_SPACING = timedelta(minutes=10)  # a layer starts after the previous one has finished
+
+# Column vocabulary: name -> type. Tables draw 20 of these so that column lineage can mostly follow names.
+COLUMN_TYPES = {
+    "id": "BIGINT", "customer_id": "BIGINT", "order_id": "BIGINT", "product_id": "BIGINT",
+    "account_id": "BIGINT", "store_id": "INTEGER", "region_id": "INTEGER", "created_at": "TIMESTAMP",
+    "updated_at": "TIMESTAMP", "event_date": "DATE", "loaded_at": "TIMESTAMP", "amount": "NUMERIC(18,2)",
+    "tax_amount": "NUMERIC(18,2)", "discount": "NUMERIC(18,2)", "quantity": "INTEGER",
+    "unit_price": "NUMERIC(18,4)", "currency": "VARCHAR(3)", "status": "VARCHAR(32)",
+    "channel": "VARCHAR(32)", "country_code": "VARCHAR(2)", "city": "VARCHAR(128)",
+    "email": "VARCHAR(256)", "is_active": "BOOLEAN", "is_deleted": "BOOLEAN", "segment": "VARCHAR(64)",
+    "category": "VARCHAR(64)", "sku": "VARCHAR(64)", "score": "DOUBLE PRECISION",
+    "margin": "NUMERIC(18,4)", "source_system": "VARCHAR(32)", "batch_id": "UUID", "row_hash": "CHAR(64)",
+}
+COLUMN_NAMES = list(COLUMN_TYPES)
+
+
+def _facet(facet: str, version: str, /, **fields) -> dict:
+    return {
+        "_producer": PRODUCER,
+        "_schemaURL": f"https://openlineage.io/spec/facets/{version}/{facet}.json#/$defs/{facet}",
+        **fields,
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _table_name(k: int) -> str:
+    return f"analytics.public.table_{k}"
+
+
+@dataclass
+class Pipeline:
+    """~300 jobs in layers; each job reads two tables of the layer below and writes one table of its own.
+    The per-job parts of an event (job, inputs, outputs) never change between runs, so they are built once."""
+
+    rng: random.Random
+    columns: dict[int, list[str]] = field(default_factory=dict)
+    jobs: list[dict] = field(default_factory=list)  # {"layer", "job", "inputs", "outputs"}
+
+    def __post_init__(self) -> None:
+        for k in range(SOURCE_TABLES + LAYERS * JOBS_PER_LAYER):
+            self.columns[k] = self.rng.sample(COLUMN_NAMES, COLUMNS_PER_TABLE)
+        below = list(range(SOURCE_TABLES))
+        next_table = SOURCE_TABLES
+        for layer in range(LAYERS):
+            written = []
+            for _ in range(JOBS_PER_LAYER):
+                a, b = self.rng.sample(below, 2)
+                self.jobs.append(self._job(layer, a, b, next_table))
+                written.append(next_table)
+                next_table += 1
+            below = written
+
+    def _dataset(self, k: int, extra_facets: dict | None = None) -> dict:
+        fields = [
+            {"name": c, "type": COLUMN_TYPES[c], "description": f"{c.replace('_', ' ')} ({_table_name(k)})"}
+            for c in self.columns[k]
+        ]
+        facets = {
+            "schema": _facet("SchemaDatasetFacet", "1-1-1", fields=fields),
+            "dataSource": _facet(
+                "DatasourceDatasetFacet", "1-0-1", name=DATASET_NAMESPACE, uri=f"{DATASET_NAMESPACE}/analytics"
+            ),
+            **(extra_facets or {}),
+        }
+        return {"namespace": DATASET_NAMESPACE, "name": _table_name(k), "facets": facets}
+
+    def _job(self, layer: int, a: int, b: int, out: int) -> dict:
+        lineage, select = {}, []
+        for column in self.columns[out]:
+            # Same-named column of the first input when there is one; sometimes combined with the second.
+            first = column if column in self.columns[a] else self.rng.choice(self.columns[a])
+            sources = [(a, first)]
+            select_expr = f"a.{first}"
+            if self.rng.random() < 0.4:
+                second = self.rng.choice(self.columns[b])
+                sources.append((b, second))
+                select_expr = f"coalesce(a.{first}, b.{second})"
+            select.append(f"{select_expr} AS {column}")
+            lineage[column] = {
+                "inputFields": [
+                    {
+                        "namespace": DATASET_NAMESPACE,
+                        "name": _table_name(k),
+                        "field": f,
+                        "transformations": [{"type": "DIRECT", "subtype": "IDENTITY"}],
+                    }
+                    for k, f in sources
+                ]
+            }
+        sql = (
+            f"INSERT INTO {_table_name(out)} SELECT {', '.join(select)} "
+            f"FROM {_table_name(a)} a JOIN {_table_name(b)} b ON a.id = b.id"
+        )
+        column_lineage = {"columnLineage": _facet("ColumnLineageDatasetFacet", "1-2-0", fields=lineage)}
+        return {
+            "layer": layer,
+            "job": {
+                "namespace": JOB_NAMESPACE,
+                "name": f"warehouse_layer_{layer}.build_table_{out}",
+                "facets": {
+                    "jobType": _facet(
+                        "JobTypeJobFacet", "2-0-3", processingType="BATCH", integration="AIRFLOW", jobType="TASK"
+                    ),
+                    "sql": _facet("SQLJobFacet", "1-1-0", query=sql, dialect="postgres"),
+                },
+            },
+            "inputs": [self._dataset(a), self._dataset(b)],
+            "outputs": [self._dataset(out, column_lineage)],
+        }
+
+
+def generate_events(total: int, seed: int = 7) -> list[bytes]:
+    """`total` distinct RunEvents as JSON bytes, in eventTime order: hourly executions of the whole
+    pipeline, layer after layer, each run a START and a later COMPLETE under its own uuid4 runId."""
+    rng = random.Random(seed)
+    pipeline = Pipeline(rng)
+    engine_facet = _facet("ProcessingEngineRunFacet", "1-1-1", version="2.10.3", name="Airflow",
+                          openlineageAdapterVersion="1.14.0")
+    timeline: list[tuple[datetime, str, dict, dict]] = []
+    for r in range((total + 1) // 2):
+        execution, job = divmod(r, len(pipeline.jobs))
+        spec = pipeline.jobs[job]
+        nominal = T0 + timedelta(hours=execution)
+        start = nominal + spec["layer"] * LAYER_SPACING + timedelta(seconds=rng.uniform(0, 120))
+        end = start + timedelta(seconds=rng.uniform(20, 450))
+        run = {
+            "runId": str(uuid.uuid4()),
+            "facets": {
+                "nominalTime": _facet(
+                    "NominalTimeRunFacet", "1-0-1",
+                    nominalStartTime=_iso(nominal), nominalEndTime=_iso(nominal + timedelta(hours=1)),
+                ),
+                "processing_engine": engine_facet,
+            },
+        }
+        timeline.append((start, "START", run, spec))
+        timeline.append((end, "COMPLETE", run, spec))
+    timeline.sort(key=lambda item: item[0])
+    return [
+        orjson.dumps(
+            {
+                "eventType": event_type,
+                "eventTime": _iso(moment),
+                "producer": PRODUCER,
+                "schemaURL": SCHEMA_URL,
+                "run": run,
+                "job": spec["job"],
+                "inputs": spec["inputs"],
+                "outputs": spec["outputs"],
+            }
+        )
+        for moment, event_type, run, spec in timeline[:total]
+    ]
+
+
+# -- CPU accounting -------------------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree_cpu(root_pid: int) -> float:
+    """CPU seconds of a process and its live descendants (plus children it has reaped), from /proc."""
+    parents, cpu = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(entry)
+        parents[pid] = int(rest[1])
+        cpu[pid] = sum(int(x) for x in rest[11:15]) / _TICK  # utime stime cutime cstime
+    total, frontier = 0.0, [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        total += cpu.get(pid, 0.0)
+        frontier += [child for child, parent in parents.items() if parent == pid]
+    return total
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds spent by the client (this process), the Headwater server and PostgreSQL during a phase."""
+
+    def __init__(self, pg: TemporaryPostgres, server_pid: int | None = None):
+        self.pg_pid = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+        self.server_pid = server_pid
+
+    def sample(self) -> dict[str, float]:
+        sample = {"client": _self_cpu(), "postgres": _process_tree_cpu(self.pg_pid)}
+        if self.server_pid:
+            sample["server"] = _process_tree_cpu(self.server_pid)
+        return sample
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {k: after[k] - before[k] for k in before}
+
+
+# -- phases ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    events: int
+    seconds: float
+    cpu: dict[str, float]
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)  # status code, or an exception name
+    samples: list[str] = field(default_factory=list)  # a few error responses, for the report
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds
+
+    @property
+    def ok(self) -> int:
+        return sum(n for s, n in self.statuses.items() if isinstance(s, int) and 200 <= s < 300)
+
+
+def raw_url(pg: TemporaryPostgres) -> str:
+    return f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{pg.database}"
+
+
+def _pass_through(body: bytes) -> bytes:
+    return body
+
+
+def run_floor(pg: TemporaryPostgres, events: list[bytes], warmup: list[bytes], concurrency: int) -> Phase:
+    """One INSERT + commit per event, `concurrency` threads with a connection each."""
+    url = raw_url(pg)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS floor_events")
+        conn.execute("CREATE TABLE floor_events (id bigserial PRIMARY KEY, payload jsonb NOT NULL)")
+    connections = [psycopg.connect(url) for _ in range(concurrency)]
+
+    def load(batch: list[bytes]) -> float:
+        # `next` on itertools.count is atomic under the GIL: the threads share one cursor into `batch`.
+        cursor = itertools.count()
+        start_line = threading.Barrier(concurrency + 1)
+
+        def worker(conn: psycopg.Connection) -> None:
+            start_line.wait()
+            while (i := next(cursor)) < len(batch):
+                # The bytes as serialized, no re-encoding: same bytes Headwater receives.
+                conn.execute("INSERT INTO floor_events (payload) VALUES (%s)", (Jsonb(batch[i], _pass_through),))
+                conn.commit()
+
+        threads = [threading.Thread(target=worker, args=(c,)) for c in connections]
+        for t in threads:
+            t.start()
+        start_line.wait()
+        began = time.perf_counter()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - began
+
+    try:
+        load(warmup)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("TRUNCATE floor_events")
+            conn.execute("CHECKPOINT")
+        meter = CpuMeter(pg)
+        before = meter.sample()
+        seconds = load(events)
+        cpu = meter.delta(before, meter.sample())
+        with psycopg.connect(url, autocommit=True) as conn:
+            stored = conn.execute("SELECT count(*) FROM floor_events").fetchone()[0]
+            conn.execute("DROP TABLE floor_events")
+    finally:
+        for c in connections:
+            c.close()
+    if stored != len(events):
+        raise RuntimeError(f"floor stored {stored} rows for {len(events)} events")
+    return Phase(len(events), seconds, cpu)
+
+
+async def _post_all(client: httpx.AsyncClient, bodies: list[bytes], concurrency: int, phase: Phase) -> None:
+    # One shared iterator: events leave in generation order, so a run's START goes out before its COMPLETE.
+    pending = iter(bodies)
+    headers = {"Content-Type": "application/json"}
+
+    async def worker() -> None:
+        for body in pending:
+            began = time.perf_counter()
+            try:
+                response = await client.post("/api/v1/lineage", content=body, headers=headers)
+                status: int | str = response.status_code
+            except httpx.HTTPError as exc:
+                status, response = type(exc).__name__, None
+            phase.latencies.append(time.perf_counter() - began)
+            phase.statuses[status] += 1
+            if not (isinstance(status, int) and 200 <= status < 300) and len(phase.samples) < 5:
+                phase.samples.append(f"{status}: {response.text[:300] if response is not None else ''}")
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def run_headwater(
+    pg: TemporaryPostgres, server: LiveServer, events: list[bytes], warmup: list[bytes], concurrency: int
+) -> tuple[Phase, Phase]:
+    async def main() -> tuple[Phase, Phase]:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
+            # The warm-up also opens the keep-alive connections the measured phase reuses.
+            warm = Phase(len(warmup), 0.0, {})
+            await _post_all(client, warmup, concurrency, warm)
+            with psycopg.connect(raw_url(pg), autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+            meter = CpuMeter(pg, server.process.pid)
+            before = meter.sample()
+            began = time.perf_counter()
+            measured = Phase(len(events), 0.0, {})
+            await _post_all(client, events, concurrency, measured)
+            measured.seconds = time.perf_counter() - began
+            measured.cpu = meter.delta(before, meter.sample())
+            return warm, measured
+
+    return asyncio.run(main())
+
+
+def database_counts(pg: TemporaryPostgres) -> dict[str, int]:
+    with psycopg.connect(raw_url(pg)) as conn:
+        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "lineage_events": one("SELECT count(*) FROM lineage_events"),
+            "apply_errors": one("SELECT count(*) FROM lineage_events WHERE apply_error IS NOT NULL"),
+            "runs": one("SELECT count(*) FROM runs"),
+            "runs_completed": one("SELECT count(*) FROM runs WHERE state = 'COMPLETED'"),
+            "jobs": one("SELECT count(*) FROM jobs"),
+            "datasets": one("SELECT count(*) FROM datasets"),
+            "column_lineage": one("SELECT count(*) FROM column_lineage"),
+        }
+
+
+def log_problems(path: Path) -> list[str]:
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return [line for line in lines if "Traceback" in line or "ERROR" in line or "CRITICAL" in line]
+
+
+# -- report ---------------------------------------------------------------------------------------------
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def _cpu(phase: Phase) -> str:
+    return ", ".join(f"{k} {v:.1f}s" for k, v in phase.cpu.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=12000, help="measured events (default 12000)")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight, and floor threads (default 8)")
+    parser.add_argument("--warmup", type=int, default=300, help="events sent before measuring (default 300)")
+    parser.add_argument("--server-log", type=Path, help="keep the server's log here (default: a temp file)")
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.concurrency < 1 or args.workers < 1 or args.warmup < 0:
+        parser.error("--events, --workers and --concurrency must be positive, --warmup not negative")
+
+    wall = time.perf_counter()
+    began = time.perf_counter()
+    everything = generate_events(args.warmup + args.events)
+    warmup, events = everything[: args.warmup], everything[args.warmup :]
+    size = sum(map(len, events)) / len(events)
+    print(f"generated {len(everything)} events ({size / 1024:.1f} KiB average) in {time.perf_counter() - began:.1f}s",
+          flush=True)
+
+    log_dir = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
+    log_path = args.server_log or log_dir / "server.log"
+    with TemporaryPostgres() as pg:
+        floor = run_floor(pg, events, warmup, args.concurrency)
+        print(f"floor: {floor.rate:.0f} events/s", flush=True)
+        with LiveServer(pg.url, workers=args.workers, log_path=log_path) as server:
+            warm, measured = run_headwater(pg, server, events, warmup, args.concurrency)
+        counts = database_counts(pg)
+    problems = log_problems(log_path)
+
+    latencies = sorted(measured.latencies)
+    sent_ok = warm.ok + measured.ok
+    errors = measured.events - measured.ok
+    stored_match = counts["lineage_events"] == sent_ok
+    print()
+    print(f"Headwater ingest: {measured.events} events, {args.workers} workers, concurrency {args.concurrency}"
+          f" ({args.warmup} warm-up events not counted)")
+    print(f"  duration        {measured.seconds:8.1f} s")
+    print(f"  throughput      {measured.rate:8.0f} events/s")
+    print(f"  latency p50     {_percentile(latencies, 0.50) * 1000:8.1f} ms")
+    print(f"  latency p95     {_percentile(latencies, 0.95) * 1000:8.1f} ms")
+    print(f"  latency p99     {_percentile(latencies, 0.99) * 1000:8.1f} ms")
+    print(f"  errors          {errors:8d}   {dict(measured.statuses)}")
+    print(f"  cpu             {_cpu(measured)}")
+    print(f"Floor (bare jsonb INSERT + commit, {args.concurrency} connections)")
+    print(f"  duration        {floor.seconds:8.1f} s")
+    print(f"  throughput      {floor.rate:8.0f} events/s")
+    print(f"  cpu             {_cpu(floor)}")
+    print(f"Headwater / floor {measured.rate / floor.rate:8.2f}")
+    print("Stored")
+    print(f"  lineage_events  {counts['lineage_events']:8d}   (2xx responses incl. warm-up: {sent_ok}"
+          f"{', match' if stored_match else ', MISMATCH'})")
+    print(f"  apply errors    {counts['apply_errors']:8d}")
+    print(f"  runs            {counts['runs']:8d}   ({counts['runs_completed']} COMPLETED)")
+    print(f"  jobs / datasets {counts['jobs']:8d} / {counts['datasets']}   column_lineage rows {counts['column_lineage']}")
+    for sample in measured.samples + warm.samples:
+        print(f"  error sample: {sample}")
+    if problems:
+        print(f"server log: {len(problems)} error lines, see {log_path}")
+        for line in problems[:10]:
+            print(f"  {line}")
+    elif not args.server_log:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    print(f"total wall time {time.perf_counter() - wall:.0f}s")
+
+    healthy = errors == 0 and warm.ok == warm.events and stored_match and counts["apply_errors"] == 0
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

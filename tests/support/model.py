@@ -1,0 +1,83 @@
+"""Reading the stored model back in tests."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from app.db import tables as t
+from app.services import identifiers as ids
+
+
+def one(engine: Engine, table, *where):
+    with engine.connect() as conn:
+        return conn.execute(select(table).where(*where)).one()
+
+
+def all_rows(engine: Engine, table, *where, order_by=None) -> list:
+    with engine.connect() as conn:
+        stmt = select(table).where(*where)
+        if order_by is not None:
+            stmt = stmt.order_by(order_by)
+        return list(conn.execute(stmt))
+
+
+def job(engine: Engine, namespace: str, name: str):
+    return one(engine, t.jobs, t.jobs.c.id == ids.job_id(namespace, name))
+
+
+def dataset(engine: Engine, namespace: str, name: str):
+    return one(engine, t.datasets, t.datasets.c.id == ids.dataset_id(namespace, name))
+
+
+def run(engine: Engine, run_id: uuid.UUID | str):
+    return one(engine, t.runs, t.runs.c.id == uuid.UUID(str(run_id)))
+
+
+def facets_of(engine: Engine, entity_id: uuid.UUID) -> dict[str, Any]:
+    """Live facets of an entity (tombstones left out)."""
+    rows = all_rows(engine, t.facets, t.facets.c.entity_id == entity_id)
+    return {r.name: r.facet for r in rows if r.facet is not None}
+
+
+def edges(engine: Engine, *, current_only: bool = True) -> set[tuple[str, str, str]]:
+    """{(job name, io_type, dataset name)} of the lineage edges."""
+    e, j, d = t.lineage_edges, t.jobs, t.datasets
+    stmt = select(j.c.name, e.c.io_type, d.c.name).join(j, j.c.id == e.c.job_id).join(d, d.c.id == e.c.dataset_id)
+    if current_only:
+        stmt = stmt.where(e.c.is_current)
+    with engine.connect() as conn:
+        return {tuple(r) for r in conn.execute(stmt)}
+
+
+# Columns that record *when Headwater saw something* rather than what the events say.
+_BOOKKEEPING = {"received_at"}
+_FIRST_SEEN_ROWS = {"sources", "dataset_fields", "dataset_symlinks"}
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple]]:
+    """The whole model as comparable data: raw event ids are replaced by event hashes (ids depend on
+    arrival order; hashes do not)."""
+    with engine.connect() as conn:
+        hashes = dict(conn.execute(select(t.lineage_events.c.id, t.lineage_events.c.event_hash)).all())
+        result = {}
+        for table in [t.lineage_events, *t.MODEL_TABLES]:
+            columns = [
+                c
+                for c in table.columns
+                if c.name not in _BOOKKEEPING
+                and not (table.name == "lineage_events" and c.name == "id")
+                and not (table.name in _FIRST_SEEN_ROWS and c.name in ("created_at", "updated_at"))
+            ]
+            rows = []
+            for row in conn.execute(select(*columns)):
+                values = []
+                for column, value in zip(columns, row):
+                    if column.name == "lineage_event_id":
+                        value = hashes.get(value, value)
+                    values.append(repr(value))
+                rows.append(tuple(values))
+            result[table.name] = sorted(rows)
+    return result
