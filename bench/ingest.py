@@ -1,6 +1,6 @@
 """Ingest throughput: POST /api/v1/lineage over real HTTP into a throwaway PostgreSQL, next to a floor.
 
-    python -m bench.ingest [--events N] [--workers W] [--concurrency C] [--warmup K]
+    python -m bench.ingest [--events N] [--workers W] [--concurrency C] [--warmup K] [--time-limit S]
 
 The *floor* is what the same PostgreSQL server does with the same serialized events when nothing but a
 bare ``INSERT ... jsonb`` + commit per event is asked of it, at the same concurrency. Headwater / floor
@@ -338,13 +338,17 @@ def run_floor(pg: TemporaryPostgres, events: list[bytes], warmup: list[bytes], c
     return Phase(len(events), seconds, cpu)
 
 
-async def _post_all(client: httpx.AsyncClient, bodies: list[bytes], concurrency: int, phase: Phase) -> None:
+async def _post_all(
+    client: httpx.AsyncClient, bodies: list[bytes], concurrency: int, phase: Phase, deadline: float | None = None
+) -> None:
     # One shared iterator: events leave in generation order, so a run's START goes out before its COMPLETE.
     pending = iter(bodies)
     headers = {"Content-Type": "application/json"}
 
     async def worker() -> None:
         for body in pending:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
             began = time.perf_counter()
             try:
                 response = await client.post("/api/v1/lineage", content=body, headers=headers)
@@ -360,7 +364,12 @@ async def _post_all(client: httpx.AsyncClient, bodies: list[bytes], concurrency:
 
 
 def run_headwater(
-    pg: TemporaryPostgres, server: LiveServer, events: list[bytes], warmup: list[bytes], concurrency: int
+    pg: TemporaryPostgres,
+    server: LiveServer,
+    events: list[bytes],
+    warmup: list[bytes],
+    concurrency: int,
+    time_limit: float,
 ) -> tuple[Phase, Phase]:
     async def main() -> tuple[Phase, Phase]:
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -374,8 +383,10 @@ def run_headwater(
             before = meter.sample()
             began = time.perf_counter()
             measured = Phase(len(events), 0.0, {})
-            await _post_all(client, events, concurrency, measured)
+            deadline = began + time_limit if time_limit > 0 else None
+            await _post_all(client, events, concurrency, measured, deadline)
             measured.seconds = time.perf_counter() - began
+            measured.events = len(measured.latencies)  # fewer than asked when the time limit cut the run short
             measured.cpu = meter.delta(before, meter.sample())
             return warm, measured
 
@@ -418,6 +429,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight, and floor threads (default 8)")
     parser.add_argument("--warmup", type=int, default=300, help="events sent before measuring (default 300)")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=150,
+        help="stop sending after this many seconds of measuring, so a slow server cannot hold the run "
+        "hostage; 0 = send every event (default 150)",
+    )
     parser.add_argument("--server-log", type=Path, help="keep the server's log here (default: a temp file)")
     args = parser.parse_args(argv)
     if args.events < 1 or args.concurrency < 1 or args.workers < 1 or args.warmup < 0:
@@ -435,9 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     log_path = args.server_log or log_dir / "server.log"
     with TemporaryPostgres() as pg:
         floor = run_floor(pg, events, warmup, args.concurrency)
-        print(f"floor: {floor.rate:.0f} events/s", flush=True)
+        print(f"floor: {floor.rate:.0f} events/s; starting Headwater", flush=True)
         with LiveServer(pg.url, workers=args.workers, log_path=log_path) as server:
-            warm, measured = run_headwater(pg, server, events, warmup, args.concurrency)
+            warm, measured = run_headwater(pg, server, events, warmup, args.concurrency, args.time_limit)
         counts = database_counts(pg)
     problems = log_problems(log_path)
 
@@ -446,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = measured.events - measured.ok
     stored_match = counts["lineage_events"] == sent_ok
     print()
-    print(f"Headwater ingest: {measured.events} events, {args.workers} workers, concurrency {args.concurrency}"
+    cut = f" of {len(events)}: TIME LIMIT {args.time_limit:.0f}s reached" if measured.events < len(events) else ""
+    print(f"Headwater ingest: {measured.events} events{cut}, {args.workers} workers, concurrency {args.concurrency}"
           f" ({args.warmup} warm-up events not counted)")
     print(f"  duration        {measured.seconds:8.1f} s")
     print(f"  throughput      {measured.rate:8.0f} events/s")
@@ -455,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  latency p99     {_percentile(latencies, 0.99) * 1000:8.1f} ms")
     print(f"  errors          {errors:8d}   {dict(measured.statuses)}")
     print(f"  cpu             {_cpu(measured)}")
-    print(f"Floor (bare jsonb INSERT + commit, {args.concurrency} connections)")
+    print(f"Floor: {floor.events} events, bare jsonb INSERT + commit each, {args.concurrency} connections")
     print(f"  duration        {floor.seconds:8.1f} s")
     print(f"  throughput      {floor.rate:8.0f} events/s")
     print(f"  cpu             {_cpu(floor)}")

@@ -157,7 +157,8 @@ def test_spark_job_with_column_lineage_and_symlinks(post, engine):
     assert revenue.transformation_description == "sum(amount)"
     orders_row = model.dataset(engine, s3, "raw/orders")
     assert revenue.input_dataset_id == orders_row.id
-    assert revenue.input_version_id == orders_row.current_version_id
+    read = model.one(engine, t.run_io, t.run_io.c.run_id == run_id, t.run_io.c.dataset_id == orders_row.id)
+    assert read.dataset_version_id == orders_row.current_version_id
 
     # A later job that names the Hive table reads the same dataset, through the symlink.
     post(run_event("COMPLETE", job=("spark", "report"), run_id=uuid.uuid4(), time=T0 + timedelta(hours=1),

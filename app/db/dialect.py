@@ -43,7 +43,11 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, OperationalError):
+        if exc.orig.__class__.__module__.startswith("sqlite3"):
+            message = str(exc.orig).lower()
+            return "unable to open database" in message or "disk i/o error" in message
         sqlstate = getattr(exc.orig, "sqlstate", None)
-        # No SQLSTATE: the connection itself failed. 57P0x: admin shutdown / crash / cannot connect now.
+        # No SQLSTATE from psycopg: the connection itself failed. 08xxx: connection exception;
+        # 57P0x: admin shutdown / crash shutdown / cannot connect now.
         return sqlstate is None or sqlstate.startswith("57P") or sqlstate.startswith("08")
     return False

@@ -159,8 +159,12 @@ dataset_versions = Table(
     Column("lifecycle_state", String(32)),
     Column("external_version", String(1024)),  # the `version` facet (Iceberg snapshot, Delta version…)
     Column("source_name", NAME),
+    # Event key of the COMPLETE (or DatasetEvent) that published this version; "" while unpublished
+    # (written by a run still in progress or failed, or a placeholder for data read before any writer was seen).
+    Column("published_key", EVENT_KEY, nullable=False, server_default=""),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_dataset_versions_dataset", "dataset_id", "created_at"),
+    Index("ix_dataset_versions_published", "dataset_id", "published_key"),
     Index("ix_dataset_versions_run_id", "run_id"),
 )
 
@@ -274,6 +278,9 @@ run_io = Table(
     Column("id", Uuid(), nullable=False, unique=True),  # entity id for this link's input/output facets
     Column("dataset_version_id", Uuid(), nullable=False),
     Column("event_key", EVENT_KEY, nullable=False),
+    # For reads: published_key of the version read. A writer's COMPLETE that arrives late re-points reads
+    # made after it (event_key greater) that still point at an older version.
+    Column("version_key", EVENT_KEY, nullable=False, server_default=""),
     Index("ix_run_io_version", "dataset_version_id"),
     Index("ix_run_io_dataset", "dataset_id", "io_type"),
 )
@@ -301,8 +308,8 @@ column_lineage = Table(
     Column("output_field", String(), primary_key=True),
     Column("input_dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
     Column("input_field", String(), primary_key=True),
+    # The input version is the one the producing run read (run_io), not stored here: reads can be re-pointed.
     Column("output_dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
-    Column("input_version_id", Uuid()),
     Column("transformation_description", Text),
     Column("transformation_type", String(64)),
     Column("transformation_subtype", String(64)),

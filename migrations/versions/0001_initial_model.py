@@ -3,7 +3,7 @@ runs (+ states, IO), facets, column lineage and the current lineage edges.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 10:48:04.482370
+Create Date: 2026-11-24 10:51:51.669487
 """
 
 from __future__ import annotations
@@ -138,7 +138,6 @@ def upgrade() -> None:
     sa.Column('input_dataset_id', sa.Uuid(), nullable=False),
     sa.Column('input_field', sa.String(), nullable=False),
     sa.Column('output_dataset_id', sa.Uuid(), nullable=False),
-    sa.Column('input_version_id', sa.Uuid(), nullable=True),
     sa.Column('transformation_description', sa.Text(), nullable=True),
     sa.Column('transformation_type', sa.String(length=64), nullable=True),
     sa.Column('transformation_subtype', sa.String(length=64), nullable=True),
@@ -191,12 +190,14 @@ def upgrade() -> None:
     sa.Column('lifecycle_state', sa.String(length=32), nullable=True),
     sa.Column('external_version', sa.String(length=1024), nullable=True),
     sa.Column('source_name', sa.String(length=1024), nullable=True),
+    sa.Column('published_key', sa.String(length=128), server_default='', nullable=False),
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_dataset_versions_dataset_id_datasets'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_dataset_versions'))
     )
     with op.batch_alter_table('dataset_versions', schema=None) as batch_op:
         batch_op.create_index('ix_dataset_versions_dataset', ['dataset_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_dataset_versions_published', ['dataset_id', 'published_key'], unique=False)
         batch_op.create_index('ix_dataset_versions_run_id', ['run_id'], unique=False)
 
     op.create_table('job_versions',
@@ -273,6 +274,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('dataset_version_id', sa.Uuid(), nullable=False),
     sa.Column('event_key', sa.String(length=128), nullable=False),
+    sa.Column('version_key', sa.String(length=128), server_default='', nullable=False),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], name=op.f('fk_run_io_dataset_id_datasets'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['run_id'], ['runs.id'], name=op.f('fk_run_io_run_id_runs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('run_id', 'dataset_id', 'io_type', name=op.f('pk_run_io')),
@@ -317,6 +319,7 @@ def downgrade() -> None:
     op.drop_table('job_versions')
     with op.batch_alter_table('dataset_versions', schema=None) as batch_op:
         batch_op.drop_index('ix_dataset_versions_run_id')
+        batch_op.drop_index('ix_dataset_versions_published')
         batch_op.drop_index('ix_dataset_versions_dataset')
 
     op.drop_table('dataset_versions')

@@ -81,3 +81,14 @@ def snapshot(engine: Engine) -> dict[str, list[tuple]]:
                 rows.append(tuple(values))
             result[table.name] = sorted(rows)
     return result
+
+
+def describe_difference(expected: dict[str, list[tuple]], got: dict[str, list[tuple]]) -> str:
+    lines = []
+    for table in expected:
+        missing, extra = set(expected[table]) - set(got[table]), set(got[table]) - set(expected[table])
+        if missing or extra:
+            lines.append(f"table {table}:")
+            lines += [f"  expected only: {row}" for row in sorted(missing)]
+            lines += [f"  got only:      {row}" for row in sorted(extra)]
+    return "\n".join(lines)

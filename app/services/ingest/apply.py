@@ -80,6 +80,31 @@ def _content_version(ref: DatasetRef, fields: list[dict], run_id: uuid.UUID | No
     )
 
 
+# A read pinned by the `version` facet (Iceberg snapshot, Delta version…) is never re-pointed.
+_PINNED = "~"
+
+
+def _version_read(
+    w: ModelWriter, ref: DatasetRef, current: tuple[uuid.UUID | None, str] | None, ctx: EventContext
+) -> tuple[uuid.UUID | None, str]:
+    """Which version of an input this event read: the one its `version` facet names, else the one
+    published last before the event (usually the current one; an older one when events arrive late)."""
+    external = extract.external_version(ref.facets)
+    if external:
+        return w.version_by_external(ref.id, external), _PINNED
+    if current is None or current[0] is None:
+        return None, ""
+    version, key = current
+    if key == "":
+        # A placeholder adopted by an earlier read (no writer seen yet); it dates from the earliest read.
+        w.backdate_version(version)
+        return current
+    if key < ctx.key:
+        return current
+    found = w.version_as_of(ref.id, ctx.key)
+    return found if found else (None, "")
+
+
 def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> None:
     w = ModelWriter(conn, ctx)
     run_id = event.run.uuid
@@ -147,28 +172,37 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
 
     # Dataset versions read and written by this run.
     earlier_io = {(row.dataset_id, row.io_type): row for row in w.run_io(run_id)}
-    current = w.current_versions([r.id for r in inputs] + [r.id for r in column_inputs.values()])
+    current = w.current_versions(r.id for r in inputs)
     version_rows: list[dict] = []
     adopt: list[tuple[uuid.UUID, uuid.UUID]] = []
     superseded: list[tuple[uuid.UUID, uuid.UUID]] = []
     event_io: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
+    read_keys: dict[uuid.UUID, str] = {}
     for r in inputs:
-        external = extract.external_version(r.facets)
-        version = w.version_by_external(r.id, external) if external else current.get(r.id)
+        version, version_key = _version_read(w, r, current.get(r.id), ctx)
         if version is None:
+            # Nothing published before this read: a placeholder version, re-pointed if a writer's COMPLETE
+            # from before this read arrives later.
             fields = extract.schema_fields(r.facets) or []
+            external = extract.external_version(r.facets)
             version = _content_version(r, fields, None)
             if external:
                 version = ids.name_uuid_from_bytes(f"{version}:{external}".encode())
             version_rows.append(_new_version_row(r, version, fields, None, ctx, external))
             adopt.append((r.id, version))
         event_io[(r.id, "INPUT")] = version
+        read_keys[r.id] = version_key
     for r in outputs:
         earlier = earlier_io.get((r.id, "OUTPUT"))
         fields = extract.schema_fields(r.facets)
         if earlier is not None and (earlier.event_key > ctx.key or fields is None):
             # A later event of this run already fixed the version, or this one adds no schema to it.
             version = earlier.dataset_version_id
+            if fields is not None and _content_version(r, fields, run_id) == version:
+                # Same content seen earlier than first thought: the upsert moves created_at back.
+                version_rows.append(
+                    _new_version_row(r, version, fields, run_id, ctx, extract.external_version(r.facets))
+                )
         else:
             version = _content_version(r, fields or [], run_id)
             version_rows.append(
@@ -189,6 +223,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                 "id": ids.run_io_id(run_id, dataset_id, io_type),
                 "dataset_version_id": version,
                 "event_key": ctx.key,
+                "version_key": read_keys.get(dataset_id, "") if io_type == "INPUT" else "",
             }
             for (dataset_id, io_type), version in event_io.items()
         ]
@@ -218,9 +253,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         dataset_ids={r.id for r in [*inputs, *outputs]},
     )
 
-    # Column lineage, pinned to the output version and to the input versions this run read.
-    read_versions = {ds: row.dataset_version_id for (ds, io), row in earlier_io.items() if io == "INPUT"}
-    read_versions.update({ds: v for (ds, io), v in event_io.items() if io == "INPUT"})
+    # Column lineage, pinned to the output version (the input versions are the ones this run read).
     column_rows = []
     for i, r in enumerate(outputs):
         for e in column_edges[i]:
@@ -232,7 +265,6 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                     "input_dataset_id": source.id,
                     "input_field": e.input_field,
                     "output_dataset_id": r.id,
-                    "input_version_id": read_versions.get(source.id) or current.get(source.id),
                     "transformation_description": e.description,
                     "transformation_type": e.type,
                     "transformation_subtype": e.subtype,
@@ -275,7 +307,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     else:
         w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
     if completes or streaming:
-        w.make_versions_current({ds: v for (ds, io), (v, _, _) in run_io.items() if io == "OUTPUT"})
+        w.publish_versions({ds: v for (ds, io), (v, _, _) in run_io.items() if io == "OUTPUT"})
 
 
 def apply_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent) -> None:
@@ -299,7 +331,7 @@ def apply_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent
     winners = w.upsert_facets(entries)
     _follow_facet_winners(w, winners, job_id=None, job_is_new=False, new_datasets=new, dataset_ids={ref.id})
     if version is not None:
-        w.make_versions_current({ref.id: version})
+        w.publish_versions({ref.id: version})
 
 
 def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> None:

@@ -86,7 +86,7 @@ class ModelWriter:
         self.conn.execute(stmt, rows)
         return []
 
-    def _revive(self, table: t.Table, row_ids: list[uuid.UUID]) -> None:
+    def _revive(self, table: t.Table, row_ids: list[uuid.UUID], updated_at) -> None:
         """For rows that already existed: a soft-deleted one comes back when an event names it (as in
         Marquez), and an event older than the row's first one moves created_at back, so the result does not
         depend on arrival order. Matches (and locks) no row in the common case."""
@@ -96,11 +96,7 @@ class ModelWriter:
         self.conn.execute(
             update(table)
             .where(c.id.in_(row_ids), or_(c.is_hidden, c.created_at > now))
-            .values(
-                is_hidden=False,
-                created_at=_earlier(now, c.created_at),
-                updated_at=_later(now, c.updated_at),
-            )
+            .values(is_hidden=False, created_at=_earlier(now, c.created_at), updated_at=updated_at)
         )
 
     # --- namespaces and sources -----------------------------------------------------------------------
@@ -112,7 +108,9 @@ class ModelWriter:
             "id",
         )
         self._insert_ignore(t.namespaces, rows)
-        self._revive(t.namespaces, [r["id"] for r in rows])
+        # A namespace changes only through the API, so its updated_at stays its creation time.
+        c = t.namespaces.c
+        self._revive(t.namespaces, [r["id"] for r in rows], updated_at=_earlier(now, c.updated_at))
 
     def ensure_sources(self, sources: Iterable[tuple[str, str]]) -> None:
         now = self.ctx.time
@@ -172,7 +170,13 @@ class ModelWriter:
             )
         rows = _dedupe(rows, "id")
         inserted = {r.id for r in self._insert_ignore(t.datasets, rows, returning=[t.datasets.c.id])}
-        self._revive(t.datasets, [r["id"] for r in rows if r["id"] not in inserted])
+        # A dataset's updated_at is the later of its creation and its last published version.
+        c = t.datasets.c
+        self._revive(
+            t.datasets,
+            [r["id"] for r in rows if r["id"] not in inserted],
+            updated_at=_later(c.last_modified_at, _earlier(now, c.created_at)),
+        )
         return inserted
 
     def add_symlinks(self, ref: DatasetRef) -> None:
@@ -213,21 +217,29 @@ class ModelWriter:
                     "event_key": ex.event_key,
                     "updated_at": ex.updated_at,
                 },
-                where=and_(
-                    ex.event_key > col.event_key,
-                    or_(col.type.is_distinct_from(ex.type), col.description.is_distinct_from(ex.description)),
-                ),
+                where=ex.event_key > col.event_key,
             )
             self.conn.execute(stmt, _dedupe(authoritative_rows, "id"))
 
-    def current_versions(self, dataset_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
-        wanted = sorted(set(dataset_ids))
+    def current_versions(self, dataset_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID | None, str]]:
+        """dataset id → (current version id, key of the event that made it current)."""
+        wanted = sorted(set(dataset_ids), key=str)
         if not wanted:
             return {}
-        rows = self.conn.execute(
-            select(t.datasets.c.id, t.datasets.c.current_version_id).where(t.datasets.c.id.in_(wanted))
-        )
-        return {dataset_id: version_id for dataset_id, version_id in rows}
+        d = t.datasets.c
+        rows = self.conn.execute(select(d.id, d.current_version_id, d.current_version_key).where(d.id.in_(wanted)))
+        return {dataset_id: (version, key) for dataset_id, version, key in rows}
+
+    def version_as_of(self, dataset_id: uuid.UUID, key: str) -> tuple[uuid.UUID, str] | None:
+        """The version of a dataset that was published last before ``key`` (what a read at that time saw)."""
+        v = t.dataset_versions.c
+        row = self.conn.execute(
+            select(v.id, v.published_key)
+            .where(v.dataset_id == dataset_id, v.published_key != "", v.published_key < key)
+            .order_by(v.published_key.desc())
+            .limit(1)
+        ).first()
+        return (row.id, row.published_key) if row else None
 
     def version_by_external(self, dataset_id: uuid.UUID, external: str) -> uuid.UUID | None:
         v = t.dataset_versions.c
@@ -239,7 +251,15 @@ class ModelWriter:
         ).scalar()
 
     def insert_versions(self, rows: list[dict]) -> None:
-        self._insert_ignore(t.dataset_versions, _dedupe(rows, "id"))
+        """Insert versions; a version seen again from an earlier event gets that earlier creation time."""
+        if not rows:
+            return
+        stmt = upsert(self.conn, t.dataset_versions)
+        ex, col = stmt.excluded, t.dataset_versions.c
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[col.id], set_={"created_at": ex.created_at}, where=ex.created_at < col.created_at
+        )
+        self.conn.execute(stmt, _dedupe(rows, "id"))
 
     def adopt_first_version(self, dataset_id: uuid.UUID, version_id: uuid.UUID) -> None:
         """A dataset first seen as an input gets the version it was read at as its current one."""
@@ -250,20 +270,57 @@ class ModelWriter:
             .values(current_version_id=version_id)
         )
 
-    def make_versions_current(self, versions: dict[uuid.UUID, uuid.UUID]) -> None:
-        """dataset id → version id, made current unless a later event already moved it."""
-        d = t.datasets.c
+    def backdate_version(self, version_id: uuid.UUID) -> None:
+        """An earlier event saw this version: move its creation time back (locks nothing otherwise)."""
+        v = t.dataset_versions.c
+        self.conn.execute(
+            update(t.dataset_versions)
+            .where(v.id == version_id, v.created_at > self.ctx.time)
+            .values(created_at=self.ctx.time)
+        )
+
+    def publish_versions(self, versions: dict[uuid.UUID, uuid.UUID]) -> None:
+        """A COMPLETE (or a DatasetEvent) publishes what it wrote: dataset id → version id.
+
+        * the version records the publishing event's key;
+        * reads of the dataset made after this event that point at an older version (they arrived before
+          it) now point at this one;
+        * the version becomes the dataset's current one unless a later event already moved it;
+        * placeholder versions (data read before any writer was seen) that nothing reads any more go.
+        """
+        d, v, io = t.datasets.c, t.dataset_versions.c, t.run_io.c
+        key = self.ctx.key
         for dataset_id, version_id in sorted(versions.items(), key=lambda kv: str(kv[0])):
             self.conn.execute(
+                update(t.dataset_versions)
+                .where(v.id == version_id, v.published_key < key)
+                .values(published_key=key)
+            )
+            repointed = self.conn.execute(
+                update(t.run_io)
+                .where(io.dataset_id == dataset_id, io.io_type == "INPUT", io.event_key > key, io.version_key < key)
+                .values(dataset_version_id=version_id, version_key=key)
+            ).rowcount
+            self.conn.execute(
                 update(t.datasets)
-                .where(d.id == dataset_id, d.current_version_key < self.ctx.key)
+                .where(d.id == dataset_id, d.current_version_key < key)
                 .values(
                     current_version_id=version_id,
-                    current_version_key=self.ctx.key,
+                    current_version_key=key,
                     last_modified_at=self.ctx.time,
                     updated_at=_later(self.ctx.time, d.updated_at),
                 )
             )
+            if repointed:
+                self.conn.execute(
+                    delete(t.dataset_versions).where(
+                        v.dataset_id == dataset_id,
+                        v.run_id.is_(None),
+                        v.published_key == "",
+                        ~exists().where(io.dataset_version_id == v.id),
+                        ~exists().where(d.current_version_id == v.id),
+                    )
+                )
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
@@ -606,7 +663,7 @@ class ModelWriter:
         ex, col = stmt.excluded, t.run_io.c
         stmt = stmt.on_conflict_do_update(
             index_elements=[col.run_id, col.dataset_id, col.io_type],
-            set_={"dataset_version_id": ex.dataset_version_id, "event_key": ex.event_key},
+            set_={"dataset_version_id": ex.dataset_version_id, "event_key": ex.event_key, "version_key": ex.version_key},
             where=ex.event_key > col.event_key,
         )
         self.conn.execute(stmt, _dedupe(rows, "dataset_id", "io_type"))
@@ -661,7 +718,6 @@ class ModelWriter:
             set_={
                 name: getattr(ex, name)
                 for name in (
-                    "input_version_id",
                     "transformation_description",
                     "transformation_type",
                     "transformation_subtype",
