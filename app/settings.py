@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     # How often a transaction that hit a deadlock / serialization failure / busy SQLite is retried.
     ingest_retries: int = 8
     log_level: str = "info"
+    # Comma-separated API keys; when set, writes need `Authorization: Bearer <one of them>`. Never logged.
+    api_keys: str = Field("", repr=False)
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
     @field_validator("database_url")
     @classmethod

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from app.api.auth import require_write_key
 from app.api.deps import get_engine, get_settings
 from app.api.errors import ApiError, summary, validation_errors
 from app.api.request_body import parse_json_object, read_body
@@ -69,11 +70,13 @@ def validate_event(payload: dict) -> LineageEvent:
         201: {"description": "Stored (an identical event already stored is accepted and changes nothing)."},
         400: {"description": "Not JSON, not a JSON object, or a broken gzip body."},
         413: {"description": "Body over the size limit."},
+        401: {"description": "API keys are configured and the request has no valid one."},
         415: {"description": "Unsupported Content-Encoding."},
         422: {"description": "A required field is missing or has the wrong type; the error names it."},
         503: {"description": "The database is unavailable; retry."},
     },
     openapi_extra={"requestBody": _EVENT_BODY},
+    dependencies=[Depends(require_write_key)],
 )
 async def post_lineage(
     request: Request,
