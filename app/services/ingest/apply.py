@@ -74,6 +74,20 @@ def _new_version_row(
     }
 
 
+def _placeholder_version_row(ref: DatasetRef, ctx: EventContext) -> dict:
+    """The version standing for data read before any writer of it was seen. Only the dataset's identity
+    (and a pinned `version` facet) name it, so every reader names the same one in any order."""
+    external = extract.external_version(ref.facets)
+    version = ids.dataset_version(ref.namespace, "", ref.name, ref.name, [], None, None)
+    if external:
+        version = ids.name_uuid_from_bytes(f"{version}:{external}".encode())
+    return {
+        **_new_version_row(ref, version, [], None, ctx, external),
+        "lifecycle_state": None,
+        "source_name": None,
+    }
+
+
 def _content_version(ref: DatasetRef, fields: list[dict], run_id: uuid.UUID | None) -> uuid.UUID:
     return ids.dataset_version(
         ref.namespace, ref.source_name, ref.name, ref.name, fields, extract.lifecycle_state(ref.facets), run_id
@@ -182,13 +196,11 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         version, version_key = _version_read(w, r, current.get(r.id), ctx)
         if version is None:
             # Nothing published before this read: a placeholder version, re-pointed if a writer's COMPLETE
-            # from before this read arrives later.
-            fields = extract.schema_fields(r.facets) or []
-            external = extract.external_version(r.facets)
-            version = _content_version(r, fields, None)
-            if external:
-                version = ids.name_uuid_from_bytes(f"{version}:{external}".encode())
-            version_rows.append(_new_version_row(r, version, fields, None, ctx, external))
+            # from before this read arrives later. It carries no schema, so every reader names the same
+            # placeholder whatever schema facet it sent (the dataset's schema facet still has it).
+            row = _placeholder_version_row(r, ctx)
+            version = row["id"]
+            version_rows.append(row)
             adopt.append((r.id, version))
         event_io[(r.id, "INPUT")] = version
         read_keys[r.id] = version_key

@@ -222,12 +222,20 @@ class ModelWriter:
             self.conn.execute(stmt, _dedupe(authoritative_rows, "id"))
 
     def current_versions(self, dataset_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID | None, str]]:
-        """dataset id → (current version id, key of the event that made it current)."""
+        """dataset id → (current version id, key of the event that made it current).
+
+        Takes a share lock on the datasets (Postgres): a concurrent COMPLETE publishing one of them waits for
+        this read to commit, then re-points it if needed; or this read waits and sees the new version."""
         wanted = sorted(set(dataset_ids), key=str)
         if not wanted:
             return {}
         d = t.datasets.c
-        rows = self.conn.execute(select(d.id, d.current_version_id, d.current_version_key).where(d.id.in_(wanted)))
+        rows = self.conn.execute(
+            select(d.id, d.current_version_id, d.current_version_key)
+            .where(d.id.in_(wanted))
+            .order_by(d.id)
+            .with_for_update(read=True)
+        )
         return {dataset_id: (version, key) for dataset_id, version, key in rows}
 
     def version_as_of(self, dataset_id: uuid.UUID, key: str) -> tuple[uuid.UUID, str] | None:
@@ -290,6 +298,12 @@ class ModelWriter:
         """
         d, v, io = t.datasets.c, t.dataset_versions.c, t.run_io.c
         key = self.ctx.key
+        if not versions:
+            return
+        # Exclusive lock first (see current_versions): no read of these datasets is in flight unseen.
+        self.conn.execute(
+            select(d.id).where(d.id.in_(list(versions))).order_by(d.id).with_for_update()
+        ).all()
         for dataset_id, version_id in sorted(versions.items(), key=lambda kv: str(kv[0])):
             self.conn.execute(
                 update(t.dataset_versions)
@@ -446,14 +460,16 @@ class ModelWriter:
         if run_id is None:
             stmt = stmt.on_conflict_do_nothing()
         else:
+            newer = ex.latest_run_key > col.latest_run_key
             stmt = stmt.on_conflict_do_update(
                 index_elements=[col.id],
                 set_={
-                    "latest_run_id": ex.latest_run_id,
-                    "latest_run_key": ex.latest_run_key,
-                    "updated_at": ex.updated_at,
+                    "latest_run_id": case((newer, ex.latest_run_id), else_=col.latest_run_id),
+                    "latest_run_key": case((newer, ex.latest_run_key), else_=col.latest_run_key),
+                    "updated_at": case((newer, ex.updated_at), else_=col.updated_at),
+                    "created_at": _earlier(ex.created_at, col.created_at),
                 },
-                where=ex.latest_run_key > col.latest_run_key,
+                where=or_(newer, ex.created_at < col.created_at),
             )
         self.conn.execute(
             stmt,
