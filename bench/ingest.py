@@ -7,9 +7,9 @@ bare ``INSERT ... jsonb`` + commit per event is asked of it, at the same concurr
 then says how much of the database's raw write capacity the service delivers as ingested events.
 
 Both phases run in one invocation against one server, so the ratio is meaningful on any machine even
-when the absolute figures are not. The load generator is this process; the server is a subprocess
-(``LiveServer``), so client and server contend for the CPU only as much as a real deployment on one
-box would. CPU seconds per side are reported so a client-bound run is visible.
+when the absolute figures are not. The load generator is this process and the server a subprocess
+(``LiveServer``), so they share no GIL; but they do share the machine's cores, so CPU seconds are reported
+for the client, the server and PostgreSQL, which shows whether a run was bound by the client.
 """
 
 from __future__ import annotations
@@ -287,7 +287,7 @@ def raw_url(pg: TemporaryPostgres) -> str:
 
 
 def _drive(
-    batch: list[bytes], sessions: list, send: Callable[[Any, bytes], None], deadline_after: float | None = None
+    batch: list[bytes], sessions: list, send: Callable[[Any, bytes], None], time_limit: float | None = None
 ) -> float:
     """Send `batch` from one thread per session; return the seconds from the common start to the last reply.
 
@@ -301,7 +301,7 @@ def _drive(
     def worker(session) -> None:
         start_line.wait()
         while (i := next(cursor)) < len(batch):
-            if deadline_after is not None and time.perf_counter() - began > deadline_after:
+            if time_limit is not None and time.perf_counter() - began > time_limit:
                 break
             send(session, batch[i])
 
