@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from app.db import tables as t
 from tests.support.events import T0, dataset, run_event
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "marquez-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "marquez"
 
 
 def count(engine, table, *where) -> int:
