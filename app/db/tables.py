@@ -296,8 +296,8 @@ facets = Table(
     Column("kind", String(16), nullable=False),
     Column("facet", JSONType),
     Column("event_key", EVENT_KEY, nullable=False),
-    Column("lineage_event_id", BigIntPK, nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
+    # The event that set the value; NULL for a reader's description kept until a writer says otherwise.
+    Column("lineage_event_id", BigIntPK),
     Index("ix_facets_kind_name", "kind", "name"),
 )
 

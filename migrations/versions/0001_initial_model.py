@@ -3,7 +3,7 @@ runs (+ states, IO), facets, column lineage and the current lineage edges.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 10:51:51.669487
+Create Date: 2026-11-24 11:07:35.653843
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('facet', app.db.types.JSONType, nullable=True),
     sa.Column('event_key', sa.String(length=128), nullable=False),
-    sa.Column('lineage_event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('updated_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lineage_event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.PrimaryKeyConstraint('entity_id', 'name', name=op.f('pk_facets'))
     )
     with op.batch_alter_table('facets', schema=None) as batch_op:

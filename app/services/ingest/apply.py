@@ -8,6 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from app.db import tables as t
+
 from app.schemas.openlineage import DatasetEvent, InputDataset, JobEvent, OutputDataset, RunEvent
 from app.services import identifiers as ids
 from app.services.ingest import extract
@@ -50,9 +52,9 @@ def _follow_facet_winners(
         elif entity in dataset_ids and entity not in new_datasets:
             dataset_values.setdefault(entity, {}).update(dataset_columns_for(name, value))
     if job_id is not None:
-        w.set_job_columns(job_id, job_values)
+        w.set_columns(t.jobs, job_id, job_values)
     for dataset_id in sorted(dataset_values, key=str):
-        w.set_dataset_columns(dataset_id, dataset_values[dataset_id])
+        w.set_columns(t.datasets, dataset_id, dataset_values[dataset_id])
 
 
 def _new_version_row(
@@ -245,8 +247,9 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     entries: list[tuple[uuid.UUID, str, str, Any]] = []
     entries += [(run_id, "RUN", name, value) for name, value in event.run.facets.items()]
     entries += [(job_id, "JOB", name, value) for name, value in event.job.facets.items()]
+    reader_entries: list[tuple[uuid.UUID, str, str, Any]] = []
     for r, d in zip(inputs, event.inputs):
-        entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
+        reader_entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
         link = ids.run_io_id(run_id, r.id, "INPUT")
         entries += [(link, "INPUT", name, value) for name, value in d.inputFacets.items()]
     for r, d in zip(outputs, event.outputs):
@@ -256,13 +259,14 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         link = ids.run_io_id(run_id, r.id, "OUTPUT")
         entries += [(link, "OUTPUT", name, value) for name, value in d.outputFacets.items()]
     winners = w.upsert_facets(entries)
+    w.add_reader_facets(reader_entries)
     _follow_facet_winners(
         w,
         winners,
         job_id=job_id,
         job_is_new=job_is_new,
         new_datasets=new_datasets,
-        dataset_ids={r.id for r in [*inputs, *outputs]},
+        dataset_ids={r.id for r in outputs},
     )
 
     # Column lineage, pinned to the output version (the input versions are the ones this run read).
@@ -366,14 +370,16 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
         _, stored_location = w.touch_job(job_id, None, None)
         location = location or stored_location
 
-    entries: list[tuple[uuid.UUID, str, str, Any]] = [(job_id, "JOB", n, v) for n, v in event.job.facets.items()]
-    for r, d in zip([*inputs, *outputs], [*event.inputs, *event.outputs]):
-        entries += [(r.id, "DATASET", n, v) for n, v in d.facets.items()]
-    winners = w.upsert_facets(entries)
-    _follow_facet_winners(
-        w, winners, job_id=job_id, job_is_new=job_is_new, new_datasets=new_datasets,
-        dataset_ids={r.id for r in [*inputs, *outputs]},
+    winners = w.upsert_facets([(job_id, "JOB", n, v) for n, v in event.job.facets.items()])
+    # Declared datasets are described the way readers describe them: only where nothing else has.
+    w.add_reader_facets(
+        [
+            (r.id, "DATASET", n, v)
+            for r, d in zip([*inputs, *outputs], [*event.inputs, *event.outputs])
+            for n, v in d.facets.items()
+        ]
     )
+    _follow_facet_winners(w, winners, job_id=job_id, job_is_new=job_is_new, new_datasets=new_datasets, dataset_ids=set())
 
     # Declared (design-time) lineage is the job's current IO unless a later event says otherwise.
     io_lists = {

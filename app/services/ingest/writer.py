@@ -429,13 +429,11 @@ class ModelWriter:
         ).one()
         return row.current_version_key, row.location
 
-    def set_job_columns(self, job_id: uuid.UUID, values: dict[str, Any]) -> None:
+    def set_columns(self, table: t.Table, row_id: uuid.UUID, values: dict[str, Any]) -> None:
+        """Set columns that mirror facets, touching (and locking) the row only if a value changes."""
         if values:
-            self.conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
-
-    def set_dataset_columns(self, dataset_id: uuid.UUID, values: dict[str, Any]) -> None:
-        if values:
-            self.conn.execute(update(t.datasets).where(t.datasets.c.id == dataset_id).values(**values))
+            changed = or_(*(table.c[name].is_distinct_from(value) for name, value in values.items()))
+            self.conn.execute(update(table).where(table.c.id == row_id, changed).values(**values))
 
     def record_job_version(
         self,
@@ -686,20 +684,16 @@ class ModelWriter:
 
     # --- facets and column lineage --------------------------------------------------------------------
 
-    def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
-        """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
-        Returns the (entity, name, facet) rows this event won, so derived columns can follow."""
-        now = self.ctx.time
-        rows = _dedupe(
+    def _facet_rows(self, entries: list[tuple[uuid.UUID, str, str, Any]], key: str) -> list[dict]:
+        return _dedupe(
             (
                 {
                     "entity_id": entity,
                     "name": name,
                     "kind": kind,
                     "facet": None if extract.is_deleted(value) else value,
-                    "event_key": self.ctx.key,
+                    "event_key": key,
                     "lineage_event_id": self.ctx.lineage_event_id,
-                    "updated_at": now,
                 }
                 for entity, kind, name, value in entries
                 if isinstance(value, dict)
@@ -707,6 +701,17 @@ class ModelWriter:
             "entity_id",
             "name",
         )
+
+    def add_reader_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> None:
+        """Dataset facets sent by a *reader* of the dataset: kept only where nothing says otherwise yet
+        (event key "", so any writer's facet wins). Readers of a busy table thus never lock its facets."""
+        rows = [{**r, "lineage_event_id": None} for r in self._facet_rows(entries, "") if r["facet"] is not None]
+        self._insert_ignore(t.facets, rows)
+
+    def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
+        """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
+        Returns the (entity, name, facet) rows this event won, so derived columns can follow."""
+        rows = self._facet_rows(entries, self.ctx.key)
         if not rows:
             return []
         stmt = upsert(self.conn, t.facets)
@@ -718,7 +723,6 @@ class ModelWriter:
                 "kind": ex.kind,
                 "event_key": ex.event_key,
                 "lineage_event_id": ex.lineage_event_id,
-                "updated_at": ex.updated_at,
             },
             where=ex.event_key > col.event_key,
         ).returning(col.entity_id, col.name, col.facet)
