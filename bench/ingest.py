@@ -19,6 +19,7 @@ import http.client
 import itertools
 import os
 import random
+import re
 import resource
 import shutil
 import sys
@@ -263,6 +264,9 @@ class CpuMeter:
 
 # -- phases ---------------------------------------------------------------------------------------------
 
+WARMUP_TIME_LIMIT = 20.0  # seconds; a server slow enough to hit it will show in the measured figures anyway
+CLIENT_TIMEOUT = 5.0  # openlineage-python's default HTTP timeout: slower replies would be failures there
+
 
 @dataclass
 class Phase:
@@ -396,24 +400,28 @@ def run_headwater(
     concurrency: int,
     time_limit: float,
 ) -> tuple[Phase, Phase]:
-    sessions = [_HttpSession("127.0.0.1", server.port, Phase(len(warmup), 0.0, {})) for _ in range(concurrency)]
+    sessions = [_HttpSession("127.0.0.1", server.port, Phase(0, 0.0, {})) for _ in range(concurrency)]
+
+    def phase(batch: list[bytes], limit: float | None) -> Phase:
+        # Fresh connections: a thread that ran out of work idled at the end of the previous phase for as long
+        # as the slowest request took, and uvicorn drops keep-alive connections idle for 5 s (BrokenPipe).
+        for s in sessions:
+            s.conn.close()
+            s.phase = Phase(0, 0.0, {})
+        seconds = _drive(batch, sessions, _HttpSession.post, limit)
+        merged = _merge(s.phase for s in sessions)
+        merged.seconds = seconds
+        merged.events = len(merged.latencies)  # fewer than the batch when the time limit cut it short
+        return merged
+
     try:
-        # The warm-up also opens the keep-alive connections the measured phase reuses.
-        _drive(warmup, sessions, _HttpSession.post)
-        warm = _merge(s.phase for s in sessions)
-        warm.events = len(warmup)
+        warm = phase(warmup, WARMUP_TIME_LIMIT)
         with psycopg.connect(raw_url(pg), autocommit=True) as conn:
             conn.execute("CHECKPOINT")
-        for s in sessions:
-            s.phase = Phase(0, 0.0, {})
         meter = CpuMeter(pg, server.process.pid)
         before = meter.sample()
-        seconds = _drive(events, sessions, _HttpSession.post, time_limit if time_limit > 0 else None)
-        measured = _merge(s.phase for s in sessions)
+        measured = phase(events, time_limit if time_limit > 0 else None)
         measured.cpu = meter.delta(before, meter.sample())
-        measured.seconds = seconds
-        # Fewer than asked when the time limit cut the run short.
-        measured.events = len(measured.latencies)
     finally:
         for s in sessions:
             s.conn.close()
@@ -434,9 +442,14 @@ def database_counts(pg: TemporaryPostgres) -> dict[str, int]:
         }
 
 
-def log_problems(path: Path) -> list[str]:
-    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
-    return [line for line in lines if "Traceback" in line or "ERROR" in line or "CRITICAL" in line]
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit)\b.*|^(?:ERROR|CRITICAL)\b.*", re.MULTILINE)
+
+
+def log_problems(path: Path) -> tuple[int, Counter]:
+    """Tracebacks in the server log, and how often each exception line (or ERROR log line) appears."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    found = Counter(m.group(0)[:200] for m in _EXCEPTION_LINE.finditer(text))
+    return text.count("Traceback (most recent call last)"), found
 
 
 # -- report ---------------------------------------------------------------------------------------------
@@ -459,9 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--time-limit",
         type=float,
-        default=150,
+        default=140,
         help="stop sending after this many seconds of measuring, so a slow server cannot hold the run "
-        "hostage; 0 = send every event (default 150)",
+        "hostage; 0 = send every event (default 140)",
     )
     parser.add_argument("--server-log", type=Path, help="keep the server's log here (default: a temp file)")
     args = parser.parse_args(argv)
@@ -476,15 +489,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generated {len(everything)} events ({size / 1024:.1f} KiB average) in {time.perf_counter() - began:.1f}s",
           flush=True)
 
-    log_dir = Path(tempfile.mkdtemp(prefix="headwater-bench-"))
-    log_path = args.server_log or log_dir / "server.log"
+    log_path = args.server_log or Path(tempfile.mkdtemp(prefix="headwater-bench-")) / "server.log"
     with TemporaryPostgres() as pg:
         floor = run_floor(pg, events, warmup, args.concurrency)
         print(f"floor: {floor.rate:.0f} events/s; starting Headwater", flush=True)
         with LiveServer(pg.url, workers=args.workers, log_path=log_path) as server:
             warm, measured = run_headwater(pg, server, events, warmup, args.concurrency, args.time_limit)
         counts = database_counts(pg)
-    problems = log_problems(log_path)
 
     latencies = sorted(measured.latencies)
     sent_ok = warm.ok + measured.ok
@@ -492,13 +503,17 @@ def main(argv: list[str] | None = None) -> int:
     stored_match = counts["lineage_events"] == sent_ok
     print()
     cut = f" of {len(events)}: TIME LIMIT {args.time_limit:.0f}s reached" if measured.events < len(events) else ""
+    if warm.events < len(warmup):
+        print(f"warm-up cut short at {WARMUP_TIME_LIMIT:.0f}s: {warm.events} of {len(warmup)} events sent")
     print(f"Headwater ingest: {measured.events} events{cut}, {args.workers} workers, concurrency {args.concurrency}"
-          f" ({args.warmup} warm-up events not counted)")
+          f" ({warm.events} warm-up events not counted)")
     print(f"  duration        {measured.seconds:8.1f} s")
     print(f"  throughput      {measured.rate:8.0f} events/s")
     print(f"  latency p50     {_percentile(latencies, 0.50) * 1000:8.1f} ms")
     print(f"  latency p95     {_percentile(latencies, 0.95) * 1000:8.1f} ms")
     print(f"  latency p99     {_percentile(latencies, 0.99) * 1000:8.1f} ms")
+    print(f"  over {CLIENT_TIMEOUT:.0f} s       {sum(x > CLIENT_TIMEOUT for x in latencies):8d}   "
+          "(would time out in openlineage-python's default HTTP transport)")
     print(f"  errors          {errors:8d}   {dict(measured.statuses)}")
     print(f"  cpu             {_cpu(measured)}")
     print(f"Floor: {floor.events} events, bare jsonb INSERT + commit each, {args.concurrency} connections")
@@ -514,12 +529,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  jobs / datasets {counts['jobs']:8d} / {counts['datasets']}   column_lineage rows {counts['column_lineage']}")
     for sample in measured.samples + warm.samples:
         print(f"  error sample: {sample}")
-    if problems:
-        print(f"server log: {len(problems)} error lines, see {log_path}")
-        for line in problems[:10]:
-            print(f"  {line}")
+    tracebacks, problems = log_problems(log_path)
+    if tracebacks or problems:
+        print(f"Server log: {tracebacks} tracebacks, see {log_path}")
+        for line, n in problems.most_common(8):
+            print(f"  {n:5d} x {line}")
     elif not args.server_log:
-        shutil.rmtree(log_dir, ignore_errors=True)
+        shutil.rmtree(log_path.parent, ignore_errors=True)  # nothing worth keeping
     print(f"total wall time {time.perf_counter() - wall:.0f}s")
 
     healthy = errors == 0 and warm.ok == warm.events and stored_match and counts["apply_errors"] == 0
