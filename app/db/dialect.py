@@ -15,9 +15,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
 
-def upsert(connection: Connection, table: Table):
-    """An INSERT that supports ``on_conflict_do_nothing`` / ``on_conflict_do_update`` on either database."""
-    if connection.dialect.name == "postgresql":
+def upsert(dialect: Connection | str, table: Table):
+    """An INSERT that supports ``on_conflict_do_nothing`` / ``on_conflict_do_update`` on either database
+    (``dialect`` is a connection or a dialect name)."""
+    name = dialect if isinstance(dialect, str) else dialect.dialect.name
+    if name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
 

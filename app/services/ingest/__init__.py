@@ -19,6 +19,7 @@ from app.db.dialect import is_retryable, is_unavailable, upsert
 from app.db.engine import write_transaction
 from app.schemas.openlineage import LineageEvent
 from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
+from app.services.ingest.statements import statements_for
 from app.services.ingest.writer import EventContext
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,7 @@ def _raw_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[
 
 def _store_raw(connection: Connection, row: dict[str, Any]) -> int | None:
     """Insert the raw event; None when the same event is already stored."""
-    stmt = upsert(connection, t.lineage_events).on_conflict_do_nothing(index_elements=["event_hash"])
-    return connection.execute(stmt.returning(t.lineage_events.c.id), row).scalar()
+    return connection.execute(statements_for(connection.dialect.name).store_raw_event, row).scalar()
 
 
 def ingest_event(engine: Engine, payload: dict[str, Any], event: LineageEvent, *, retries: int = 8) -> IngestResult:

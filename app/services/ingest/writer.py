@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, exists, literal, or_, select, tuple_, update
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy import Connection, delete, exists, or_, select, tuple_, update
 
 from app.db import tables as t
-from app.db.dialect import upsert
+from app.services.ingest.statements import statements_for
 from app.services import identifiers as ids
 from app.services.ingest import extract
 
@@ -57,47 +56,27 @@ def _dedupe(rows: Iterable[dict], *key: str) -> list[dict]:
     return [by_key[k] for k in sorted(by_key)]
 
 
-def _sql_value(value, like):
-    return value if isinstance(value, ColumnElement) else literal(value, type_=like.type)
-
-
-def _later(new, old):
-    """SQL for "the later of two possibly-NULL values" (no GREATEST on SQLite)."""
-    new = _sql_value(new, old)
-    return case((old.is_(None), new), (new.is_(None), old), (new > old, new), else_=old)
-
-
-def _earlier(new, old):
-    new = _sql_value(new, old)
-    return case((old.is_(None), new), (new.is_(None), old), (new < old, new), else_=old)
-
-
 class ModelWriter:
     def __init__(self, connection: Connection, ctx: EventContext):
         self.conn = connection
         self.ctx = ctx
+        self.sql = statements_for(connection.dialect.name)
 
-    def _insert_ignore(self, table: t.Table, rows: list[dict], returning=None) -> list:
+    def _insert_ignore(self, table: t.Table, rows: list[dict], returning_id: bool = False) -> list:
         if not rows:
             return []
-        stmt = upsert(self.conn, table).on_conflict_do_nothing()
-        if returning is not None:
-            return list(self.conn.execute(stmt.returning(*returning), rows))
+        stmt = self.sql.insert_ignore(table, returning_id)
+        if returning_id:
+            return list(self.conn.execute(stmt, rows))
         self.conn.execute(stmt, rows)
         return []
 
-    def _revive(self, table: t.Table, row_ids: list[uuid.UUID], updated_at) -> None:
+    def _revive(self, stmt, row_ids: list[uuid.UUID]) -> None:
         """For rows that already existed: a soft-deleted one comes back when an event names it (as in
         Marquez), and an event older than the row's first one moves created_at back, so the result does not
         depend on arrival order. Matches (and locks) no row in the common case."""
-        if not row_ids:
-            return
-        now, c = self.ctx.time, table.c
-        self.conn.execute(
-            update(table)
-            .where(c.id.in_(row_ids), or_(c.is_hidden, c.created_at > now))
-            .values(is_hidden=False, created_at=_earlier(now, c.created_at), updated_at=updated_at)
-        )
+        if row_ids:
+            self.conn.execute(stmt, {"p_ids": row_ids, "p_now": self.ctx.time})
 
     # --- namespaces and sources -----------------------------------------------------------------------
 
@@ -108,9 +87,7 @@ class ModelWriter:
             "id",
         )
         self._insert_ignore(t.namespaces, rows)
-        # A namespace changes only through the API, so its updated_at stays its creation time.
-        c = t.namespaces.c
-        self._revive(t.namespaces, [r["id"] for r in rows], updated_at=_earlier(now, c.updated_at))
+        self._revive(self.sql.revive_namespaces, [r["id"] for r in rows])
 
     def ensure_sources(self, sources: Iterable[tuple[str, str]]) -> None:
         now = self.ctx.time
@@ -137,13 +114,9 @@ class ModelWriter:
         wanted = sorted(set(names))
         resolved = {pair: (pair[0], pair[1], ids.dataset_id(*pair)) for pair in wanted}
         if wanted:
-            s, d = t.dataset_symlinks, t.datasets
-            rows = self.conn.execute(
-                select(s.c.namespace_name, s.c.name, d.c.namespace_name, d.c.name, d.c.id)
-                .join(d, d.c.id == s.c.dataset_id)
-                .where(tuple_(s.c.namespace_name, s.c.name).in_(wanted))
-            )
-            for alias_ns, alias_name, ns, name, dataset_id in rows:
+            for alias_ns, alias_name, ns, name, dataset_id in self.conn.execute(
+                self.sql.resolve_symlinks, {"p_pairs": wanted}
+            ):
                 resolved[(alias_ns, alias_name)] = (ns, name, dataset_id)
         return resolved
 
@@ -169,14 +142,8 @@ class ModelWriter:
                 }
             )
         rows = _dedupe(rows, "id")
-        inserted = {r.id for r in self._insert_ignore(t.datasets, rows, returning=[t.datasets.c.id])}
-        # A dataset's updated_at is the later of its creation and its last published version.
-        c = t.datasets.c
-        self._revive(
-            t.datasets,
-            [r["id"] for r in rows if r["id"] not in inserted],
-            updated_at=_later(c.last_modified_at, _earlier(now, c.created_at)),
-        )
+        inserted = {r.id for r in self._insert_ignore(t.datasets, rows, returning_id=True)}
+        self._revive(self.sql.revive_datasets, [r["id"] for r in rows if r["id"] not in inserted])
         return inserted
 
     def add_symlinks(self, ref: DatasetRef) -> None:
@@ -207,19 +174,7 @@ class ModelWriter:
                 (authoritative_rows if authoritative else reader_rows).append(row)
         self._insert_ignore(t.dataset_fields, _dedupe(reader_rows, "id"))
         if authoritative_rows:
-            stmt = upsert(self.conn, t.dataset_fields)
-            ex, col = stmt.excluded, t.dataset_fields.c
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[col.id],
-                set_={
-                    "type": ex.type,
-                    "description": ex.description,
-                    "event_key": ex.event_key,
-                    "updated_at": ex.updated_at,
-                },
-                where=ex.event_key > col.event_key,
-            )
-            self.conn.execute(stmt, _dedupe(authoritative_rows, "id"))
+            self.conn.execute(self.sql.upsert_writer_fields, _dedupe(authoritative_rows, "id"))
 
     def current_versions(self, dataset_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID | None, str]]:
         """dataset id → (current version id, key of the event that made it current).
@@ -229,63 +184,30 @@ class ModelWriter:
         wanted = sorted(set(dataset_ids), key=str)
         if not wanted:
             return {}
-        d = t.datasets.c
-        rows = self.conn.execute(
-            select(d.id, d.current_version_id, d.current_version_key)
-            .where(d.id.in_(wanted))
-            .order_by(d.id)
-            .with_for_update(read=True)
-        )
+        rows = self.conn.execute(self.sql.current_versions, {"p_ids": wanted})
         return {dataset_id: (version, key) for dataset_id, version, key in rows}
 
     def version_as_of(self, dataset_id: uuid.UUID, key: str) -> tuple[uuid.UUID, str] | None:
         """The version of a dataset that was published last before ``key`` (what a read at that time saw)."""
-        v = t.dataset_versions.c
-        row = self.conn.execute(
-            select(v.id, v.published_key)
-            .where(v.dataset_id == dataset_id, v.published_key != "", v.published_key < key)
-            .order_by(v.published_key.desc())
-            .limit(1)
-        ).first()
+        row = self.conn.execute(self.sql.version_as_of, {"p_dataset": dataset_id, "p_key": key}).first()
         return (row.id, row.published_key) if row else None
 
     def version_by_external(self, dataset_id: uuid.UUID, external: str) -> uuid.UUID | None:
-        v = t.dataset_versions.c
-        return self.conn.execute(
-            select(v.id)
-            .where(v.dataset_id == dataset_id, v.external_version == external)
-            .order_by(v.created_at.desc())
-            .limit(1)
-        ).scalar()
+        params = {"p_dataset": dataset_id, "p_external": external}
+        return self.conn.execute(self.sql.version_by_external, params).scalar()
 
     def insert_versions(self, rows: list[dict]) -> None:
         """Insert versions; a version seen again from an earlier event gets that earlier creation time."""
-        if not rows:
-            return
-        stmt = upsert(self.conn, t.dataset_versions)
-        ex, col = stmt.excluded, t.dataset_versions.c
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[col.id], set_={"created_at": ex.created_at}, where=ex.created_at < col.created_at
-        )
-        self.conn.execute(stmt, _dedupe(rows, "id"))
+        if rows:
+            self.conn.execute(self.sql.insert_versions, _dedupe(rows, "id"))
 
     def adopt_first_version(self, dataset_id: uuid.UUID, version_id: uuid.UUID) -> None:
         """A dataset first seen as an input gets the version it was read at as its current one."""
-        d = t.datasets.c
-        self.conn.execute(
-            update(t.datasets)
-            .where(d.id == dataset_id, d.current_version_id.is_(None))
-            .values(current_version_id=version_id)
-        )
+        self.conn.execute(self.sql.adopt_first_version, {"p_dataset": dataset_id, "p_version": version_id})
 
     def backdate_version(self, version_id: uuid.UUID) -> None:
         """An earlier event saw this version: move its creation time back (locks nothing otherwise)."""
-        v = t.dataset_versions.c
-        self.conn.execute(
-            update(t.dataset_versions)
-            .where(v.id == version_id, v.created_at > self.ctx.time)
-            .values(created_at=self.ctx.time)
-        )
+        self.conn.execute(self.sql.backdate_version, {"p_version": version_id, "p_now": self.ctx.time})
 
     def publish_versions(self, versions: dict[uuid.UUID, uuid.UUID]) -> None:
         """A COMPLETE (or a DatasetEvent) publishes what it wrote: dataset id → version id.
@@ -296,45 +218,18 @@ class ModelWriter:
         * the version becomes the dataset's current one unless a later event already moved it;
         * placeholder versions (data read before any writer was seen) that nothing reads any more go.
         """
-        d, v, io = t.datasets.c, t.dataset_versions.c, t.run_io.c
-        key = self.ctx.key
         if not versions:
             return
+        key, now = self.ctx.key, self.ctx.time
         # Exclusive lock first (see current_versions): no read of these datasets is in flight unseen.
-        self.conn.execute(
-            select(d.id).where(d.id.in_(list(versions))).order_by(d.id).with_for_update()
-        ).all()
+        self.conn.execute(self.sql.lock_datasets, {"p_ids": sorted(versions, key=str)}).all()
         for dataset_id, version_id in sorted(versions.items(), key=lambda kv: str(kv[0])):
-            self.conn.execute(
-                update(t.dataset_versions)
-                .where(v.id == version_id, v.published_key < key)
-                .values(published_key=key)
-            )
-            repointed = self.conn.execute(
-                update(t.run_io)
-                .where(io.dataset_id == dataset_id, io.io_type == "INPUT", io.event_key > key, io.version_key < key)
-                .values(dataset_version_id=version_id, version_key=key)
-            ).rowcount
-            self.conn.execute(
-                update(t.datasets)
-                .where(d.id == dataset_id, d.current_version_key < key)
-                .values(
-                    current_version_id=version_id,
-                    current_version_key=key,
-                    last_modified_at=self.ctx.time,
-                    updated_at=_later(self.ctx.time, d.updated_at),
-                )
-            )
+            params = {"p_dataset": dataset_id, "p_version": version_id, "p_key": key, "p_now": now}
+            self.conn.execute(self.sql.publish_version, params)
+            repointed = self.conn.execute(self.sql.repoint_reads, params).rowcount
+            self.conn.execute(self.sql.make_version_current, params)
             if repointed:
-                self.conn.execute(
-                    delete(t.dataset_versions).where(
-                        v.dataset_id == dataset_id,
-                        v.run_id.is_(None),
-                        v.published_key == "",
-                        ~exists().where(io.dataset_version_id == v.id),
-                        ~exists().where(d.current_version_id == v.id),
-                    )
-                )
+                self.conn.execute(self.sql.delete_unread_placeholders, params)
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
@@ -405,7 +300,7 @@ class ModelWriter:
             "created_at": now,
             "updated_at": now,
         }
-        inserted = self._insert_ignore(t.jobs, [row], returning=[t.jobs.c.id])
+        inserted = self._insert_ignore(t.jobs, [row], returning_id=True)
         return job_id, bool(inserted)
 
     def touch_job(
@@ -413,27 +308,19 @@ class ModelWriter:
     ) -> tuple[str, str | None]:
         """Un-hide the job, link its parent once, make this run its current one if this is its latest
         event. Returns (current_version_key, location)."""
-        j = t.jobs.c
-        values: dict[str, Any] = {
-            "is_hidden": False,
-            "updated_at": _later(self.ctx.time, j.updated_at),
-            "parent_job_id": case((j.parent_job_id.is_(None), parent_job_id), else_=j.parent_job_id),
-            "created_at": _earlier(self.ctx.time, j.created_at),
-        }
-        if run_id is not None:
-            newer = j.current_run_key < self.ctx.key
-            values["current_run_id"] = case((newer, run_id), else_=j.current_run_id)
-            values["current_run_key"] = case((newer, self.ctx.key), else_=j.current_run_key)
-        row = self.conn.execute(
-            update(t.jobs).where(j.id == job_id).values(**values).returning(j.current_version_key, j.location)
-        ).one()
+        params = {"p_job": job_id, "p_now": self.ctx.time, "p_parent": parent_job_id}
+        if run_id is None:
+            row = self.conn.execute(self.sql.touch_job, params).one()
+        else:
+            row = self.conn.execute(self.sql.touch_job_with_run, {**params, "p_run": run_id, "p_key": self.ctx.key}).one()
         return row.current_version_key, row.location
 
     def set_columns(self, table: t.Table, row_id: uuid.UUID, values: dict[str, Any]) -> None:
         """Set columns that mirror facets, touching (and locking) the row only if a value changes."""
         if values:
-            changed = or_(*(table.c[name].is_distinct_from(value) for name, value in values.items()))
-            self.conn.execute(update(table).where(table.c.id == row_id, changed).values(**values))
+            names = tuple(sorted(values))
+            params = {"p_id": row_id, **{f"p_{n}": values[n] for n in names}}
+            self.conn.execute(self.sql.set_columns(table, names), params)
 
     def record_job_version(
         self,
@@ -453,22 +340,7 @@ class ModelWriter:
             location,
         )
         now = self.ctx.time
-        stmt = upsert(self.conn, t.job_versions)
-        ex, col = stmt.excluded, t.job_versions.c
-        if run_id is None:
-            stmt = stmt.on_conflict_do_nothing()
-        else:
-            newer = ex.latest_run_key > col.latest_run_key
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[col.id],
-                set_={
-                    "latest_run_id": case((newer, ex.latest_run_id), else_=col.latest_run_id),
-                    "latest_run_key": case((newer, ex.latest_run_key), else_=col.latest_run_key),
-                    "updated_at": case((newer, ex.updated_at), else_=col.updated_at),
-                    "created_at": _earlier(ex.created_at, col.created_at),
-                },
-                where=or_(newer, ex.created_at < col.created_at),
-            )
+        stmt = self.sql.upsert_job_version_for_run if run_id else self.sql.insert_ignore(t.job_versions)
         self.conn.execute(
             stmt,
             [
@@ -494,13 +366,8 @@ class ModelWriter:
         return version_id
 
     def make_job_version_current(self, job_id: uuid.UUID, version_id: uuid.UUID) -> bool:
-        j = t.jobs.c
-        result = self.conn.execute(
-            update(t.jobs)
-            .where(j.id == job_id, j.current_version_key < self.ctx.key)
-            .values(current_version_id=version_id, current_version_key=self.ctx.key)
-        )
-        return result.rowcount > 0
+        params = {"p_job": job_id, "p_version": version_id, "p_key": self.ctx.key}
+        return self.conn.execute(self.sql.make_job_version_current, params).rowcount > 0
 
     # --- lineage edges --------------------------------------------------------------------------------
 
@@ -526,38 +393,14 @@ class ModelWriter:
             "dataset_id",
             "io_type",
         )
-        if not rows:
-            return
-        stmt = upsert(self.conn, t.lineage_edges)
-        ex, col = stmt.excluded, t.lineage_edges.c
-        newer = ex.last_seen_key > col.last_seen_key
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[col.job_id, col.dataset_id, col.io_type],
-            set_={
-                "is_current": or_(col.is_current, ex.is_current),
-                "first_seen_at": _earlier(ex.first_seen_at, col.first_seen_at),
-                "last_seen_at": _later(ex.last_seen_at, col.last_seen_at),
-                "last_seen_key": case((newer, ex.last_seen_key), else_=col.last_seen_key),
-                "last_run_id": case((newer, ex.last_run_id), else_=col.last_run_id),
-            },
-        )
-        self.conn.execute(stmt, rows)
+        if rows:
+            self.conn.execute(self.sql.upsert_edges, rows)
 
     def retire_edges(self, job_id: uuid.UUID, io_type: str, keep: Iterable[uuid.UUID]) -> None:
         """Edges in this direction that the job's new current version no longer has stop being current,
         unless a later event (a run still in progress) has seen them since."""
-        e = t.lineage_edges.c
-        self.conn.execute(
-            update(t.lineage_edges)
-            .where(
-                e.job_id == job_id,
-                e.io_type == io_type,
-                e.is_current,
-                e.last_seen_key <= self.ctx.key,
-                e.dataset_id.not_in(sorted(set(keep), key=str)),
-            )
-            .values(is_current=False)
-        )
+        params = {"p_job": job_id, "p_io": io_type, "p_key": self.ctx.key, "p_keep": sorted(set(keep), key=str)}
+        self.conn.execute(self.sql.retire_edges, params)
 
     # --- runs -----------------------------------------------------------------------------------------
 
@@ -616,32 +459,11 @@ class ModelWriter:
             "created_at": now,
             "updated_at": now,
         }
-        stmt = upsert(self.conn, t.runs)
-        ex, r = stmt.excluded, t.runs.c
-        wins = or_(ex.state_rank > r.state_rank, and_(ex.state_rank == r.state_rank, ex.state_key > r.state_key))
-        nominal_wins = ex.nominal_key > r.nominal_key
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[r.id],
-            set_={
-                "state": case((wins, ex.state), else_=r.state),
-                "state_rank": case((wins, ex.state_rank), else_=r.state_rank),
-                "state_key": case((wins, ex.state_key), else_=r.state_key),
-                "transitioned_at": case((wins, ex.transitioned_at), else_=r.transitioned_at),
-                "ended_at": case((and_(wins, ex.state_rank == 2), ex.ended_at), else_=r.ended_at),
-                "started_at": _earlier(ex.started_at, r.started_at),
-                "nominal_start_time": case((nominal_wins, ex.nominal_start_time), else_=r.nominal_start_time),
-                "nominal_end_time": case((nominal_wins, ex.nominal_end_time), else_=r.nominal_end_time),
-                "nominal_key": case((nominal_wins, ex.nominal_key), else_=r.nominal_key),
-                "parent_run_id": case((r.parent_run_id.is_(None), ex.parent_run_id), else_=r.parent_run_id),
-                "created_at": _earlier(ex.created_at, r.created_at),
-                "updated_at": _later(ex.updated_at, r.updated_at),
-            },
-        )
-        self.conn.execute(stmt, [row])
+        self.conn.execute(self.sql.upsert_run, [row])
 
     def record_state(self, run_id: uuid.UUID, event_type: str, state: str | None) -> None:
         self.conn.execute(
-            t.run_states.insert(),
+            self.sql.insert_run_state,
             [
                 {
                     "run_id": run_id,
@@ -654,33 +476,15 @@ class ModelWriter:
         )
 
     def set_run_job_version(self, run_id: uuid.UUID, version_id: uuid.UUID) -> None:
-        self.conn.execute(update(t.runs).where(t.runs.c.id == run_id).values(job_version_id=version_id))
+        self.conn.execute(self.sql.set_run_job_version, {"p_run": run_id, "p_version": version_id})
 
     def run_io(self, run_id: uuid.UUID) -> list:
         """What the run read and wrote so far: (dataset_id, io_type, version id, key, namespace, name, fields)."""
-        io, d, v = t.run_io.c, t.datasets.c, t.dataset_versions.c
-        return list(
-            self.conn.execute(
-                select(
-                    io.dataset_id, io.io_type, io.dataset_version_id, io.event_key, d.namespace_name, d.name, v.fields
-                )
-                .join(t.datasets, d.id == io.dataset_id)
-                .outerjoin(t.dataset_versions, v.id == io.dataset_version_id)
-                .where(io.run_id == run_id)
-            )
-        )
+        return list(self.conn.execute(self.sql.run_io, {"p_run": run_id}))
 
     def upsert_run_io(self, rows: list[dict]) -> None:
-        if not rows:
-            return
-        stmt = upsert(self.conn, t.run_io)
-        ex, col = stmt.excluded, t.run_io.c
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[col.run_id, col.dataset_id, col.io_type],
-            set_={"dataset_version_id": ex.dataset_version_id, "event_key": ex.event_key, "version_key": ex.version_key},
-            where=ex.event_key > col.event_key,
-        )
-        self.conn.execute(stmt, _dedupe(rows, "dataset_id", "io_type"))
+        if rows:
+            self.conn.execute(self.sql.upsert_run_io, _dedupe(rows, "dataset_id", "io_type"))
 
     # --- facets and column lineage --------------------------------------------------------------------
 
@@ -714,41 +518,12 @@ class ModelWriter:
         rows = self._facet_rows(entries, self.ctx.key)
         if not rows:
             return []
-        stmt = upsert(self.conn, t.facets)
-        ex, col = stmt.excluded, t.facets.c
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[col.entity_id, col.name],
-            set_={
-                "facet": ex.facet,
-                "kind": ex.kind,
-                "event_key": ex.event_key,
-                "lineage_event_id": ex.lineage_event_id,
-            },
-            where=ex.event_key > col.event_key,
-        ).returning(col.entity_id, col.name, col.facet)
-        return [tuple(r) for r in self.conn.execute(stmt, rows)]
+        return [tuple(r) for r in self.conn.execute(self.sql.upsert_facets, rows)]
 
     def upsert_column_lineage(self, rows: list[dict]) -> None:
-        if not rows:
-            return
-        stmt = upsert(self.conn, t.column_lineage)
-        ex, col = stmt.excluded, t.column_lineage.c
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[col.output_version_id, col.output_field, col.input_dataset_id, col.input_field],
-            set_={
-                name: getattr(ex, name)
-                for name in (
-                    "transformation_description",
-                    "transformation_type",
-                    "transformation_subtype",
-                    "transformations",
-                    "updated_at",
-                )
-            },
-        )
-        self.conn.execute(
-            stmt, _dedupe(rows, "output_version_id", "output_field", "input_dataset_id", "input_field")
-        )
+        if rows:
+            key = ("output_version_id", "output_field", "input_dataset_id", "input_field")
+            self.conn.execute(self.sql.upsert_column_lineage, _dedupe(rows, *key))
 
 
 def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,370 @@
+"""Every SQL statement ingest runs, built once per database dialect and reused for every event.
+
+Building an ``INSERT … ON CONFLICT`` construct and computing its cache key costs more than executing it,
+so statements take their per-event values as bind parameters (named ``p_*``, apart from column names)
+and are constructed once. ``statements_for(dialect)`` returns the set for a dialect.
+"""
+
+from __future__ import annotations
+
+from functools import cache, cached_property
+
+from sqlalchemy import String, Table, Uuid, and_, bindparam, case, delete, exists, or_, select, tuple_, update
+
+from app.db import tables as t
+from app.db.dialect import upsert
+from app.db.types import UTCDateTime
+
+NOW = bindparam("p_now", type_=UTCDateTime())
+KEY = bindparam("p_key", type_=String())
+
+
+def ids_param(name: str = "p_ids"):
+    return bindparam(name, expanding=True)
+
+
+def later(new, old):
+    """The later of two possibly-NULL values (SQLite has no GREATEST)."""
+    return case((old.is_(None), new), (new.is_(None), old), (new > old, new), else_=old)
+
+
+def earlier(new, old):
+    return case((old.is_(None), new), (new.is_(None), old), (new < old, new), else_=old)
+
+
+@cache
+def statements_for(dialect: str) -> IngestStatements:
+    return IngestStatements(dialect)
+
+
+class IngestStatements:
+    def __init__(self, dialect: str):
+        self.dialect = dialect
+        self._insert_ignore: dict[tuple[str, bool], object] = {}
+        self._set_columns: dict[tuple[str, tuple[str, ...]], object] = {}
+
+    def insert_ignore(self, table: Table, returning_id: bool = False):
+        """INSERT … ON CONFLICT DO NOTHING (takes no lock on a row that exists)."""
+        key = (table.name, returning_id)
+        if key not in self._insert_ignore:
+            stmt = upsert(self.dialect, table).on_conflict_do_nothing()
+            self._insert_ignore[key] = stmt.returning(table.c.id) if returning_id else stmt
+        return self._insert_ignore[key]
+
+    def set_columns(self, table: Table, names: tuple[str, ...]):
+        """UPDATE of columns that mirror facets, matching (and locking) the row only if a value changes."""
+        key = (table.name, names)
+        if key not in self._set_columns:
+            c = table.c
+            params = {n: bindparam(f"p_{n}", type_=c[n].type) for n in names}
+            changed = or_(*(c[n].is_distinct_from(params[n]) for n in names))
+            self._set_columns[key] = update(table).where(c.id == bindparam("p_id"), changed).values(**params)
+        return self._set_columns[key]
+
+    # --- namespaces and datasets ----------------------------------------------------------------------
+
+    def _revive(self, table: Table, updated_at):
+        c = table.c
+        return (
+            update(table)
+            .where(c.id.in_(ids_param()), or_(c.is_hidden, c.created_at > NOW))
+            .values(is_hidden=False, created_at=earlier(NOW, c.created_at), updated_at=updated_at)
+        )
+
+    @cached_property
+    def revive_namespaces(self):
+        # A namespace changes only through the API, so its updated_at stays its creation time.
+        return self._revive(t.namespaces, earlier(NOW, t.namespaces.c.updated_at))
+
+    @cached_property
+    def revive_datasets(self):
+        # A dataset's updated_at is the later of its creation and its last published version.
+        c = t.datasets.c
+        return self._revive(t.datasets, later(c.last_modified_at, earlier(NOW, c.created_at)))
+
+    @cached_property
+    def resolve_symlinks(self):
+        s, d = t.dataset_symlinks, t.datasets
+        return (
+            select(s.c.namespace_name, s.c.name, d.c.namespace_name, d.c.name, d.c.id)
+            .join(d, d.c.id == s.c.dataset_id)
+            .where(tuple_(s.c.namespace_name, s.c.name).in_(bindparam("p_pairs", expanding=True)))
+        )
+
+    @cached_property
+    def upsert_writer_fields(self):
+        stmt = upsert(self.dialect, t.dataset_fields)
+        ex, col = stmt.excluded, t.dataset_fields.c
+        return stmt.on_conflict_do_update(
+            index_elements=[col.id],
+            set_={"type": ex.type, "description": ex.description, "event_key": ex.event_key, "updated_at": ex.updated_at},
+            where=ex.event_key > col.event_key,
+        )
+
+    @cached_property
+    def current_versions(self):
+        d = t.datasets.c
+        return (
+            select(d.id, d.current_version_id, d.current_version_key)
+            .where(d.id.in_(ids_param()))
+            .order_by(d.id)
+            .with_for_update(read=True)
+        )
+
+    @cached_property
+    def version_as_of(self):
+        v = t.dataset_versions.c
+        return (
+            select(v.id, v.published_key)
+            .where(v.dataset_id == bindparam("p_dataset"), v.published_key != "", v.published_key < KEY)
+            .order_by(v.published_key.desc())
+            .limit(1)
+        )
+
+    @cached_property
+    def version_by_external(self):
+        v = t.dataset_versions.c
+        return (
+            select(v.id)
+            .where(v.dataset_id == bindparam("p_dataset"), v.external_version == bindparam("p_external"))
+            .order_by(v.created_at.desc())
+            .limit(1)
+        )
+
+    @cached_property
+    def insert_versions(self):
+        stmt = upsert(self.dialect, t.dataset_versions)
+        ex, col = stmt.excluded, t.dataset_versions.c
+        return stmt.on_conflict_do_update(
+            index_elements=[col.id], set_={"created_at": ex.created_at}, where=ex.created_at < col.created_at
+        )
+
+    @cached_property
+    def adopt_first_version(self):
+        d = t.datasets.c
+        return (
+            update(t.datasets)
+            .where(d.id == bindparam("p_dataset"), d.current_version_id.is_(None))
+            .values(current_version_id=bindparam("p_version"))
+        )
+
+    @cached_property
+    def backdate_version(self):
+        v = t.dataset_versions.c
+        return update(t.dataset_versions).where(v.id == bindparam("p_version"), v.created_at > NOW).values(created_at=NOW)
+
+    @cached_property
+    def lock_datasets(self):
+        d = t.datasets.c
+        return select(d.id).where(d.id.in_(ids_param())).order_by(d.id).with_for_update()
+
+    @cached_property
+    def publish_version(self):
+        v = t.dataset_versions.c
+        return (
+            update(t.dataset_versions)
+            .where(v.id == bindparam("p_version"), v.published_key < KEY)
+            .values(published_key=KEY)
+        )
+
+    @cached_property
+    def repoint_reads(self):
+        io = t.run_io.c
+        return (
+            update(t.run_io)
+            .where(io.dataset_id == bindparam("p_dataset"), io.io_type == "INPUT", io.event_key > KEY, io.version_key < KEY)
+            .values(dataset_version_id=bindparam("p_version"), version_key=KEY)
+        )
+
+    @cached_property
+    def make_version_current(self):
+        d = t.datasets.c
+        return (
+            update(t.datasets)
+            .where(d.id == bindparam("p_dataset"), d.current_version_key < KEY)
+            .values(
+                current_version_id=bindparam("p_version"),
+                current_version_key=KEY,
+                last_modified_at=NOW,
+                updated_at=later(NOW, d.updated_at),
+            )
+        )
+
+    @cached_property
+    def delete_unread_placeholders(self):
+        v, io, d = t.dataset_versions.c, t.run_io.c, t.datasets.c
+        return delete(t.dataset_versions).where(
+            v.dataset_id == bindparam("p_dataset"),
+            v.run_id.is_(None),
+            v.published_key == "",
+            ~exists().where(io.dataset_version_id == v.id),
+            ~exists().where(d.current_version_id == v.id),
+        )
+
+    # --- jobs -----------------------------------------------------------------------------------------
+
+    def _touch_job(self, with_run: bool):
+        j = t.jobs.c
+        values = {
+            "is_hidden": False,
+            "updated_at": later(NOW, j.updated_at),
+            "created_at": earlier(NOW, j.created_at),
+            "parent_job_id": case((j.parent_job_id.is_(None), bindparam("p_parent", type_=Uuid())), else_=j.parent_job_id),
+        }
+        if with_run:
+            newer = j.current_run_key < KEY
+            values["current_run_id"] = case((newer, bindparam("p_run", type_=Uuid())), else_=j.current_run_id)
+            values["current_run_key"] = case((newer, KEY), else_=j.current_run_key)
+        return (
+            update(t.jobs)
+            .where(j.id == bindparam("p_job"))
+            .values(**values)
+            .returning(j.current_version_key, j.location)
+        )
+
+    @cached_property
+    def touch_job_with_run(self):
+        return self._touch_job(True)
+
+    @cached_property
+    def touch_job(self):
+        return self._touch_job(False)
+
+    @cached_property
+    def upsert_job_version_for_run(self):
+        stmt = upsert(self.dialect, t.job_versions)
+        ex, col = stmt.excluded, t.job_versions.c
+        newer = ex.latest_run_key > col.latest_run_key
+        return stmt.on_conflict_do_update(
+            index_elements=[col.id],
+            set_={
+                "latest_run_id": case((newer, ex.latest_run_id), else_=col.latest_run_id),
+                "latest_run_key": case((newer, ex.latest_run_key), else_=col.latest_run_key),
+                "updated_at": case((newer, ex.updated_at), else_=col.updated_at),
+                "created_at": earlier(ex.created_at, col.created_at),
+            },
+            where=or_(newer, ex.created_at < col.created_at),
+        )
+
+    @cached_property
+    def make_job_version_current(self):
+        j = t.jobs.c
+        return (
+            update(t.jobs)
+            .where(j.id == bindparam("p_job"), j.current_version_key < KEY)
+            .values(current_version_id=bindparam("p_version"), current_version_key=KEY)
+        )
+
+    # --- lineage edges --------------------------------------------------------------------------------
+
+    @cached_property
+    def upsert_edges(self):
+        stmt = upsert(self.dialect, t.lineage_edges)
+        ex, col = stmt.excluded, t.lineage_edges.c
+        newer = ex.last_seen_key > col.last_seen_key
+        return stmt.on_conflict_do_update(
+            index_elements=[col.job_id, col.dataset_id, col.io_type],
+            set_={
+                "is_current": or_(col.is_current, ex.is_current),
+                "first_seen_at": earlier(ex.first_seen_at, col.first_seen_at),
+                "last_seen_at": later(ex.last_seen_at, col.last_seen_at),
+                "last_seen_key": case((newer, ex.last_seen_key), else_=col.last_seen_key),
+                "last_run_id": case((newer, ex.last_run_id), else_=col.last_run_id),
+            },
+        )
+
+    @cached_property
+    def retire_edges(self):
+        e = t.lineage_edges.c
+        return (
+            update(t.lineage_edges)
+            .where(
+                e.job_id == bindparam("p_job"),
+                e.io_type == bindparam("p_io"),
+                e.is_current,
+                e.last_seen_key <= KEY,
+                e.dataset_id.not_in(ids_param("p_keep")),
+            )
+            .values(is_current=False)
+        )
+
+    # --- runs -----------------------------------------------------------------------------------------
+
+    @cached_property
+    def upsert_run(self):
+        stmt = upsert(self.dialect, t.runs)
+        ex, r = stmt.excluded, t.runs.c
+        wins = or_(ex.state_rank > r.state_rank, and_(ex.state_rank == r.state_rank, ex.state_key > r.state_key))
+        nominal_wins = ex.nominal_key > r.nominal_key
+        return stmt.on_conflict_do_update(
+            index_elements=[r.id],
+            set_={
+                "state": case((wins, ex.state), else_=r.state),
+                "state_rank": case((wins, ex.state_rank), else_=r.state_rank),
+                "state_key": case((wins, ex.state_key), else_=r.state_key),
+                "transitioned_at": case((wins, ex.transitioned_at), else_=r.transitioned_at),
+                "ended_at": case((and_(wins, ex.state_rank == 2), ex.ended_at), else_=r.ended_at),
+                "started_at": earlier(ex.started_at, r.started_at),
+                "nominal_start_time": case((nominal_wins, ex.nominal_start_time), else_=r.nominal_start_time),
+                "nominal_end_time": case((nominal_wins, ex.nominal_end_time), else_=r.nominal_end_time),
+                "nominal_key": case((nominal_wins, ex.nominal_key), else_=r.nominal_key),
+                "parent_run_id": case((r.parent_run_id.is_(None), ex.parent_run_id), else_=r.parent_run_id),
+                "created_at": earlier(ex.created_at, r.created_at),
+                "updated_at": later(ex.updated_at, r.updated_at),
+            },
+        )
+
+    @cached_property
+    def insert_run_state(self):
+        return t.run_states.insert()
+
+    @cached_property
+    def set_run_job_version(self):
+        return update(t.runs).where(t.runs.c.id == bindparam("p_run")).values(job_version_id=bindparam("p_version"))
+
+    @cached_property
+    def run_io(self):
+        io, d, v = t.run_io.c, t.datasets.c, t.dataset_versions.c
+        return (
+            select(io.dataset_id, io.io_type, io.dataset_version_id, io.event_key, d.namespace_name, d.name, v.fields)
+            .join(t.datasets, d.id == io.dataset_id)
+            .outerjoin(t.dataset_versions, v.id == io.dataset_version_id)
+            .where(io.run_id == bindparam("p_run"))
+        )
+
+    @cached_property
+    def upsert_run_io(self):
+        stmt = upsert(self.dialect, t.run_io)
+        ex, col = stmt.excluded, t.run_io.c
+        return stmt.on_conflict_do_update(
+            index_elements=[col.run_id, col.dataset_id, col.io_type],
+            set_={"dataset_version_id": ex.dataset_version_id, "event_key": ex.event_key, "version_key": ex.version_key},
+            where=ex.event_key > col.event_key,
+        )
+
+    # --- facets and column lineage --------------------------------------------------------------------
+
+    @cached_property
+    def upsert_facets(self):
+        stmt = upsert(self.dialect, t.facets)
+        ex, col = stmt.excluded, t.facets.c
+        return stmt.on_conflict_do_update(
+            index_elements=[col.entity_id, col.name],
+            set_={"facet": ex.facet, "kind": ex.kind, "event_key": ex.event_key, "lineage_event_id": ex.lineage_event_id},
+            where=ex.event_key > col.event_key,
+        ).returning(col.entity_id, col.name, col.facet)
+
+    @cached_property
+    def upsert_column_lineage(self):
+        stmt = upsert(self.dialect, t.column_lineage)
+        ex, col = stmt.excluded, t.column_lineage.c
+        changing = ("transformation_description", "transformation_type", "transformation_subtype", "transformations", "updated_at")
+        return stmt.on_conflict_do_update(
+            index_elements=[col.output_version_id, col.output_field, col.input_dataset_id, col.input_field],
+            set_={name: getattr(ex, name) for name in changing},
+        )
+
+    @cached_property
+    def store_raw_event(self):
+        stmt = upsert(self.dialect, t.lineage_events).on_conflict_do_nothing(index_elements=["event_hash"])
+        return stmt.returning(t.lineage_events.c.id)
