@@ -79,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(_: Request, exc: DatabaseUnavailable):
         return JSONResponse(
-            error_body(503, "The database is unavailable; retry shortly."), 503, headers={"Retry-After": "2"}
+            error_body(503, "The database is busy or unavailable; retry shortly."), 503, headers={"Retry-After": "2"}
         )
 
     @app.exception_handler(Exception)

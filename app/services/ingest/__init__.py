@@ -28,7 +28,7 @@ _APPLY = {"RUN_EVENT": apply_run_event, "DATASET_EVENT": apply_dataset_event, "J
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached; the client should retry (HTTP 503)."""
+    """The database cannot be reached or stays busy; the client should retry (HTTP 503)."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,13 @@ def ingest_event(engine: Engine, payload: dict[str, Any], event: LineageEvent, *
                 _APPLY[event.KIND](connection, ctx, event)
                 return IngestResult(event_id)
         except DBAPIError as exc:
-            if is_retryable(exc) and attempt <= retries:
-                time.sleep(random.uniform(0.002, 0.02) * attempt)
-                continue
+            if is_retryable(exc):
+                if attempt <= retries:
+                    log.debug("retrying event %s after %s", digest, type(exc.orig).__name__)
+                    time.sleep(random.uniform(0.002, 0.02) * attempt)
+                    continue
+                # Still losing races: let the client retry later rather than store a half-known event.
+                raise DatabaseUnavailable(f"gave up after {retries} retries: {exc.orig}") from exc
             if is_unavailable(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             return _keep_unapplied(engine, row, exc)
