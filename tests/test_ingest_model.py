@@ -335,3 +335,28 @@ def test_data_source_facet_creates_the_source(post, engine):
         sources = {r.name: (r.type, r.connection_url) for r in conn.execute(select(t.sources))}
     assert sources["postgres://db.example:5432"] == ("POSTGRESQL", "postgres://db.example:5432")
     assert model.dataset(engine, "postgres://db.example:5432", "shop.orders").source_name == "postgres://db.example:5432"
+
+
+@pytest.mark.parametrize("order", ["start-first", "complete-first"])
+def test_column_lineage_sent_only_on_start_counts_in_any_order(post, engine, order):
+    """Spark often sends the columnLineage facet on one event of a run only."""
+    run_id, job = uuid.uuid4(), ("spark", "app.copy")
+    source = dataset("s3://b", "in", columns=[("a", "int")])
+    lineage = column_lineage({"a_copy": [("s3://b", "in", "a")]})
+    start = run_event("START", job=job, run_id=run_id, time=T0, inputs=[source],
+                      outputs=[dataset("s3://b", "out", columns=[("a_copy", "int")], facets={"columnLineage": lineage})])
+    complete = run_event("COMPLETE", job=job, run_id=run_id, time=T0 + timedelta(minutes=1), inputs=[source],
+                         outputs=[dataset("s3://b", "out", columns=[("a_copy", "int")])])
+    post(*([start, complete] if order == "start-first" else [complete, start]))
+    (edge,) = model.all_rows(engine, t.column_lineage)
+    assert (edge.output_field, edge.input_field) == ("a_copy", "a")
+    assert edge.output_version_id == model.dataset(engine, "s3://b", "out").current_version_id
+
+
+def test_readers_schemas_do_not_become_dataset_fields(post, engine):
+    """A dataset's fields are what its published versions say; a reader's schema facet is kept as a facet."""
+    post(run_event("COMPLETE", job=("ns", "reader"), run_id=uuid.uuid4(), time=T0,
+                   inputs=[dataset("db", "src", columns=[("x", "int")])]))
+    assert model.all_rows(engine, t.dataset_fields) == []
+    src = model.dataset(engine, "db", "src")
+    assert model.facets_of(engine, src.id)["schema"]["fields"] == [{"name": "x", "type": "int"}]

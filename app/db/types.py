@@ -37,8 +37,8 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(timezone.utc)
 
 
-# JSONB on Postgres (indexable, compact), JSON text on SQLite.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# JSONB on Postgres (indexable, compact), JSON text on SQLite. Python None is SQL NULL (not JSON null).
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")

@@ -145,14 +145,6 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         [*inputs, *outputs, *column_inputs.values()],
         {job_ns} | ({parent.namespace} if parent else set()),
     )
-    fields_by_dataset: dict[uuid.UUID, tuple[list[dict], bool]] = {}
-    for refs, authoritative in ((inputs, False), (outputs, True)):
-        for r in refs:
-            fields = extract.schema_fields(r.facets)
-            if fields is not None:
-                fields_by_dataset[r.id] = (fields, authoritative)
-    w.write_fields(fields_by_dataset)
-
     # The job (and its parent, e.g. the Airflow DAG of a task).
     parent_job_id = None
     if parent:
@@ -243,6 +235,11 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         ]
     )
 
+    streaming = attrs.type == "STREAM" and bool(event_io)
+    completes = state is not None and state[0] == "COMPLETED"
+    terminal = state is not None and state[0] in extract.TERMINAL_STATES
+    terminal_or_streaming = terminal or streaming
+
     # Facets: run, job, dataset, dataset version, and the run's input/output facets.
     entries: list[tuple[uuid.UUID, str, str, Any]] = []
     entries += [(run_id, "RUN", name, value) for name, value in event.run.facets.items()]
@@ -269,27 +266,17 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         dataset_ids={r.id for r in outputs},
     )
 
-    # Column lineage, pinned to the output version (the input versions are the ones this run read).
-    column_rows = []
-    for i, r in enumerate(outputs):
-        for e in column_edges[i]:
-            source = column_inputs[(e.input_namespace, e.input_name)]
-            column_rows.append(
-                {
-                    "output_version_id": event_io[(r.id, "OUTPUT")],
-                    "output_field": e.output_field,
-                    "input_dataset_id": source.id,
-                    "input_field": e.input_field,
-                    "output_dataset_id": r.id,
-                    "transformation_description": e.description,
-                    "transformation_type": e.type,
-                    "transformation_subtype": e.subtype,
-                    "transformations": e.transformations,
-                    "created_at": ctx.time,
-                    "updated_at": ctx.time,
-                }
-            )
-    w.upsert_column_lineage(column_rows)
+    # Column lineage is derived from the version's merged facets when the version is published; a late
+    # event that changes the facet of an already published version derives it again.
+    republish = [
+        event_io[(r.id, "OUTPUT")]
+        for r in outputs
+        if (r.id, "OUTPUT") in earlier_io
+        and earlier_io[(r.id, "OUTPUT")].dataset_version_id == event_io[(r.id, "OUTPUT")]
+        and any(entity == event_io[(r.id, "OUTPUT")] and name == "columnLineage" for entity, name, _ in winners)
+    ]
+    if republish and not terminal_or_streaming:
+        w.derive_from_published(republish)
     for old, new in superseded:
         w.drop_superseded_version(old, new, run_id)
 
@@ -301,9 +288,6 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                 (r.id, io_type) not in earlier_io or earlier_io[(r.id, io_type)].event_key < ctx.key
             ):
                 run_io[(r.id, io_type)] = (event_io[(r.id, io_type)], r.namespace, r.name)
-    streaming = attrs.type == "STREAM" and bool(event_io)
-    completes = state is not None and state[0] == "COMPLETED"
-    terminal = state is not None and state[0] in extract.TERMINAL_STATES
     event_edges = {io: [ds for (ds, kind) in event_io if kind == io] for io in IO_TYPES}
     if not (terminal or streaming):
         w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
@@ -338,7 +322,6 @@ def apply_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent
         # Static metadata with a schema (or a lifecycle change) is a new version of the dataset; facets
         # alone (documentation, ownership…) describe the dataset without versioning it.
         fields = fields or []
-        w.write_fields({ref.id: (fields, True)})
         version = _content_version(ref, fields, None)
         w.insert_versions(
             [_new_version_row(ref, version, fields, None, ctx, extract.external_version(ref.facets))]
@@ -357,13 +340,6 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
     resolved = w.resolve([(d.namespace, d.name) for d in [*event.inputs, *event.outputs]])
     inputs, outputs = _refs(w, event.inputs, resolved), _refs(w, event.outputs, resolved)
     new_datasets = _prepare_datasets(w, [*inputs, *outputs], {job_ns})
-    w.write_fields(
-        {
-            r.id: (fields, False)
-            for r in [*inputs, *outputs]
-            if (fields := extract.schema_fields(r.facets)) is not None
-        }
-    )
     job_id, job_is_new = w.ensure_job(job_ns, job_name, simple_name=job_name, attrs=attrs)
     location = attrs.location
     if not job_is_new:

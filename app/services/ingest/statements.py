@@ -201,6 +201,22 @@ class IngestStatements:
             ~exists().where(d.current_version_id == v.id),
         )
 
+    @cached_property
+    def published_versions(self):
+        v = t.dataset_versions.c
+        return select(v.id, v.dataset_id, v.fields, v.created_at).where(v.id.in_(ids_param()), v.published_key != "")
+
+    @cached_property
+    def column_lineage_facets(self):
+        f = t.facets.c
+        return select(f.entity_id, f.facet).where(
+            f.entity_id.in_(ids_param()), f.name == "columnLineage", f.facet.is_not(None)
+        )
+
+    @cached_property
+    def delete_column_lineage(self):
+        return delete(t.column_lineage).where(t.column_lineage.c.output_version_id.in_(ids_param()))
+
     # --- jobs -----------------------------------------------------------------------------------------
 
     def _touch_job(self, with_run: bool):

@@ -230,6 +230,38 @@ class ModelWriter:
             self.conn.execute(self.sql.make_version_current, params)
             if repointed:
                 self.conn.execute(self.sql.delete_unread_placeholders, params)
+        self.derive_from_published(list(versions.values()))
+
+    def derive_from_published(self, version_ids: list[uuid.UUID]) -> None:
+        """What a published version tells about its dataset, computed from the version itself so it is the
+        same whatever order the run's events came in: its schema fields join the dataset's fields, and its
+        merged `columnLineage` facet becomes the column lineage rows of the version."""
+        published = list(self.conn.execute(self.sql.published_versions, {"p_ids": version_ids}))
+        if not published:
+            return
+        self.write_fields({v.dataset_id: (v.fields or [], True) for v in published})
+        lineage = dict(self.conn.execute(self.sql.column_lineage_facets, {"p_ids": [v.id for v in published]}).all())
+        edges = {v.id: extract.column_lineage({"columnLineage": lineage[v.id]}) for v in published if v.id in lineage}
+        resolved = self.resolve((e.input_namespace, e.input_name) for es in edges.values() for e in es)
+        rows = [
+            {
+                "output_version_id": v.id,
+                "output_field": e.output_field,
+                "input_dataset_id": resolved[(e.input_namespace, e.input_name)][2],
+                "input_field": e.input_field,
+                "output_dataset_id": v.dataset_id,
+                "transformation_description": e.description,
+                "transformation_type": e.type,
+                "transformation_subtype": e.subtype,
+                "transformations": e.transformations,
+                "created_at": v.created_at,
+                "updated_at": v.created_at,
+            }
+            for v in published
+            for e in edges.get(v.id, [])
+        ]
+        self.conn.execute(self.sql.delete_column_lineage, {"p_ids": [v.id for v in published]})
+        self.upsert_column_lineage(rows)
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
