@@ -130,7 +130,8 @@ dataset_symlinks = Table(
     Index("ix_dataset_symlinks_dataset_id", "dataset_id"),
 )
 
-# The union of every field a dataset has had; a version's exact schema is dataset_versions.fields.
+# The union of the fields of a dataset's published versions; a version's exact schema is
+# dataset_versions.fields.
 dataset_fields = Table(
     "dataset_fields",
     metadata,
@@ -139,7 +140,7 @@ dataset_fields = Table(
     Column("name", String(), nullable=False),  # nested struct fields are flattened as parent.child
     Column("type", Text),
     Column("description", Text),
-    # A writer's schema replaces type/description only if its event is later; readers' rows carry "".
+    # Key of the publishing event that set type/description: a later published version wins.
     Column("event_key", EVENT_KEY, nullable=False, server_default=""),
     *_timestamps(),
     Index("uq_dataset_fields_dataset_name", "dataset_id", "name", unique=True),

@@ -24,7 +24,7 @@ from app.services.ingest.writer import (
 IO_TYPES = ("INPUT", "OUTPUT")
 
 
-def _refs(w: ModelWriter, datasets: list[InputDataset] | list[OutputDataset], resolved) -> list[DatasetRef]:
+def _refs(datasets: list[InputDataset] | list[OutputDataset], resolved) -> list[DatasetRef]:
     return [DatasetRef(*resolved[(d.namespace, d.name)], facets=d.facets) for d in datasets]
 
 
@@ -128,13 +128,16 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     parent = extract.parent_of(event.run.facets)
     attrs = extract.job_attributes(event.job.facets)
     state = extract.run_state(event.eventType)
+    streaming = attrs.type == "STREAM" and bool(event.inputs or event.outputs)
+    completes = state is not None and state[0] == "COMPLETED"
+    terminal_or_streaming = streaming or (state is not None and state[0] in extract.TERMINAL_STATES)
 
     # Datasets: the event's inputs and outputs, plus datasets its column lineage reads from.
     column_edges = {i: extract.column_lineage(d.facets) for i, d in enumerate(event.outputs)}
     names = [(d.namespace, d.name) for d in [*event.inputs, *event.outputs]]
     names += [(e.input_namespace, e.input_name) for edges in column_edges.values() for e in edges]
     resolved = w.resolve(names)
-    inputs, outputs = _refs(w, event.inputs, resolved), _refs(w, event.outputs, resolved)
+    inputs, outputs = _refs(event.inputs, resolved), _refs(event.outputs, resolved)
     column_inputs = {
         (e.input_namespace, e.input_name): DatasetRef(*resolved[(e.input_namespace, e.input_name)])
         for edges in column_edges.values()
@@ -145,6 +148,13 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         [*inputs, *outputs, *column_inputs.values()],
         {job_ns} | ({parent.namespace} if parent else set()),
     )
+    # Dataset row locks come first, before any other row this event writes: exclusive on what this event
+    # will publish, shared on what it reads (see ModelWriter.current_versions). Taking them later would let
+    # a reader wait on a publisher's facet rows while the publisher waits on the reader's share lock.
+    if completes or streaming:
+        w.lock_datasets(r.id for r in outputs)
+    current = w.current_versions(r.id for r in inputs)
+
     # The job (and its parent, e.g. the Airflow DAG of a task).
     parent_job_id = None
     if parent:
@@ -180,7 +190,6 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
 
     # Dataset versions read and written by this run.
     earlier_io = {(row.dataset_id, row.io_type): row for row in w.run_io(run_id)}
-    current = w.current_versions(r.id for r in inputs)
     version_rows: list[dict] = []
     adopt: list[tuple[uuid.UUID, uuid.UUID]] = []
     superseded: list[tuple[uuid.UUID, uuid.UUID]] = []
@@ -235,11 +244,6 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         ]
     )
 
-    streaming = attrs.type == "STREAM" and bool(event_io)
-    completes = state is not None and state[0] == "COMPLETED"
-    terminal = state is not None and state[0] in extract.TERMINAL_STATES
-    terminal_or_streaming = terminal or streaming
-
     # Facets: run, job, dataset, dataset version, and the run's input/output facets.
     entries: list[tuple[uuid.UUID, str, str, Any]] = []
     entries += [(run_id, "RUN", name, value) for name, value in event.run.facets.items()]
@@ -289,7 +293,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             ):
                 run_io[(r.id, io_type)] = (event_io[(r.id, io_type)], r.namespace, r.name)
     event_edges = {io: [ds for (ds, kind) in event_io if kind == io] for io in IO_TYPES}
-    if not (terminal or streaming):
+    if not terminal_or_streaming:
         w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
         return
     io_lists = {
@@ -338,7 +342,7 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
     job_ns, job_name = event.job.namespace, event.job.name
     attrs = extract.job_attributes(event.job.facets)
     resolved = w.resolve([(d.namespace, d.name) for d in [*event.inputs, *event.outputs]])
-    inputs, outputs = _refs(w, event.inputs, resolved), _refs(w, event.outputs, resolved)
+    inputs, outputs = _refs(event.inputs, resolved), _refs(event.outputs, resolved)
     new_datasets = _prepare_datasets(w, [*inputs, *outputs], {job_ns})
     job_id, job_is_new = w.ensure_job(job_ns, job_name, simple_name=job_name, attrs=attrs)
     location = attrs.location

@@ -92,7 +92,7 @@ class IngestStatements:
         )
 
     @cached_property
-    def upsert_writer_fields(self):
+    def upsert_fields(self):
         stmt = upsert(self.dialect, t.dataset_fields)
         ex, col = stmt.excluded, t.dataset_fields.c
         return stmt.on_conflict_do_update(

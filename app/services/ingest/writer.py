@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, exists, or_, select, tuple_, update
+from sqlalchemy import Connection, delete, exists, or_, select, update
 
 from app.db import tables as t
 from app.services.ingest.statements import statements_for
@@ -154,27 +154,26 @@ class ModelWriter:
         ]
         self._insert_ignore(t.dataset_symlinks, _dedupe(rows, "namespace_name", "name"))
 
-    def write_fields(self, fields_by_dataset: dict[uuid.UUID, tuple[list[dict], bool]]) -> None:
-        """Record each dataset's fields. ``authoritative`` (a writer's schema) also updates type and
-        description; a reader's schema only adds fields not yet known."""
+    def write_fields(self, fields_by_dataset: dict[uuid.UUID, list[dict]]) -> None:
+        """Add a published version's schema to its dataset's fields; type and description follow the
+        latest published version."""
         now = self.ctx.time
-        authoritative_rows, reader_rows = [], []
-        for dataset_id, (fields, authoritative) in fields_by_dataset.items():
-            for f in extract.flatten_fields(fields):
-                row = {
-                    "id": ids.dataset_field_id(dataset_id, f.name),
-                    "dataset_id": dataset_id,
-                    "name": f.name,
-                    "type": f.type,
-                    "description": f.description,
-                    "event_key": self.ctx.key if authoritative else "",
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                (authoritative_rows if authoritative else reader_rows).append(row)
-        self._insert_ignore(t.dataset_fields, _dedupe(reader_rows, "id"))
-        if authoritative_rows:
-            self.conn.execute(self.sql.upsert_writer_fields, _dedupe(authoritative_rows, "id"))
+        rows = [
+            {
+                "id": ids.dataset_field_id(dataset_id, f.name),
+                "dataset_id": dataset_id,
+                "name": f.name,
+                "type": f.type,
+                "description": f.description,
+                "event_key": self.ctx.key,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for dataset_id, fields in fields_by_dataset.items()
+            for f in extract.flatten_fields(fields)
+        ]
+        if rows:
+            self.conn.execute(self.sql.upsert_fields, _dedupe(rows, "id"))
 
     def current_versions(self, dataset_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID | None, str]]:
         """dataset id → (current version id, key of the event that made it current).
@@ -209,6 +208,12 @@ class ModelWriter:
         """An earlier event saw this version: move its creation time back (locks nothing otherwise)."""
         self.conn.execute(self.sql.backdate_version, {"p_version": version_id, "p_now": self.ctx.time})
 
+    def lock_datasets(self, dataset_ids: Iterable[uuid.UUID]) -> None:
+        """Exclusive row locks on datasets this transaction will publish (Postgres; SQLite locks the file)."""
+        wanted = sorted(set(dataset_ids), key=str)
+        if wanted:
+            self.conn.execute(self.sql.lock_datasets, {"p_ids": wanted}).all()
+
     def publish_versions(self, versions: dict[uuid.UUID, uuid.UUID]) -> None:
         """A COMPLETE (or a DatasetEvent) publishes what it wrote: dataset id → version id.
 
@@ -222,7 +227,9 @@ class ModelWriter:
             return
         key, now = self.ctx.key, self.ctx.time
         # Exclusive lock first (see current_versions): no read of these datasets is in flight unseen.
-        self.conn.execute(self.sql.lock_datasets, {"p_ids": sorted(versions, key=str)}).all()
+        # Usually held already (apply locks an event's outputs early); a run's outputs from its earlier
+        # events are locked here.
+        self.lock_datasets(versions)
         for dataset_id, version_id in sorted(versions.items(), key=lambda kv: str(kv[0])):
             params = {"p_dataset": dataset_id, "p_version": version_id, "p_key": key, "p_now": now}
             self.conn.execute(self.sql.publish_version, params)
@@ -239,7 +246,7 @@ class ModelWriter:
         published = list(self.conn.execute(self.sql.published_versions, {"p_ids": version_ids}))
         if not published:
             return
-        self.write_fields({v.dataset_id: (v.fields or [], True) for v in published})
+        self.write_fields({v.dataset_id: v.fields or [] for v in published})
         lineage = dict(self.conn.execute(self.sql.column_lineage_facets, {"p_ids": [v.id for v in published]}).all())
         edges = {v.id: extract.column_lineage({"columnLineage": lineage[v.id]}) for v in published if v.id in lineage}
         resolved = self.resolve((e.input_namespace, e.input_name) for es in edges.values() for e in es)
@@ -265,15 +272,9 @@ class ModelWriter:
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
-        one): delete the old version unless something refers to it, moving over the facets and column
-        lineage the new version lacks, so the outcome does not depend on the order events arrived in."""
-        v, io, d, f, cl = (
-            t.dataset_versions.c,
-            t.run_io.c,
-            t.datasets.c,
-            t.facets.c,
-            t.column_lineage.c,
-        )
+        one): delete the old version unless something refers to it, moving over the facets the new version
+        lacks, so the outcome does not depend on the order events arrived in."""
+        v, io, d, f = t.dataset_versions.c, t.run_io.c, t.datasets.c, t.facets.c
         referenced = or_(
             exists().where(io.dataset_version_id == old),
             exists().where(d.current_version_id == old),
@@ -285,19 +286,7 @@ class ModelWriter:
         on_new = select(f_new.c.name).where(f_new.c.entity_id == new)
         self.conn.execute(update(t.facets).where(f.entity_id == old, f.name.not_in(on_new)).values(entity_id=new))
         self.conn.execute(delete(t.facets).where(f.entity_id == old))
-        cl_new = t.column_lineage.alias("cl_new").c
-        new_rows = select(cl_new.output_field, cl_new.input_dataset_id, cl_new.input_field).where(
-            cl_new.output_version_id == new
-        )
-        self.conn.execute(
-            update(t.column_lineage)
-            .where(
-                cl.output_version_id == old,
-                tuple_(cl.output_field, cl.input_dataset_id, cl.input_field).not_in(new_rows),
-            )
-            .values(output_version_id=new)
-        )
-        self.conn.execute(delete(t.column_lineage).where(cl.output_version_id == old))
+        self.conn.execute(delete(t.column_lineage).where(t.column_lineage.c.output_version_id == old))
 
     # --- jobs -----------------------------------------------------------------------------------------
 
