@@ -121,6 +121,36 @@ def _version_read(
     return found if found else (None, "")
 
 
+FacetEntry = tuple[uuid.UUID, str, str, Any]  # (entity id, kind, facet name, facet)
+
+
+def _run_event_facets(
+    event: RunEvent,
+    run_id: uuid.UUID,
+    job_id: uuid.UUID,
+    inputs: list[DatasetRef],
+    outputs: list[DatasetRef],
+    event_io: dict[tuple[uuid.UUID, str], uuid.UUID],
+) -> tuple[list[FacetEntry], list[FacetEntry]]:
+    """The facets a run event sets (later event wins), and the dataset facets its *readers* send (kept
+    only where no writer has said otherwise)."""
+    entries: list[FacetEntry] = []
+    entries += [(run_id, "RUN", name, value) for name, value in event.run.facets.items()]
+    entries += [(job_id, "JOB", name, value) for name, value in event.job.facets.items()]
+    reader_entries: list[FacetEntry] = []
+    for r, d in zip(inputs, event.inputs):
+        reader_entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
+        link = ids.run_io_id(run_id, r.id, "INPUT")
+        entries += [(link, "INPUT", name, value) for name, value in d.inputFacets.items()]
+    for r, d in zip(outputs, event.outputs):
+        version = event_io[(r.id, "OUTPUT")]
+        entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
+        entries += [(version, "DATASET_VERSION", name, value) for name, value in d.facets.items()]
+        link = ids.run_io_id(run_id, r.id, "OUTPUT")
+        entries += [(link, "OUTPUT", name, value) for name, value in d.outputFacets.items()]
+    return entries, reader_entries
+
+
 def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> None:
     w = ModelWriter(conn, ctx)
     run_id = event.run.uuid
@@ -245,20 +275,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     )
 
     # Facets: run, job, dataset, dataset version, and the run's input/output facets.
-    entries: list[tuple[uuid.UUID, str, str, Any]] = []
-    entries += [(run_id, "RUN", name, value) for name, value in event.run.facets.items()]
-    entries += [(job_id, "JOB", name, value) for name, value in event.job.facets.items()]
-    reader_entries: list[tuple[uuid.UUID, str, str, Any]] = []
-    for r, d in zip(inputs, event.inputs):
-        reader_entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
-        link = ids.run_io_id(run_id, r.id, "INPUT")
-        entries += [(link, "INPUT", name, value) for name, value in d.inputFacets.items()]
-    for r, d in zip(outputs, event.outputs):
-        version = event_io[(r.id, "OUTPUT")]
-        entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
-        entries += [(version, "DATASET_VERSION", name, value) for name, value in d.facets.items()]
-        link = ids.run_io_id(run_id, r.id, "OUTPUT")
-        entries += [(link, "OUTPUT", name, value) for name, value in d.outputFacets.items()]
+    entries, reader_entries = _run_event_facets(event, run_id, job_id, inputs, outputs, event_io)
     winners = w.upsert_facets(entries)
     w.add_reader_facets(reader_entries)
     _follow_facet_winners(
@@ -279,7 +296,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         and earlier_io[(r.id, "OUTPUT")].dataset_version_id == event_io[(r.id, "OUTPUT")]
         and any(entity == event_io[(r.id, "OUTPUT")] and name == "columnLineage" for entity, name, _ in winners)
     ]
-    if republish and not terminal_or_streaming:
+    if republish and not (completes or streaming):
         w.derive_from_published(republish)
     for old, new in superseded:
         w.drop_superseded_version(old, new, run_id)
@@ -320,7 +337,7 @@ def apply_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent
     ref = DatasetRef(*w.resolve([(d.namespace, d.name)])[(d.namespace, d.name)], facets=d.facets)
     new = _prepare_datasets(w, [ref], set())
     fields = extract.schema_fields(ref.facets)
-    entries: list[tuple[uuid.UUID, str, str, Any]] = [(ref.id, "DATASET", n, v) for n, v in d.facets.items()]
+    entries: list[FacetEntry] = [(ref.id, "DATASET", n, v) for n, v in d.facets.items()]
     version = None
     if fields is not None or extract.lifecycle_state(ref.facets):
         # Static metadata with a schema (or a lifecycle change) is a new version of the dataset; facets
