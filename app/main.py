@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import health, lineage
+from app.api import health, lineage, namespaces, sources
 from app.api.errors import install_error_handlers
+from app.api.paths import EncodedSlashMiddleware
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.settings import Settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(lineage.router)
-    app.include_router(health.router)
+    app.add_middleware(EncodedSlashMiddleware)
+    for module in (lineage, namespaces, sources, health):
+        app.include_router(module.router)
     return app

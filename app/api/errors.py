@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.json import UnstorableJSON
+from app.services.errors import NotFound
 from app.services.ingest import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
         return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound):
+        return JSONResponse(error_body(404, str(exc)), 404)
 
     @app.exception_handler(UnstorableJSON)
     async def _unstorable(_: Request, exc: UnstorableJSON):

@@ -1,0 +1,51 @@
+"""Response and request bodies of the Marquez REST API, with Marquez's exact field names.
+
+Marquez keeps null fields in its responses and writes timestamps as ISO-8601 in UTC; pydantic does both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Namespace(_Wire):
+    name: str
+    createdAt: datetime
+    updatedAt: datetime
+    ownerName: str
+    description: str | None
+    isHidden: bool
+
+
+class NamespaceList(_Wire):
+    namespaces: list[Namespace]
+
+
+class CreatedNamespace(_Wire):
+    ownerName: str = Field(min_length=1, max_length=255)
+    description: str | None = None
+
+
+class Source(_Wire):
+    type: str
+    name: str
+    createdAt: datetime
+    updatedAt: datetime
+    connectionUrl: str
+    description: str | None
+
+
+class SourceList(_Wire):
+    sources: list[Source]
+
+
+class CreatedSource(_Wire):
+    type: str = Field(min_length=1, max_length=64)
+    connectionUrl: str
+    description: str | None = None
