@@ -49,3 +49,55 @@ class CreatedSource(_Wire):
     type: str = Field(min_length=1, max_length=64)
     connectionUrl: str
     description: str | None = None
+
+
+class DatasetId(_Wire):
+    namespace: str
+    name: str
+
+
+class DatasetField(_Wire):
+    name: str
+    type: str | None
+    tags: list[str]
+    description: str | None
+
+
+class ColumnLineageInputField(_Wire):
+    namespace: str
+    dataset: str
+    field: str
+    transformationDescription: str | None
+    transformationType: str | None
+
+
+class ColumnLineage(_Wire):
+    name: str
+    inputFields: list[ColumnLineageInputField]
+    transformationDescription: str | None
+    transformationType: str | None
+
+
+class Dataset(_Wire):
+    id: DatasetId
+    type: str
+    name: str
+    physicalName: str
+    createdAt: datetime
+    updatedAt: datetime
+    namespace: str
+    sourceName: str | None
+    fields: list[DatasetField]
+    tags: list[str]
+    lastModifiedAt: datetime | None
+    lastLifecycleState: str | None
+    description: str | None
+    currentVersion: str | None
+    columnLineage: list[ColumnLineage] | None
+    facets: dict
+    deleted: bool
+
+
+class DatasetList(_Wire):
+    datasets: list[Dataset]
+    totalCount: int

@@ -29,8 +29,10 @@ def _refs(datasets: list[InputDataset] | list[OutputDataset], resolved) -> list[
 
 
 def _prepare_datasets(w: ModelWriter, refs: list[DatasetRef], extra_namespaces: set[str]) -> set[uuid.UUID]:
-    """Namespaces, sources, dataset rows and symlinks for the datasets an event names."""
-    w.ensure_namespaces({r.namespace for r in refs} | extra_namespaces)
+    """Namespaces, sources, dataset rows and symlinks for the datasets an event names. The namespaces of
+    symlinked names exist too, so a dataset can be looked up under any of its names."""
+    aliases = {ns for r in refs for ns, _, _ in extract.symlinks(r.facets)}
+    w.ensure_namespaces({r.namespace for r in refs} | aliases | extra_namespaces)
     w.ensure_sources(r.source or ("default", "") for r in refs)
     new = w.ensure_datasets(refs)
     for r in refs:

@@ -1,0 +1,145 @@
+"""Datasets as the Marquez API shows them: a page of rows, then their details in a fixed number of
+queries (current versions, facets, column lineage), never one query per dataset."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, select
+
+from app.db import tables as t
+from app.db.engine import read_connection
+from app.schemas.marquez import ColumnLineage, ColumnLineageInputField, Dataset, DatasetField, DatasetId
+from app.services import identifiers as ids
+from app.services.errors import NotFound
+from app.services.namespaces import require_namespace
+
+
+def _fields(version_fields: list[dict] | None, schema_facet: dict | None) -> list[DatasetField]:
+    """The current version's schema; for a dataset only ever read (no published version has a schema),
+    the schema its readers describe."""
+    fields = version_fields or (schema_facet or {}).get("fields") or []
+    return [
+        DatasetField(
+            name=f["name"],
+            type=f.get("type") if isinstance(f.get("type"), str) else None,
+            tags=[],
+            description=f.get("description") if isinstance(f.get("description"), str) else None,
+        )
+        for f in fields
+        if isinstance(f, dict) and isinstance(f.get("name"), str)
+    ]
+
+
+def _facets_by_entity(conn: Connection, entity_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    found: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
+    if entity_ids:
+        f = t.facets.c
+        rows = conn.execute(
+            select(f.entity_id, f.name, f.facet).where(f.entity_id.in_(entity_ids), f.facet.is_not(None))
+        )
+        for entity_id, name, facet in rows:
+            found[entity_id][name] = facet
+    return found
+
+
+def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[ColumnLineage]]:
+    """One level of column lineage per output version, grouped by output field."""
+    found: dict[uuid.UUID, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    if version_ids:
+        cl, d = t.column_lineage.c, t.datasets.c
+        rows = conn.execute(
+            select(cl.output_version_id, cl.output_field, d.namespace_name, d.name, cl.input_field,
+                   cl.transformation_description, cl.transformation_type)
+            .join(t.datasets, d.id == cl.input_dataset_id)
+            .where(cl.output_version_id.in_(version_ids))
+            .order_by(cl.output_field, d.namespace_name, d.name, cl.input_field)
+        )
+        for version_id, output_field, ns, name, input_field, description, kind in rows:
+            found[version_id][output_field].append(
+                ColumnLineageInputField(
+                    namespace=ns, dataset=name, field=input_field,
+                    transformationDescription=description, transformationType=kind,
+                )
+            )
+    result = {}
+    for version_id, by_field in found.items():
+        result[version_id] = [
+            ColumnLineage(
+                name=field,
+                inputFields=inputs,
+                transformationDescription=inputs[0].transformationDescription if inputs else None,
+                transformationType=inputs[0].transformationType if inputs else None,
+            )
+            for field, inputs in by_field.items()
+        ]
+    return result
+
+
+def hydrate(conn: Connection, rows: list[Row]) -> list[Dataset]:
+    version_ids = [r.current_version_id for r in rows if r.current_version_id]
+    versions = {}
+    if version_ids:
+        v = t.dataset_versions.c
+        versions = {row.id: row for row in conn.execute(select(v.id, v.fields).where(v.id.in_(version_ids)))}
+    facets = _facets_by_entity(conn, [r.id for r in rows])
+    lineage = _column_lineage(conn, version_ids)
+    datasets = []
+    for r in rows:
+        version = versions.get(r.current_version_id)
+        dataset_facets = facets.get(r.id, {})
+        datasets.append(
+            Dataset(
+                id=DatasetId(namespace=r.namespace_name, name=r.name),
+                type=r.type,
+                name=r.name,
+                physicalName=r.physical_name,
+                createdAt=r.created_at,
+                updatedAt=r.updated_at,
+                namespace=r.namespace_name,
+                sourceName=r.source_name,
+                fields=_fields(version.fields if version else None, dataset_facets.get("schema")),
+                tags=[],
+                lastModifiedAt=r.last_modified_at,
+                lastLifecycleState=r.last_lifecycle_state,
+                description=r.description,
+                currentVersion=str(r.current_version_id) if r.current_version_id else None,
+                columnLineage=lineage.get(r.current_version_id) or None,
+                facets=dataset_facets,
+                deleted=r.is_deleted,
+            )
+        )
+    return datasets
+
+
+def list_datasets(engine: Engine, namespace: str, *, limit: int, offset: int) -> tuple[list[Dataset], int]:
+    with read_connection(engine) as conn:
+        ns = require_namespace(conn, namespace)
+        d = t.datasets.c
+        visible = (d.namespace_id == ns.id, d.is_hidden.is_(False))
+        total = conn.execute(select(func.count()).select_from(t.datasets).where(*visible)).scalar_one()
+        rows = list(conn.execute(select(t.datasets).where(*visible).order_by(d.name).limit(limit).offset(offset)))
+        return hydrate(conn, rows), total
+
+
+def find_dataset(conn: Connection, namespace: str, name: str) -> Row:
+    """A visible dataset by (namespace, name), or by one of its symlinked names."""
+    ns = require_namespace(conn, namespace)
+    d, s = t.datasets.c, t.dataset_symlinks.c
+    row = conn.execute(select(t.datasets).where(d.id == ids.dataset_id(ns.name, name))).first()
+    if row is None:
+        row = conn.execute(
+            select(t.datasets)
+            .join(t.dataset_symlinks, s.dataset_id == d.id)
+            .where(s.namespace_name == ns.name, s.name == name)
+        ).first()
+    if row is None or row.is_hidden:
+        raise NotFound(f"Dataset '{name}' not found.")
+    return row
+
+
+def get_dataset(engine: Engine, namespace: str, name: str) -> Dataset:
+    with read_connection(engine) as conn:
+        return hydrate(conn, [find_dataset(conn, namespace, name)])[0]

@@ -1,0 +1,90 @@
+"""Marquez API: datasets, validated against Marquez's reference OpenAPI document."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+
+from tests.support.events import T0, column_lineage, dataset, facet, run_event
+from tests.support.marquez_spec import assert_conforms
+
+S3 = "s3://lake"
+FILE = "gold/revenue by country.parquet"
+
+
+def enc(name: str) -> str:
+    return quote(name, safe="")
+
+
+@pytest.fixture
+def seeded(client):
+    orders = dataset(S3, "raw/orders", columns=[("order_id", "bigint"), ("amount", "decimal")],
+                     facets={"symlinks": facet("SymlinksDatasetFacet", identifiers=[{"namespace": "hive://m", "name": "raw.orders", "type": "TABLE"}])})
+    out = dataset(
+        S3, FILE,
+        columns=[{"name": "order_id", "type": "bigint", "description": "the order"}, ("revenue", "decimal")],
+        facets={
+            "columnLineage": column_lineage({"order_id": [(S3, "raw/orders", "order_id")], "revenue": [(S3, "raw/orders", "amount")]}),
+            "documentation": facet("DocumentationDatasetFacet", description="Revenue per country"),
+        },
+    )
+    run_id = uuid.uuid4()
+    for kind, minutes in (("START", 0), ("COMPLETE", 3)):
+        event = run_event(kind, job=("spark", "revenue"), run_id=run_id, time=T0 + timedelta(minutes=minutes),
+                          inputs=[orders], outputs=[out])
+        assert client.post("/api/v1/lineage", json=event).status_code == 201
+    return client
+
+
+def test_list_datasets(seeded):
+    response = seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets")
+    assert response.status_code == 200
+    body = response.json()
+    assert_conforms(body, "/namespaces/{namespace}/datasets")
+    assert body["totalCount"] == 2
+    assert [d["name"] for d in body["datasets"]] == [FILE, "raw/orders"]
+    assert body["datasets"][0]["id"] == {"namespace": S3, "name": FILE}
+    assert [d["name"] for d in seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets?limit=1&offset=1").json()["datasets"]] == ["raw/orders"]
+
+
+def test_get_dataset_with_schema_facets_and_column_lineage(seeded):
+    response = seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert_conforms(body, "/namespaces/{namespace}/datasets/{dataset}")
+    assert body["fields"] == [
+        {"name": "order_id", "type": "bigint", "tags": [], "description": "the order"},
+        {"name": "revenue", "type": "decimal", "tags": [], "description": None},
+    ]
+    assert body["description"] == "Revenue per country"
+    assert body["lastModifiedAt"] == "2024-11-01T02:03:00Z"
+    assert body["currentVersion"] and body["deleted"] is False and body["tags"] == []
+    assert set(body["facets"]) >= {"schema", "columnLineage", "documentation"}
+    lineage = {c["name"]: c for c in body["columnLineage"]}
+    assert lineage["revenue"]["inputFields"] == [
+        {"namespace": S3, "dataset": "raw/orders", "field": "amount", "transformationDescription": None, "transformationType": "DIRECT"}
+    ]
+
+
+def test_dataset_read_only_shows_its_readers_schema(seeded):
+    body = seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc('raw/orders')}").json()
+    assert [f["name"] for f in body["fields"]] == ["order_id", "amount"]
+    assert body["columnLineage"] is None
+
+
+def test_symlinked_name_finds_the_dataset(seeded):
+    found = seeded.get(f"/api/v1/namespaces/{enc('hive://m')}/datasets/raw.orders")
+    assert found.status_code == 200, found.text
+    assert found.json()["id"] == {"namespace": S3, "name": "raw/orders"}
+
+
+def test_missing_and_hidden_datasets_are_404(seeded):
+    missing = seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/nope")
+    assert missing.json() == {"code": 404, "message": "Dataset 'nope' not found."}
+    assert seeded.get("/api/v1/namespaces/nope/datasets").json() == {"code": 404, "message": "Namespace 'nope' not found."}
+    seeded.delete(f"/api/v1/namespaces/{enc(S3)}")
+    assert seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}").status_code == 404
+    assert seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets").json() == {"datasets": [], "totalCount": 0}
