@@ -88,3 +88,41 @@ def test_missing_and_hidden_datasets_are_404(seeded):
     seeded.delete(f"/api/v1/namespaces/{enc(S3)}")
     assert seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}").status_code == 404
     assert seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets").json() == {"datasets": [], "totalCount": 0}
+
+
+def test_dataset_versions_with_the_run_that_wrote_them(seeded):
+    base = f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}"
+    listing = seeded.get(f"{base}/versions")
+    assert listing.status_code == 200, listing.text
+    body = listing.json()
+    assert_conforms(body, "/namespaces/{namespace}/datasets/{dataset}/versions")
+    assert body["totalCount"] == 1
+    (version,) = body["versions"]
+    current = seeded.get(base).json()["currentVersion"]
+    assert version["version"] == current and version["id"]["version"] == current
+    run = version["createdByRun"]
+    assert run["state"] == "COMPLETED" and run["durationMs"] == 180000
+    assert [v["datasetVersionId"]["name"] for v in run["outputDatasetVersions"]] == [FILE]
+    assert [v["datasetVersionId"]["name"] for v in run["inputDatasetVersions"]] == ["raw/orders"]
+    one = seeded.get(f"{base}/versions/{current}")
+    assert one.status_code == 200
+    assert_conforms(one.json(), "/namespaces/{namespace}/datasets/{dataset}/versions/{version}")
+    missing = str(uuid.uuid4())
+    assert seeded.get(f"{base}/versions/{missing}").json() == {"code": 404, "message": f"Dataset version '{missing}' not found."}
+    assert seeded.get(f"{base}/versions/not-a-uuid").status_code == 400
+
+
+def test_runs_and_their_facets(seeded):
+    run_id = seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}/versions").json()["versions"][0]["createdByRun"]["id"]
+    response = seeded.get(f"/api/v1/jobs/runs/{run_id}")
+    assert response.status_code == 200
+    body = response.json()
+    assert_conforms(body, "/jobs/runs/{id}")
+    assert body["startedAt"] == "2024-11-01T02:00:00Z" and body["endedAt"] == "2024-11-01T02:03:00Z"
+    assert body["jobVersion"]["name"] == "revenue"
+    facets = seeded.get(f"/api/v1/jobs/runs/{run_id}/facets", params={"type": "JOB"})
+    assert facets.status_code == 200 and facets.json()["runId"] == run_id
+    assert_conforms(facets.json(), "/jobs/runs/{id}/facets")
+    assert seeded.get(f"/api/v1/jobs/runs/{run_id}/facets", params={"type": "dataset"}).status_code == 400
+    missing = str(uuid.uuid4())
+    assert seeded.get(f"/api/v1/jobs/runs/{missing}").json() == {"code": 404, "message": f"Run '{missing}' not found."}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -9,7 +10,7 @@ from sqlalchemy import Engine
 
 from app.api.deps import get_engine
 from app.api.pagination import PageParams
-from app.schemas.marquez import Dataset, DatasetList
+from app.schemas.marquez import Dataset, DatasetList, DatasetVersion, DatasetVersionList
 from app.services import datasets
 
 router = APIRouter(prefix="/api/v1/namespaces/{namespace:name}", tags=["datasets"])
@@ -25,3 +26,20 @@ def list_datasets(namespace: str, engine: EngineDep, page: PageParams) -> Datase
 @router.get("/datasets/{dataset:name}", response_model=Dataset, summary="Get a dataset")
 def get_dataset(namespace: str, dataset: str, engine: EngineDep) -> Dataset:
     return datasets.get_dataset(engine, namespace, dataset)
+
+
+@router.get(
+    "/datasets/{dataset:name}/versions",
+    response_model=DatasetVersionList,
+    summary="List a dataset's versions, newest first",
+)
+def list_dataset_versions(namespace: str, dataset: str, engine: EngineDep, page: PageParams) -> DatasetVersionList:
+    found, total = datasets.list_versions(engine, namespace, dataset, limit=page.limit, offset=page.offset)
+    return DatasetVersionList(versions=found, totalCount=total)
+
+
+@router.get(
+    "/datasets/{dataset:name}/versions/{version}", response_model=DatasetVersion, summary="Get a dataset version"
+)
+def get_dataset_version(namespace: str, dataset: str, version: uuid.UUID, engine: EngineDep) -> DatasetVersion:
+    return datasets.get_version(engine, namespace, dataset, version)

@@ -101,3 +101,70 @@ class Dataset(_Wire):
 class DatasetList(_Wire):
     datasets: list[Dataset]
     totalCount: int
+
+
+class DatasetVersionId(_Wire):
+    namespace: str
+    name: str
+    version: str
+
+
+class JobVersionId(_Wire):
+    namespace: str
+    name: str
+    version: str
+
+
+class RunDatasetVersion(_Wire):
+    datasetVersionId: DatasetVersionId
+    facets: dict
+
+
+class Run(_Wire):
+    id: str
+    createdAt: datetime
+    updatedAt: datetime
+    nominalStartTime: datetime | None
+    nominalEndTime: datetime | None
+    state: str
+    startedAt: datetime | None
+    endedAt: datetime | None
+    durationMs: int | None
+    args: dict[str, str]
+    jobVersion: JobVersionId | None
+    inputDatasetVersions: list[RunDatasetVersion]
+    outputDatasetVersions: list[RunDatasetVersion]
+    facets: dict
+
+
+class RunList(_Wire):
+    runs: list[Run]
+    totalCount: int
+
+
+class RunFacetsResponse(_Wire):
+    runId: str
+    facets: dict
+
+
+class DatasetVersion(_Wire):
+    id: DatasetVersionId
+    type: str
+    name: str
+    physicalName: str
+    createdAt: datetime
+    version: str
+    namespace: str
+    sourceName: str | None
+    fields: list[DatasetField]
+    tags: list[str]
+    lifecycleState: str | None
+    description: str | None
+    currentSchemaVersion: str | None
+    createdByRun: Run | None
+    facets: dict
+
+
+class DatasetVersionList(_Wire):
+    versions: list[DatasetVersion]
+    totalCount: int

@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select
 
 from app.db import tables as t
 from app.db.engine import read_connection
-from app.schemas.marquez import ColumnLineage, ColumnLineageInputField, Dataset, DatasetField, DatasetId
+from app.schemas.marquez import (
+    ColumnLineage,
+    ColumnLineageInputField,
+    Dataset,
+    DatasetField,
+    DatasetId,
+    DatasetVersion,
+    DatasetVersionId,
+)
 from app.services import identifiers as ids
 from app.services.errors import NotFound
+from app.services.facets import facets_by_entity
 from app.services.namespaces import require_namespace
+from app.services.runs import hydrate_runs
 
 
 def _fields(version_fields: list[dict] | None, schema_facet: dict | None) -> list[DatasetField]:
@@ -31,18 +40,6 @@ def _fields(version_fields: list[dict] | None, schema_facet: dict | None) -> lis
         for f in fields
         if isinstance(f, dict) and isinstance(f.get("name"), str)
     ]
-
-
-def _facets_by_entity(conn: Connection, entity_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    found: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
-    if entity_ids:
-        f = t.facets.c
-        rows = conn.execute(
-            select(f.entity_id, f.name, f.facet).where(f.entity_id.in_(entity_ids), f.facet.is_not(None))
-        )
-        for entity_id, name, facet in rows:
-            found[entity_id][name] = facet
-    return found
 
 
 def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[ColumnLineage]]:
@@ -84,7 +81,7 @@ def hydrate(conn: Connection, rows: list[Row]) -> list[Dataset]:
     if version_ids:
         v = t.dataset_versions.c
         versions = {row.id: row for row in conn.execute(select(v.id, v.fields).where(v.id.in_(version_ids)))}
-    facets = _facets_by_entity(conn, [r.id for r in rows])
+    facets = facets_by_entity(conn, [r.id for r in rows])
     lineage = _column_lineage(conn, version_ids)
     datasets = []
     for r in rows:
@@ -143,3 +140,60 @@ def find_dataset(conn: Connection, namespace: str, name: str) -> Row:
 def get_dataset(engine: Engine, namespace: str, name: str) -> Dataset:
     with read_connection(engine) as conn:
         return hydrate(conn, [find_dataset(conn, namespace, name)])[0]
+
+
+def _hydrate_versions(conn: Connection, dataset: Row, rows: list[Row]) -> list[DatasetVersion]:
+    facets = facets_by_entity(conn, [v.id for v in rows])
+    runs = hydrate_runs(conn, [v.run_id for v in rows if v.run_id])
+    return [
+        DatasetVersion(
+            id=DatasetVersionId(namespace=dataset.namespace_name, name=dataset.name, version=str(v.id)),
+            type=dataset.type,
+            name=dataset.name,
+            physicalName=dataset.physical_name,
+            createdAt=v.created_at,
+            version=str(v.id),
+            namespace=dataset.namespace_name,
+            sourceName=v.source_name or dataset.source_name,
+            fields=_fields(v.fields, None),
+            tags=[],
+            lifecycleState=v.lifecycle_state,
+            description=(facets.get(v.id, {}).get("documentation") or {}).get("description") or dataset.description,
+            currentSchemaVersion=str(v.schema_version_id) if v.schema_version_id else None,
+            createdByRun=runs.get(v.run_id) if v.run_id else None,
+            facets=facets.get(v.id, {}),
+        )
+        for v in rows
+    ]
+
+
+def list_versions(
+    engine: Engine, namespace: str, name: str, *, limit: int, offset: int
+) -> tuple[list[DatasetVersion], int]:
+    """Newest first."""
+    with read_connection(engine) as conn:
+        dataset = find_dataset(conn, namespace, name)
+        v = t.dataset_versions.c
+        total = conn.execute(select(func.count()).where(v.dataset_id == dataset.id)).scalar_one()
+        rows = list(
+            conn.execute(
+                select(t.dataset_versions)
+                .where(v.dataset_id == dataset.id)
+                .order_by(v.created_at.desc(), v.id)
+                .limit(limit)
+                .offset(offset)
+            )
+        )
+        return _hydrate_versions(conn, dataset, rows), total
+
+
+def get_version(engine: Engine, namespace: str, name: str, version: uuid.UUID) -> DatasetVersion:
+    with read_connection(engine) as conn:
+        dataset = find_dataset(conn, namespace, name)
+        v = t.dataset_versions.c
+        row = conn.execute(
+            select(t.dataset_versions).where(v.id == version, v.dataset_id == dataset.id)
+        ).first()
+        if row is None:
+            raise NotFound(f"Dataset version '{version}' not found.")
+        return _hydrate_versions(conn, dataset, [row])[0]

@@ -36,9 +36,19 @@ def _nullable_optionals(node: Any) -> Any:
     return node
 
 
+def _fix_known_defects(schemas: dict) -> None:
+    """Where the document contradicts what Marquez serves (and clients read), follow Marquez:
+    - DatasetVersion.tags is typed `string`; Marquez returns an array of tag names, as for Dataset.tags;
+    - FacetsResult.facets (GET /jobs/runs/{id}/facets) is typed as one facet; Marquez returns a map of facet
+      name → facet, like every other `facets` field."""
+    schemas["DatasetVersion"]["properties"]["tags"] = {"type": "array", "items": {"type": "string"}}
+    schemas["FacetsResult"]["properties"]["facets"] = {"$ref": "#/components/schemas/RunFacets"}
+
+
 @cache
 def _spec() -> dict:
     spec = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
+    _fix_known_defects(spec["components"]["schemas"])
     spec["components"]["schemas"] = _nullable_optionals(spec["components"]["schemas"])
     return spec
 

@@ -1,0 +1,89 @@
+"""Runs as the Marquez API shows them, hydrated for many runs in a fixed number of queries."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import Connection, Engine, select
+
+from app.db import tables as t
+from app.db.engine import read_connection
+from app.schemas.marquez import DatasetVersionId, JobVersionId, Run, RunDatasetVersion, RunFacetsResponse
+from app.services.facets import facets_by_entity
+from app.services.errors import NotFound
+
+
+def hydrate_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, Run]:
+    if not run_ids:
+        return {}
+    r, jv = t.runs.c, t.job_versions.c
+    rows = list(
+        conn.execute(
+            select(t.runs, jv.namespace_name.label("jv_namespace"), jv.job_name.label("jv_name"))
+            .outerjoin(t.job_versions, jv.id == r.job_version_id)
+            .where(r.id.in_(run_ids))
+        )
+    )
+    io, d = t.run_io.c, t.datasets.c
+    links = list(
+        conn.execute(
+            select(io.run_id, io.id, io.io_type, io.dataset_version_id, d.namespace_name, d.name)
+            .join(t.datasets, d.id == io.dataset_id)
+            .where(io.run_id.in_(run_ids))
+            .order_by(d.namespace_name, d.name)
+        )
+    )
+    facets = facets_by_entity(conn, [*run_ids, *(link.id for link in links)])
+    versions: dict[tuple[uuid.UUID, str], list[RunDatasetVersion]] = defaultdict(list)
+    for link in links:
+        versions[(link.run_id, link.io_type)].append(
+            RunDatasetVersion(
+                datasetVersionId=DatasetVersionId(
+                    namespace=link.namespace_name, name=link.name, version=str(link.dataset_version_id)
+                ),
+                facets=facets.get(link.id, {}),
+            )
+        )
+    runs = {}
+    for row in rows:
+        duration = None
+        if row.started_at and row.ended_at:
+            duration = int((row.ended_at - row.started_at).total_seconds() * 1000)
+        runs[row.id] = Run(
+            id=str(row.id),
+            createdAt=row.created_at,
+            updatedAt=row.updated_at,
+            nominalStartTime=row.nominal_start_time,
+            nominalEndTime=row.nominal_end_time,
+            state=row.state,
+            startedAt=row.started_at,
+            endedAt=row.ended_at,
+            durationMs=duration,
+            args={},
+            jobVersion=JobVersionId(namespace=row.jv_namespace, name=row.jv_name, version=str(row.job_version_id))
+            if row.job_version_id
+            else None,
+            inputDatasetVersions=versions.get((row.id, "INPUT"), []),
+            outputDatasetVersions=versions.get((row.id, "OUTPUT"), []),
+            facets=facets.get(row.id, {}),
+        )
+    return runs
+
+
+def get_run(engine: Engine, run_id: uuid.UUID) -> Run:
+    with read_connection(engine) as conn:
+        found = hydrate_runs(conn, [run_id])
+    if run_id not in found:
+        raise NotFound(f"Run '{run_id}' not found.")
+    return found[run_id]
+
+
+def get_run_facets(engine: Engine, run_id: uuid.UUID, kind: str) -> RunFacetsResponse:
+    """Facets of a run (``run``) or of its job (``job``), as Marquez's run facets endpoint."""
+    with read_connection(engine) as conn:
+        job_id = conn.execute(select(t.runs.c.job_id).where(t.runs.c.id == run_id)).scalar()
+        if job_id is None:
+            raise NotFound(f"Run '{run_id}' not found.")
+        entity = run_id if kind == "run" else job_id
+        return RunFacetsResponse(runId=str(run_id), facets=facets_by_entity(conn, [entity]).get(entity, {}))
