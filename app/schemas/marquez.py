@@ -168,3 +168,51 @@ class DatasetVersion(_Wire):
 class DatasetVersionList(_Wire):
     versions: list[DatasetVersion]
     totalCount: int
+
+
+class JobId(_Wire):
+    namespace: str
+    name: str
+
+
+class Job(_Wire):
+    id: JobId
+    type: str
+    name: str
+    simpleName: str
+    parentJobName: str | None
+    parentJobUuid: str | None
+    createdAt: datetime
+    updatedAt: datetime
+    namespace: str
+    inputs: list[DatasetId]
+    outputs: list[DatasetId]
+    location: str | None
+    description: str | None
+    latestRun: Run | None
+    latestRuns: list[Run]
+    facets: dict
+    currentVersion: str | None
+    labels: list[str]
+    tags: list[str]
+
+
+class JobList(_Wire):
+    jobs: list[Job]
+    totalCount: int
+
+
+class JobVersion(_Wire):
+    id: JobVersionId
+    name: str
+    createdAt: datetime
+    version: str
+    namespace: str
+    location: str | None
+    inputs: list[DatasetId]
+    outputs: list[DatasetId]
+    latestRun: Run | None
+
+
+class JobVersionList(_Wire):
+    versions: list[JobVersion]

@@ -62,7 +62,9 @@ def response_schema(path: str, method: str = "get", status: str = "200") -> dict
     """The JSON schema the reference document gives for ``path`` (as written there, e.g.
     ``/namespaces/{namespace}``)."""
     operation = _spec()["paths"][path][method]
-    schema = operation["responses"][status]["content"]["application/json"]["schema"]
+    responses = operation["responses"]
+    response = responses.get(status) or responses[int(status)]  # the document spells some codes unquoted
+    schema = response["content"]["application/json"]["schema"]
     if "$ref" in schema:
         return {"$ref": _URI + schema["$ref"]}
     return schema
