@@ -126,3 +126,14 @@ def test_runs_and_their_facets(seeded):
     assert seeded.get(f"/api/v1/jobs/runs/{run_id}/facets", params={"type": "dataset"}).status_code == 400
     missing = str(uuid.uuid4())
     assert seeded.get(f"/api/v1/jobs/runs/{missing}").json() == {"code": 404, "message": f"Run '{missing}' not found."}
+
+
+def test_soft_delete_dataset_until_the_next_event(seeded):
+    path = f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}"
+    deleted = seeded.delete(path)
+    assert deleted.status_code == 200
+    assert_conforms(deleted.json(), "/namespaces/{namespace}/datasets/{dataset}", "delete")
+    assert seeded.get(path).status_code == 404
+    event = run_event("START", job=("spark", "revenue"), run_id=uuid.uuid4(), time=T0 + timedelta(days=1), outputs=[dataset(S3, FILE)])
+    seeded.post("/api/v1/lineage", json=event)
+    assert seeded.get(path).status_code == 200

@@ -94,3 +94,17 @@ def test_job_versions(seeded):
     assert_conforms(one.json(), "/namespaces/{namespace}/jobs/{job}/versions/{version}")
     missing = uuid.uuid4()
     assert seeded.get(f"/api/v1/namespaces/{enc(NS)}/jobs/{enc(TASK)}/versions/{missing}").status_code == 404
+
+
+def test_soft_delete_job_until_the_next_event(seeded):
+    path = f"/api/v1/namespaces/{enc(NS)}/jobs/{enc(TASK)}"
+    deleted = seeded.delete(path)
+    assert deleted.status_code == 200 and deleted.json()["name"] == TASK
+    assert seeded.get(path).status_code == 404
+    assert TASK not in {j["name"] for j in seeded.get("/api/v1/jobs").json()["jobs"]}
+    logical = T0 + timedelta(days=5)
+    for event in airflow_task_run(namespace=NS, dag_id=DAG, task_id="load", logical_date=logical,
+                                  dag_run_id=airflow_dag_run_id(logical), task_run_id=airflow_dag_run_id(logical),
+                                  inputs=[], outputs=[]):
+        seeded.post("/api/v1/lineage", json=event)
+    assert seeded.get(path).status_code == 200

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy import Engine
 
+from app.api.auth import require_write_key
 from app.api.deps import get_engine
 from app.api.pagination import PageParams
 from app.schemas.marquez import Dataset, DatasetList, DatasetVersion, DatasetVersionList
@@ -43,3 +44,13 @@ def list_dataset_versions(namespace: str, dataset: str, engine: EngineDep, page:
 )
 def get_dataset_version(namespace: str, dataset: str, version: uuid.UUID, engine: EngineDep) -> DatasetVersion:
     return datasets.get_version(engine, namespace, dataset, version)
+
+
+@router.delete(
+    "/datasets/{dataset:name}",
+    response_model=Dataset,
+    summary="Soft-delete a dataset (hidden until an event names it again)",
+    dependencies=[Depends(require_write_key)],
+)
+def delete_dataset(namespace: str, dataset: str, engine: EngineDep) -> Dataset:
+    return datasets.delete_dataset(engine, namespace, dataset)

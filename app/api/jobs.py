@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Engine
 
+from app.api.auth import require_write_key
 from app.api.deps import get_engine
 from app.api.errors import ApiError
 from app.api.pagination import PageParams
@@ -46,6 +47,16 @@ def list_jobs(namespace: str, engine: EngineDep, page: PageParams, states: State
 @router.get("/namespaces/{namespace:name}/jobs/{job:name}", response_model=Job, summary="Get a job")
 def get_job(namespace: str, job: str, engine: EngineDep) -> Job:
     return jobs.get_job(engine, namespace, job)
+
+
+@router.delete(
+    "/namespaces/{namespace:name}/jobs/{job:name}",
+    response_model=Job,
+    summary="Soft-delete a job (hidden until an event names it again)",
+    dependencies=[Depends(require_write_key)],
+)
+def delete_job(namespace: str, job: str, engine: EngineDep) -> Job:
+    return jobs.delete_job(engine, namespace, job)
 
 
 @router.get("/namespaces/{namespace:name}/jobs/{job:name}/runs", response_model=RunList, summary="List a job's runs")

@@ -216,3 +216,8 @@ class JobVersion(_Wire):
 
 class JobVersionList(_Wire):
     versions: list[JobVersion]
+
+
+class LineageEventList(_Wire):
+    events: list[dict]
+    totalCount: int

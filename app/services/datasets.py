@@ -9,7 +9,7 @@ from collections import defaultdict
 from sqlalchemy import Connection, Engine, Row, func, select
 
 from app.db import tables as t
-from app.db.engine import read_connection
+from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import (
     ColumnLineage,
     ColumnLineageInputField,
@@ -197,3 +197,11 @@ def get_version(engine: Engine, namespace: str, name: str, version: uuid.UUID) -
         if row is None:
             raise NotFound(f"Dataset version '{version}' not found.")
         return _hydrate_versions(conn, dataset, [row])[0]
+
+
+def delete_dataset(engine: Engine, namespace: str, name: str) -> Dataset:
+    """Soft delete, as Marquez: hidden until an event names the dataset again."""
+    with write_transaction(engine) as conn:
+        row = find_dataset(conn, namespace, name)
+        conn.execute(t.datasets.update().where(t.datasets.c.id == row.id).values(is_hidden=True))
+        return hydrate(conn, [conn.execute(select(t.datasets).where(t.datasets.c.id == row.id)).one()])[0]

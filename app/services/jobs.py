@@ -9,7 +9,7 @@ from collections import defaultdict
 from sqlalchemy import Connection, Engine, Row, func, select
 
 from app.db import tables as t
-from app.db.engine import read_connection
+from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import DatasetId, Job, JobId, JobVersion, JobVersionId, Run
 from app.services import identifiers as ids
 from app.services.errors import NotFound
@@ -188,3 +188,11 @@ def get_job_version(engine: Engine, namespace: str, name: str, version: uuid.UUI
         if row is None:
             raise NotFound(f"Job version '{version}' not found.")
         return _hydrate_versions(conn, job, [row])[0]
+
+
+def delete_job(engine: Engine, namespace: str, name: str) -> Job:
+    """Soft delete, as Marquez: hidden until an event names the job again."""
+    with write_transaction(engine) as conn:
+        row = find_job(conn, namespace, name)
+        conn.execute(t.jobs.update().where(t.jobs.c.id == row.id).values(is_hidden=True))
+        return hydrate(conn, [conn.execute(select(t.jobs).where(t.jobs.c.id == row.id)).one()])[0]
