@@ -29,9 +29,7 @@ class Settings(BaseSettings):
     postgres_port: int = Field(5432, validation_alias=AliasChoices("POSTGRES_PORT", "postgres_port"))
     postgres_db: str = Field("marquez", validation_alias=AliasChoices("POSTGRES_DB", "postgres_db"))
     postgres_user: str = Field("marquez", validation_alias=AliasChoices("POSTGRES_USER", "postgres_user"))
-    postgres_password: str = Field(
-        "marquez", validation_alias=AliasChoices("POSTGRES_PASSWORD", "postgres_password")
-    )
+    postgres_password: str = Field("marquez", validation_alias=AliasChoices("POSTGRES_PASSWORD", "postgres_password"))
     db_pool_size: int = 10
     db_max_overflow: int = 10
 

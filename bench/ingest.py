@@ -30,7 +30,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent
 PRODUCER = "https://github.com/apache/airflow/tree/providers-openlineage/1.14.0"
 DATASET_NAMESPACE = "postgres://db.example:5432"
 JOB_NAMESPACE = "airflow-warehouse"
-T0 = datetime(2024, 11, 1, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 11, 1, 0, 0, tzinfo=UTC)
 
 LAYERS = 6
 JOBS_PER_LAYER = 50  # 300 jobs
@@ -57,15 +57,38 @@ LAYER_SPACING = timedelta(minutes=10)  # a layer starts after the previous one h
 
 # Column vocabulary: name -> type. Tables draw 20 of these so that column lineage can mostly follow names.
 COLUMN_TYPES = {
-    "id": "BIGINT", "customer_id": "BIGINT", "order_id": "BIGINT", "product_id": "BIGINT",
-    "account_id": "BIGINT", "store_id": "INTEGER", "region_id": "INTEGER", "created_at": "TIMESTAMP",
-    "updated_at": "TIMESTAMP", "event_date": "DATE", "loaded_at": "TIMESTAMP", "amount": "NUMERIC(18,2)",
-    "tax_amount": "NUMERIC(18,2)", "discount": "NUMERIC(18,2)", "quantity": "INTEGER",
-    "unit_price": "NUMERIC(18,4)", "currency": "VARCHAR(3)", "status": "VARCHAR(32)",
-    "channel": "VARCHAR(32)", "country_code": "VARCHAR(2)", "city": "VARCHAR(128)",
-    "email": "VARCHAR(256)", "is_active": "BOOLEAN", "is_deleted": "BOOLEAN", "segment": "VARCHAR(64)",
-    "category": "VARCHAR(64)", "sku": "VARCHAR(64)", "score": "DOUBLE PRECISION",
-    "margin": "NUMERIC(18,4)", "source_system": "VARCHAR(32)", "batch_id": "UUID", "row_hash": "CHAR(64)",
+    "id": "BIGINT",
+    "customer_id": "BIGINT",
+    "order_id": "BIGINT",
+    "product_id": "BIGINT",
+    "account_id": "BIGINT",
+    "store_id": "INTEGER",
+    "region_id": "INTEGER",
+    "created_at": "TIMESTAMP",
+    "updated_at": "TIMESTAMP",
+    "event_date": "DATE",
+    "loaded_at": "TIMESTAMP",
+    "amount": "NUMERIC(18,2)",
+    "tax_amount": "NUMERIC(18,2)",
+    "discount": "NUMERIC(18,2)",
+    "quantity": "INTEGER",
+    "unit_price": "NUMERIC(18,4)",
+    "currency": "VARCHAR(3)",
+    "status": "VARCHAR(32)",
+    "channel": "VARCHAR(32)",
+    "country_code": "VARCHAR(2)",
+    "city": "VARCHAR(128)",
+    "email": "VARCHAR(256)",
+    "is_active": "BOOLEAN",
+    "is_deleted": "BOOLEAN",
+    "segment": "VARCHAR(64)",
+    "category": "VARCHAR(64)",
+    "sku": "VARCHAR(64)",
+    "score": "DOUBLE PRECISION",
+    "margin": "NUMERIC(18,4)",
+    "source_system": "VARCHAR(32)",
+    "batch_id": "UUID",
+    "row_hash": "CHAR(64)",
 }
 COLUMN_NAMES = list(COLUMN_TYPES)
 
@@ -173,8 +196,9 @@ def generate_events(total: int, seed: int = 7) -> list[bytes]:
     pipeline, layer after layer, each run a START and a later COMPLETE under its own uuid4 runId."""
     rng = random.Random(seed)
     pipeline = Pipeline(rng)
-    engine_facet = _facet("ProcessingEngineRunFacet", "1-1-1", version="2.10.3", name="Airflow",
-                          openlineageAdapterVersion="1.14.0")
+    engine_facet = _facet(
+        "ProcessingEngineRunFacet", "1-1-1", version="2.10.3", name="Airflow", openlineageAdapterVersion="1.14.0"
+    )
     timeline: list[tuple[datetime, str, dict, dict]] = []
     for r in range((total + 1) // 2):
         execution, job = divmod(r, len(pipeline.jobs))
@@ -186,8 +210,10 @@ def generate_events(total: int, seed: int = 7) -> list[bytes]:
             "runId": str(uuid.uuid4()),
             "facets": {
                 "nominalTime": _facet(
-                    "NominalTimeRunFacet", "1-0-1",
-                    nominalStartTime=_iso(nominal), nominalEndTime=_iso(nominal + timedelta(hours=1)),
+                    "NominalTimeRunFacet",
+                    "1-0-1",
+                    nominalStartTime=_iso(nominal),
+                    nominalEndTime=_iso(nominal + timedelta(hours=1)),
                 ),
                 "processing_engine": engine_facet,
             },
@@ -486,8 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     everything = generate_events(args.warmup + args.events)
     warmup, events = everything[: args.warmup], everything[args.warmup :]
     size = sum(map(len, events)) / len(events)
-    print(f"generated {len(everything)} events ({size / 1024:.1f} KiB average) in {time.perf_counter() - began:.1f}s",
-          flush=True)
+    print(
+        f"generated {len(everything)} events ({size / 1024:.1f} KiB average) in {time.perf_counter() - began:.1f}s",
+        flush=True,
+    )
 
     log_path = args.server_log or Path(tempfile.mkdtemp(prefix="headwater-bench-")) / "server.log"
     with TemporaryPostgres() as pg:
@@ -505,15 +533,19 @@ def main(argv: list[str] | None = None) -> int:
     cut = f" of {len(events)}: TIME LIMIT {args.time_limit:.0f}s reached" if measured.events < len(events) else ""
     if warm.events < len(warmup):
         print(f"warm-up cut short at {WARMUP_TIME_LIMIT:.0f}s: {warm.events} of {len(warmup)} events sent")
-    print(f"Headwater ingest: {measured.events} events{cut}, {args.workers} workers, concurrency {args.concurrency}"
-          f" ({warm.events} warm-up events not counted)")
+    print(
+        f"Headwater ingest: {measured.events} events{cut}, {args.workers} workers, concurrency {args.concurrency}"
+        f" ({warm.events} warm-up events not counted)"
+    )
     print(f"  duration        {measured.seconds:8.1f} s")
     print(f"  throughput      {measured.rate:8.0f} events/s")
     print(f"  latency p50     {_percentile(latencies, 0.50) * 1000:8.1f} ms")
     print(f"  latency p95     {_percentile(latencies, 0.95) * 1000:8.1f} ms")
     print(f"  latency p99     {_percentile(latencies, 0.99) * 1000:8.1f} ms")
-    print(f"  over {CLIENT_TIMEOUT:.0f} s       {sum(x > CLIENT_TIMEOUT for x in latencies):8d}   "
-          "(would time out in openlineage-python's default HTTP transport)")
+    print(
+        f"  over {CLIENT_TIMEOUT:.0f} s       {sum(x > CLIENT_TIMEOUT for x in latencies):8d}   "
+        "(would time out in openlineage-python's default HTTP transport)"
+    )
     print(f"  errors          {errors:8d}   {dict(measured.statuses)}")
     print(f"  cpu             {_cpu(measured)}")
     print(f"Floor: {floor.events} events, bare jsonb INSERT + commit each, {args.concurrency} connections")
@@ -522,11 +554,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  cpu             {_cpu(floor)}")
     print(f"Headwater / floor {measured.rate / floor.rate:8.2f}")
     print("Stored")
-    print(f"  lineage_events  {counts['lineage_events']:8d}   (2xx responses incl. warm-up: {sent_ok}"
-          f"{', match' if stored_match else ', MISMATCH'})")
+    print(
+        f"  lineage_events  {counts['lineage_events']:8d}   (2xx responses incl. warm-up: {sent_ok}"
+        f"{', match' if stored_match else ', MISMATCH'})"
+    )
     print(f"  apply errors    {counts['apply_errors']:8d}")
     print(f"  runs            {counts['runs']:8d}   ({counts['runs_completed']} COMPLETED)")
-    print(f"  jobs / datasets {counts['jobs']:8d} / {counts['datasets']}   column_lineage rows {counts['column_lineage']}")
+    print(
+        f"  jobs / datasets {counts['jobs']:8d} / {counts['datasets']}   column_lineage rows {counts['column_lineage']}"
+    )
     for sample in measured.samples + warm.samples:
         print(f"  error sample: {sample}")
     tracebacks, problems = log_problems(log_path)

@@ -85,5 +85,3 @@ def live_server(database_url, engine, tmp_path) -> Iterator[LiveServer]:
     """`headwater serve` in its own process, on the test database."""
     with LiveServer(database_url, log_path=tmp_path / "server.log") as server:
         yield server
-
-

@@ -21,20 +21,37 @@ def enc(name: str) -> str:
 
 @pytest.fixture
 def seeded(client):
-    orders = dataset(S3, "raw/orders", columns=[("order_id", "bigint"), ("amount", "decimal")],
-                     facets={"symlinks": facet("SymlinksDatasetFacet", identifiers=[{"namespace": "hive://m", "name": "raw.orders", "type": "TABLE"}])})
+    orders = dataset(
+        S3,
+        "raw/orders",
+        columns=[("order_id", "bigint"), ("amount", "decimal")],
+        facets={
+            "symlinks": facet(
+                "SymlinksDatasetFacet", identifiers=[{"namespace": "hive://m", "name": "raw.orders", "type": "TABLE"}]
+            )
+        },
+    )
     out = dataset(
-        S3, FILE,
+        S3,
+        FILE,
         columns=[{"name": "order_id", "type": "bigint", "description": "the order"}, ("revenue", "decimal")],
         facets={
-            "columnLineage": column_lineage({"order_id": [(S3, "raw/orders", "order_id")], "revenue": [(S3, "raw/orders", "amount")]}),
+            "columnLineage": column_lineage(
+                {"order_id": [(S3, "raw/orders", "order_id")], "revenue": [(S3, "raw/orders", "amount")]}
+            ),
             "documentation": facet("DocumentationDatasetFacet", description="Revenue per country"),
         },
     )
     run_id = uuid.uuid4()
     for kind, minutes in (("START", 0), ("COMPLETE", 3)):
-        event = run_event(kind, job=("spark", "revenue"), run_id=run_id, time=T0 + timedelta(minutes=minutes),
-                          inputs=[orders], outputs=[out])
+        event = run_event(
+            kind,
+            job=("spark", "revenue"),
+            run_id=run_id,
+            time=T0 + timedelta(minutes=minutes),
+            inputs=[orders],
+            outputs=[out],
+        )
         assert client.post("/api/v1/lineage", json=event).status_code == 201
     return client
 
@@ -47,7 +64,9 @@ def test_list_datasets(seeded):
     assert body["totalCount"] == 2
     assert [d["name"] for d in body["datasets"]] == [FILE, "raw/orders"]
     assert body["datasets"][0]["id"] == {"namespace": S3, "name": FILE}
-    assert [d["name"] for d in seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets?limit=1&offset=1").json()["datasets"]] == ["raw/orders"]
+    assert [
+        d["name"] for d in seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets?limit=1&offset=1").json()["datasets"]
+    ] == ["raw/orders"]
 
 
 def test_get_dataset_with_schema_facets_and_column_lineage(seeded):
@@ -65,7 +84,13 @@ def test_get_dataset_with_schema_facets_and_column_lineage(seeded):
     assert set(body["facets"]) >= {"schema", "columnLineage", "documentation"}
     lineage = {c["name"]: c for c in body["columnLineage"]}
     assert lineage["revenue"]["inputFields"] == [
-        {"namespace": S3, "dataset": "raw/orders", "field": "amount", "transformationDescription": None, "transformationType": "DIRECT"}
+        {
+            "namespace": S3,
+            "dataset": "raw/orders",
+            "field": "amount",
+            "transformationDescription": None,
+            "transformationType": "DIRECT",
+        }
     ]
 
 
@@ -84,7 +109,10 @@ def test_symlinked_name_finds_the_dataset(seeded):
 def test_missing_and_hidden_datasets_are_404(seeded):
     missing = seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/nope")
     assert missing.json() == {"code": 404, "message": "Dataset 'nope' not found."}
-    assert seeded.get("/api/v1/namespaces/nope/datasets").json() == {"code": 404, "message": "Namespace 'nope' not found."}
+    assert seeded.get("/api/v1/namespaces/nope/datasets").json() == {
+        "code": 404,
+        "message": "Namespace 'nope' not found.",
+    }
     seeded.delete(f"/api/v1/namespaces/{enc(S3)}")
     assert seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}").status_code == 404
     assert seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets").json() == {"datasets": [], "totalCount": 0}
@@ -108,12 +136,17 @@ def test_dataset_versions_with_the_run_that_wrote_them(seeded):
     assert one.status_code == 200
     assert_conforms(one.json(), "/namespaces/{namespace}/datasets/{dataset}/versions/{version}")
     missing = str(uuid.uuid4())
-    assert seeded.get(f"{base}/versions/{missing}").json() == {"code": 404, "message": f"Dataset version '{missing}' not found."}
+    assert seeded.get(f"{base}/versions/{missing}").json() == {
+        "code": 404,
+        "message": f"Dataset version '{missing}' not found.",
+    }
     assert seeded.get(f"{base}/versions/not-a-uuid").status_code == 400
 
 
 def test_runs_and_their_facets(seeded):
-    run_id = seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}/versions").json()["versions"][0]["createdByRun"]["id"]
+    run_id = seeded.get(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}/versions").json()["versions"][0][
+        "createdByRun"
+    ]["id"]
     response = seeded.get(f"/api/v1/jobs/runs/{run_id}")
     assert response.status_code == 200
     body = response.json()
@@ -134,6 +167,32 @@ def test_soft_delete_dataset_until_the_next_event(seeded):
     assert deleted.status_code == 200
     assert_conforms(deleted.json(), "/namespaces/{namespace}/datasets/{dataset}", "delete")
     assert seeded.get(path).status_code == 404
-    event = run_event("START", job=("spark", "revenue"), run_id=uuid.uuid4(), time=T0 + timedelta(days=1), outputs=[dataset(S3, FILE)])
+    event = run_event(
+        "START", job=("spark", "revenue"), run_id=uuid.uuid4(), time=T0 + timedelta(days=1), outputs=[dataset(S3, FILE)]
+    )
     seeded.post("/api/v1/lineage", json=event)
     assert seeded.get(path).status_code == 200
+
+
+def test_tags_on_datasets_and_fields(seeded):
+    catalogue = seeded.put("/api/v1/tags/PII", json={"description": "Personal data"})
+    assert catalogue.status_code == 200 and catalogue.json() == {"name": "PII", "description": "Personal data"}
+    path = f"/api/v1/namespaces/{enc(S3)}/datasets/{enc(FILE)}"
+    tagged = seeded.post(f"{path}/tags/SENSITIVE")
+    assert tagged.status_code == 200
+    assert_conforms(tagged.json(), "/namespaces/{namespace}/datasets/{dataset}/tags/{tag}", "post")
+    assert tagged.json()["tags"] == ["SENSITIVE"]
+    field = seeded.post(f"{path}/fields/order_id/tags/PII").json()
+    assert [f["tags"] for f in field["fields"]] == [["PII"], []]
+    # A reader-only dataset's fields can be tagged too.
+    assert (
+        seeded.post(f"/api/v1/namespaces/{enc(S3)}/datasets/{enc('raw/orders')}/fields/amount/tags/PII").status_code
+        == 200
+    )
+    assert seeded.post(f"{path}/fields/nope/tags/PII").json() == {"code": 404, "message": "Field 'nope' not found."}
+    assert seeded.get(path).json()["tags"] == ["SENSITIVE"]
+    assert seeded.delete(f"{path}/tags/SENSITIVE").json()["tags"] == []
+    assert seeded.delete(f"{path}/fields/order_id/tags/PII").json()["fields"][0]["tags"] == []
+    tags = seeded.get("/api/v1/tags").json()
+    assert_conforms(tags, "/tags")
+    assert [t["name"] for t in tags["tags"]] == ["PII", "SENSITIVE"]

@@ -10,7 +10,9 @@ from tests.support.marquez_spec import assert_conforms
 
 
 def test_events_window_order_and_paging(client, engine):
-    events = [run_event("START", job=("ns", f"j{i}"), run_id=uuid.uuid4(), time=T0 + timedelta(hours=i)) for i in range(4)]
+    events = [
+        run_event("START", job=("ns", f"j{i}"), run_id=uuid.uuid4(), time=T0 + timedelta(hours=i)) for i in range(4)
+    ]
     static = {"eventTime": iso(T0), "producer": "x", "dataset": {"namespace": "db", "name": "t"}}
     for event in [*events, static]:
         assert client.post("/api/v1/lineage", json=event).status_code == 201

@@ -33,8 +33,13 @@ def seeded(client):
         run_id = airflow_dag_run_id(logical)
         runs.append(run_id)
         for event in airflow_task_run(
-            namespace=NS, dag_id=DAG, task_id="load", logical_date=logical, dag_run_id=airflow_dag_run_id(logical),
-            task_run_id=run_id, inputs=[dataset(POSTGRES_NS, "hotel.bookings", columns=[("id", "int")])],
+            namespace=NS,
+            dag_id=DAG,
+            task_id="load",
+            logical_date=logical,
+            dag_run_id=airflow_dag_run_id(logical),
+            task_run_id=run_id,
+            inputs=[dataset(POSTGRES_NS, "hotel.bookings", columns=[("id", "int")])],
             outputs=[dataset(POSTGRES_NS, "hotel.room_bookings", columns=[("id", "int")])],
             state="FAIL" if day == 2 else "COMPLETE",
         ):
@@ -80,7 +85,10 @@ def test_job_runs_newest_first(seeded):
     body = response.json()
     assert_conforms(body, "/namespaces/{namespace}/jobs/{job}/runs")
     assert body["totalCount"] == 3
-    assert [(r["id"], r["state"]) for r in body["runs"]] == [(str(seeded.runs[2]), "FAILED"), (str(seeded.runs[1]), "COMPLETED")]
+    assert [(r["id"], r["state"]) for r in body["runs"]] == [
+        (str(seeded.runs[2]), "FAILED"),
+        (str(seeded.runs[1]), "COMPLETED"),
+    ]
     assert body["runs"][0]["nominalStartTime"] == "2024-11-03T02:00:00Z"
 
 
@@ -103,8 +111,22 @@ def test_soft_delete_job_until_the_next_event(seeded):
     assert seeded.get(path).status_code == 404
     assert TASK not in {j["name"] for j in seeded.get("/api/v1/jobs").json()["jobs"]}
     logical = T0 + timedelta(days=5)
-    for event in airflow_task_run(namespace=NS, dag_id=DAG, task_id="load", logical_date=logical,
-                                  dag_run_id=airflow_dag_run_id(logical), task_run_id=airflow_dag_run_id(logical),
-                                  inputs=[], outputs=[]):
+    for event in airflow_task_run(
+        namespace=NS,
+        dag_id=DAG,
+        task_id="load",
+        logical_date=logical,
+        dag_run_id=airflow_dag_run_id(logical),
+        task_run_id=airflow_dag_run_id(logical),
+        inputs=[],
+        outputs=[],
+    ):
         seeded.post("/api/v1/lineage", json=event)
     assert seeded.get(path).status_code == 200
+
+
+def test_job_tags(seeded):
+    path = f"/api/v1/namespaces/{enc(NS)}/jobs/{enc(TASK)}"
+    assert seeded.post(f"{path}/tags/critical").json()["tags"] == ["critical"]
+    assert seeded.get(path).json()["tags"] == ["critical"]
+    assert seeded.delete(f"{path}/tags/critical").json()["tags"] == []

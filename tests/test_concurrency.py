@@ -37,14 +37,26 @@ def pipeline_events(rng: random.Random) -> tuple[list[dict], dict[uuid.UUID, str
             expected_states[run_id] = {"FAIL": "FAILED", "COMPLETE": "COMPLETED"}[final]
             job_facets = {"documentation": facet("DocumentationJobFacet", description=f"job {j} as of run {r}")}
             for offset, kind in ((0, "START"), (1, "RUNNING"), (2, final)):
-                events.append(run_event(kind, job=("pipeline", f"job_{j}"), run_id=run_id, time=start + timedelta(seconds=offset),
-                                        inputs=inputs, outputs=[output], job_facets=job_facets))
+                events.append(
+                    run_event(
+                        kind,
+                        job=("pipeline", f"job_{j}"),
+                        run_id=run_id,
+                        time=start + timedelta(seconds=offset),
+                        inputs=inputs,
+                        outputs=[output],
+                        job_facets=job_facets,
+                    )
+                )
     return events, expected_states
 
 
 @pytest.fixture
 def two_servers(database_url, engine, tmp_path):
-    with LiveServer(database_url, log_path=tmp_path / "a.log") as a, LiveServer(database_url, log_path=tmp_path / "b.log") as b:
+    with (
+        LiveServer(database_url, log_path=tmp_path / "a.log") as a,
+        LiveServer(database_url, log_path=tmp_path / "b.log") as b,
+    ):
         yield a, b
 
 

@@ -73,7 +73,10 @@ def test_same_event_twice_changes_nothing(client, engine):
         before = {table.name: conn.execute(select(table)).all() for table in [t.lineage_events, *t.MODEL_TABLES]}
     # Same content, different formatting and key order: still the same event.
     reformatted = json.dumps(event, indent=2, sort_keys=True)
-    assert client.post("/api/v1/lineage", content=reformatted, headers={"Content-Type": "application/json"}).status_code == 201
+    assert (
+        client.post("/api/v1/lineage", content=reformatted, headers={"Content-Type": "application/json"}).status_code
+        == 201
+    )
     with engine.connect() as conn:
         after = {table.name: conn.execute(select(table)).all() for table in [t.lineage_events, *t.MODEL_TABLES]}
     assert after == before

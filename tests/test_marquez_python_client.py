@@ -19,13 +19,27 @@ S3 = "s3://lake"
 @pytest.fixture
 def marquez(live_server):
     run_id = uuid.uuid4()
-    source = dataset(PG, "shop.public.orders", columns=[("id", "int"), ("amount", "numeric")],
-                     facets={"dataSource": facet("DatasourceDatasetFacet", name=PG, uri=PG)})
-    out = dataset(S3, "gold/orders.parquet", columns=[("id", "int")],
-                  facets={"columnLineage": column_lineage({"id": [(PG, "shop.public.orders", "id")]})})
+    source = dataset(
+        PG,
+        "shop.public.orders",
+        columns=[("id", "int"), ("amount", "numeric")],
+        facets={"dataSource": facet("DatasourceDatasetFacet", name=PG, uri=PG)},
+    )
+    out = dataset(
+        S3,
+        "gold/orders.parquet",
+        columns=[("id", "int")],
+        facets={"columnLineage": column_lineage({"id": [(PG, "shop.public.orders", "id")]})},
+    )
     for kind, minutes in (("START", 0), ("COMPLETE", 2)):
-        event = run_event(kind, job=("etl", "export/orders"), run_id=run_id, time=T0 + timedelta(minutes=minutes),
-                          inputs=[source], outputs=[out])
+        event = run_event(
+            kind,
+            job=("etl", "export/orders"),
+            run_id=run_id,
+            time=T0 + timedelta(minutes=minutes),
+            inputs=[source],
+            outputs=[out],
+        )
         assert httpx.post(f"{live_server.url}/api/v1/lineage", json=event).status_code == 201
     client = MarquezClient(url=live_server.url)
     client.run_id = str(run_id)

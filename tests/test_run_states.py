@@ -78,22 +78,64 @@ def _pipeline_events() -> list[dict]:
     """Two runs of a writer (one START without schema), a reader, a static dataset event, a deleted facet."""
     runs = [uuid.uuid4() for _ in range(3)]
     out_v1 = dataset("db", "orders", columns=[("id", "int")])
-    out_v2 = dataset("db", "orders", columns=[("id", "bigint"), ("amount", "numeric")],
-                     facets={"documentation": facet("DocumentationDatasetFacet", description="all orders")})
+    out_v2 = dataset(
+        "db",
+        "orders",
+        columns=[("id", "bigint"), ("amount", "numeric")],
+        facets={"documentation": facet("DocumentationDatasetFacet", description="all orders")},
+    )
     doc = facet("DocumentationJobFacet", description="loads orders")
     return [
-        run_event("START", job=("ns", "load"), run_id=runs[0], time=T0, inputs=[dataset("api", "orders_feed")],
-                  outputs=[dataset("db", "orders")], job_facets={"documentation": doc}),
-        run_event("COMPLETE", job=("ns", "load"), run_id=runs[0], time=T0 + timedelta(minutes=1),
-                  inputs=[dataset("api", "orders_feed")], outputs=[out_v1],
-                  run_facets={"nominalTime": facet("NominalTimeRunFacet", nominalStartTime=iso(T0))}),
-        run_event("START", job=("ns", "load"), run_id=runs[1], time=T0 + timedelta(hours=1),
-                  inputs=[dataset("api", "orders_feed")], outputs=[out_v2], job_facets={"documentation": {"_deleted": True}}),
-        run_event("COMPLETE", job=("ns", "load"), run_id=runs[1], time=T0 + timedelta(hours=1, minutes=2),
-                  inputs=[dataset("api", "orders_feed"), dataset("api", "refunds")], outputs=[out_v2]),
-        run_event("RUNNING", job=("ns", "report"), run_id=runs[2], time=T0 + timedelta(hours=2), inputs=[dataset("db", "orders")]),
-        run_event("COMPLETE", job=("ns", "report"), run_id=runs[2], time=T0 + timedelta(hours=2, minutes=1),
-                  inputs=[dataset("db", "orders")], outputs=[dataset("s3://reports", "daily.csv")]),
+        run_event(
+            "START",
+            job=("ns", "load"),
+            run_id=runs[0],
+            time=T0,
+            inputs=[dataset("api", "orders_feed")],
+            outputs=[dataset("db", "orders")],
+            job_facets={"documentation": doc},
+        ),
+        run_event(
+            "COMPLETE",
+            job=("ns", "load"),
+            run_id=runs[0],
+            time=T0 + timedelta(minutes=1),
+            inputs=[dataset("api", "orders_feed")],
+            outputs=[out_v1],
+            run_facets={"nominalTime": facet("NominalTimeRunFacet", nominalStartTime=iso(T0))},
+        ),
+        run_event(
+            "START",
+            job=("ns", "load"),
+            run_id=runs[1],
+            time=T0 + timedelta(hours=1),
+            inputs=[dataset("api", "orders_feed")],
+            outputs=[out_v2],
+            job_facets={"documentation": {"_deleted": True}},
+        ),
+        run_event(
+            "COMPLETE",
+            job=("ns", "load"),
+            run_id=runs[1],
+            time=T0 + timedelta(hours=1, minutes=2),
+            inputs=[dataset("api", "orders_feed"), dataset("api", "refunds")],
+            outputs=[out_v2],
+        ),
+        run_event(
+            "RUNNING",
+            job=("ns", "report"),
+            run_id=runs[2],
+            time=T0 + timedelta(hours=2),
+            inputs=[dataset("db", "orders")],
+        ),
+        run_event(
+            "COMPLETE",
+            job=("ns", "report"),
+            run_id=runs[2],
+            time=T0 + timedelta(hours=2, minutes=1),
+            inputs=[dataset("db", "orders")],
+            outputs=[dataset("s3://reports", "daily.csv")],
+        ),
         {
             "eventTime": iso(T0 + timedelta(hours=3)),
             "producer": "https://example.com/catalog",
@@ -129,8 +171,20 @@ def test_every_order_of_one_runs_events(client, engine, order):
     run_id = uuid.uuid4()
     events = [
         run_event("START", job=JOB, run_id=run_id, time=T0, outputs=[dataset("db", "t")]),
-        run_event("RUNNING", job=JOB, run_id=run_id, time=T0 + timedelta(minutes=1), outputs=[dataset("db", "t", columns=[("a", "int")])]),
-        run_event("COMPLETE", job=JOB, run_id=run_id, time=T0 + timedelta(minutes=2), outputs=[dataset("db", "t", columns=[("a", "int")])]),
+        run_event(
+            "RUNNING",
+            job=JOB,
+            run_id=run_id,
+            time=T0 + timedelta(minutes=1),
+            outputs=[dataset("db", "t", columns=[("a", "int")])],
+        ),
+        run_event(
+            "COMPLETE",
+            job=JOB,
+            run_id=run_id,
+            time=T0 + timedelta(minutes=2),
+            outputs=[dataset("db", "t", columns=[("a", "int")])],
+        ),
     ]
     _ingest_in_order(client, [events[i] for i in order])
     run = model.run(engine, run_id)

@@ -54,3 +54,41 @@ def get_dataset_version(namespace: str, dataset: str, version: uuid.UUID, engine
 )
 def delete_dataset(namespace: str, dataset: str, engine: EngineDep) -> Dataset:
     return datasets.delete_dataset(engine, namespace, dataset)
+
+
+# Tags: POST adds one, DELETE removes it; both answer with the dataset, as Marquez does.
+WriteKey = [Depends(require_write_key)]
+
+
+@router.post(
+    "/datasets/{dataset:name}/tags/{tag:name}", response_model=Dataset, summary="Tag a dataset", dependencies=WriteKey
+)
+def tag_dataset(namespace: str, dataset: str, tag: str, engine: EngineDep) -> Dataset:
+    return datasets.set_dataset_tag(engine, namespace, dataset, tag, present=True)
+
+
+@router.delete(
+    "/datasets/{dataset:name}/tags/{tag:name}", response_model=Dataset, summary="Untag a dataset", dependencies=WriteKey
+)
+def untag_dataset(namespace: str, dataset: str, tag: str, engine: EngineDep) -> Dataset:
+    return datasets.set_dataset_tag(engine, namespace, dataset, tag, present=False)
+
+
+@router.post(
+    "/datasets/{dataset:name}/fields/{field:name}/tags/{tag:name}",
+    response_model=Dataset,
+    summary="Tag a dataset field",
+    dependencies=WriteKey,
+)
+def tag_field(namespace: str, dataset: str, field: str, tag: str, engine: EngineDep) -> Dataset:
+    return datasets.set_field_tag(engine, namespace, dataset, field, tag, present=True)
+
+
+@router.delete(
+    "/datasets/{dataset:name}/fields/{field:name}/tags/{tag:name}",
+    response_model=Dataset,
+    summary="Untag a dataset field",
+    dependencies=WriteKey,
+)
+def untag_field(namespace: str, dataset: str, field: str, tag: str, engine: EngineDep) -> Dataset:
+    return datasets.set_field_tag(engine, namespace, dataset, field, tag, present=False)

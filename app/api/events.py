@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Engine
 
 from app.api.deps import get_engine
+from app.api.enums import CaseInsensitiveEnum
 from app.api.errors import ApiError
 from app.api.pagination import PageParams
 from app.schemas.marquez import LineageEventList
@@ -19,13 +19,9 @@ from app.services import events
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
 
-class SortDirection(str, Enum):
+class SortDirection(CaseInsensitiveEnum):
     asc = "asc"
     desc = "desc"
-
-    @classmethod
-    def _missing_(cls, value):
-        return cls.__members__.get(str(value).lower())
 
 
 def _instant(name: str, value: str) -> datetime:

@@ -20,12 +20,16 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def _last_run_states(
-    lastRunStates: Annotated[list[str] | None, Query(description="Only jobs whose latest run is in these states.")] = None,
+    lastRunStates: Annotated[
+        list[str] | None, Query(description="Only jobs whose latest run is in these states.")
+    ] = None,
 ) -> list[str]:
     states = [s.upper() for s in lastRunStates or []]
     unknown = [s for s in states if s not in jobs.RUN_STATES]
     if unknown:
-        raise ApiError(400, f"lastRunStates: unknown run state(s) {', '.join(unknown)}; use {', '.join(sorted(jobs.RUN_STATES))}")
+        raise ApiError(
+            400, f"lastRunStates: unknown run state(s) {', '.join(unknown)}; use {', '.join(sorted(jobs.RUN_STATES))}"
+        )
     return states
 
 
@@ -66,7 +70,9 @@ def list_job_runs(namespace: str, job: str, engine: EngineDep, page: PageParams)
 
 
 @router.get(
-    "/namespaces/{namespace:name}/jobs/{job:name}/versions", response_model=JobVersionList, summary="List a job's versions"
+    "/namespaces/{namespace:name}/jobs/{job:name}/versions",
+    response_model=JobVersionList,
+    summary="List a job's versions",
 )
 def list_job_versions(namespace: str, job: str, engine: EngineDep, page: PageParams) -> JobVersionList:
     return JobVersionList(versions=jobs.list_job_versions(engine, namespace, job, limit=page.limit, offset=page.offset))
@@ -79,3 +85,23 @@ def list_job_versions(namespace: str, job: str, engine: EngineDep, page: PagePar
 )
 def get_job_version(namespace: str, job: str, version: uuid.UUID, engine: EngineDep) -> JobVersion:
     return jobs.get_job_version(engine, namespace, job, version)
+
+
+@router.post(
+    "/namespaces/{namespace:name}/jobs/{job:name}/tags/{tag:name}",
+    response_model=Job,
+    summary="Tag a job",
+    dependencies=[Depends(require_write_key)],
+)
+def tag_job(namespace: str, job: str, tag: str, engine: EngineDep) -> Job:
+    return jobs.set_job_tag(engine, namespace, job, tag, present=True)
+
+
+@router.delete(
+    "/namespaces/{namespace:name}/jobs/{job:name}/tags/{tag:name}",
+    response_model=Job,
+    summary="Untag a job",
+    dependencies=[Depends(require_write_key)],
+)
+def untag_job(namespace: str, job: str, tag: str, engine: EngineDep) -> Job:
+    return jobs.set_job_tag(engine, namespace, job, tag, present=False)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from enum import Enum
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Engine
 
 from app.api.deps import get_engine
+from app.api.enums import CaseInsensitiveEnum
 from app.schemas.marquez import Run, RunFacetsResponse
 from app.services import runs
 
@@ -17,14 +17,9 @@ router = APIRouter(prefix="/api/v1/jobs/runs", tags=["runs"])
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-class FacetType(str, Enum):
+class FacetType(CaseInsensitiveEnum):
     run = "run"
     job = "job"
-
-    @classmethod
-    def _missing_(cls, value):
-        # The Marquez UI sends enum values in any case.
-        return cls.__members__.get(str(value).lower())
 
 
 @router.get("/{run_id}", response_model=Run, summary="Get a run")

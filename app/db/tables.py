@@ -320,7 +320,45 @@ column_lineage = Table(
     Index("ix_column_lineage_output_dataset", "output_dataset_id"),
 )
 
+# The tag catalogue and what is tagged (set through the API, not by events).
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+    *_timestamps(),
+)
+
+dataset_tags = Table(
+    "dataset_tags",
+    metadata,
+    Column("dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", Uuid(), ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Column("tagged_at", UTCDateTime(), nullable=False),
+)
+
+dataset_field_tags = Table(
+    "dataset_field_tags",
+    metadata,
+    Column("dataset_field_id", Uuid(), ForeignKey("dataset_fields.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", Uuid(), ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Column("tagged_at", UTCDateTime(), nullable=False),
+)
+
+job_tags = Table(
+    "job_tags",
+    metadata,
+    Column("job_id", Uuid(), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", Uuid(), ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Column("tagged_at", UTCDateTime(), nullable=False),
+)
+
 MODEL_TABLES = [
+    job_tags,
+    dataset_field_tags,
+    dataset_tags,
+    tags,
     column_lineage,
     facets,
     run_io,

@@ -221,3 +221,16 @@ class JobVersionList(_Wire):
 class LineageEventList(_Wire):
     events: list[dict]
     totalCount: int
+
+
+class Tag(_Wire):
+    name: str
+    description: str | None
+
+
+class TagList(_Wire):
+    tags: list[Tag]
+
+
+class CreatedTag(_Wire):
+    description: str | None = None

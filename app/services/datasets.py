@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, Row, func, select
 
 from app.db import tables as t
+from app.db.dialect import upsert
 from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import (
     ColumnLineage,
@@ -20,13 +22,16 @@ from app.schemas.marquez import (
     DatasetVersionId,
 )
 from app.services import identifiers as ids
+from app.services import tags
 from app.services.errors import NotFound
 from app.services.facets import facets_by_entity
 from app.services.namespaces import require_namespace
 from app.services.runs import hydrate_runs
 
 
-def _fields(version_fields: list[dict] | None, schema_facet: dict | None) -> list[DatasetField]:
+def _fields(
+    version_fields: list[dict] | None, schema_facet: dict | None, field_tags: dict[str, list[str]]
+) -> list[DatasetField]:
     """The current version's schema; for a dataset only ever read (no published version has a schema),
     the schema its readers describe."""
     fields = version_fields or (schema_facet or {}).get("fields") or []
@@ -34,7 +39,7 @@ def _fields(version_fields: list[dict] | None, schema_facet: dict | None) -> lis
         DatasetField(
             name=f["name"],
             type=f.get("type") if isinstance(f.get("type"), str) else None,
-            tags=[],
+            tags=field_tags.get(f["name"], []),
             description=f.get("description") if isinstance(f.get("description"), str) else None,
         )
         for f in fields
@@ -48,8 +53,15 @@ def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid
     if version_ids:
         cl, d = t.column_lineage.c, t.datasets.c
         rows = conn.execute(
-            select(cl.output_version_id, cl.output_field, d.namespace_name, d.name, cl.input_field,
-                   cl.transformation_description, cl.transformation_type)
+            select(
+                cl.output_version_id,
+                cl.output_field,
+                d.namespace_name,
+                d.name,
+                cl.input_field,
+                cl.transformation_description,
+                cl.transformation_type,
+            )
             .join(t.datasets, d.id == cl.input_dataset_id)
             .where(cl.output_version_id.in_(version_ids))
             .order_by(cl.output_field, d.namespace_name, d.name, cl.input_field)
@@ -57,8 +69,11 @@ def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid
         for version_id, output_field, ns, name, input_field, description, kind in rows:
             found[version_id][output_field].append(
                 ColumnLineageInputField(
-                    namespace=ns, dataset=name, field=input_field,
-                    transformationDescription=description, transformationType=kind,
+                    namespace=ns,
+                    dataset=name,
+                    field=input_field,
+                    transformationDescription=description,
+                    transformationType=kind,
                 )
             )
     result = {}
@@ -75,6 +90,23 @@ def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid
     return result
 
 
+def _field_tags(conn: Connection, dataset_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, list[str]]]:
+    """dataset id → field name → tag names."""
+    found: dict[uuid.UUID, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    if dataset_ids:
+        f, ft, tg = t.dataset_fields.c, t.dataset_field_tags.c, t.tags.c
+        rows = conn.execute(
+            select(f.dataset_id, f.name, tg.name)
+            .join(t.dataset_field_tags, ft.dataset_field_id == f.id)
+            .join(t.tags, tg.id == ft.tag_id)
+            .where(f.dataset_id.in_(dataset_ids))
+            .order_by(tg.name)
+        )
+        for dataset_id, field_name, tag_name in rows:
+            found[dataset_id][field_name].append(tag_name)
+    return found
+
+
 def hydrate(conn: Connection, rows: list[Row]) -> list[Dataset]:
     version_ids = [r.current_version_id for r in rows if r.current_version_id]
     versions = {}
@@ -83,6 +115,8 @@ def hydrate(conn: Connection, rows: list[Row]) -> list[Dataset]:
         versions = {row.id: row for row in conn.execute(select(v.id, v.fields).where(v.id.in_(version_ids)))}
     facets = facets_by_entity(conn, [r.id for r in rows])
     lineage = _column_lineage(conn, version_ids)
+    dataset_tags = tags.tags_of(conn, t.dataset_tags, "dataset_id", [r.id for r in rows])
+    field_tags = _field_tags(conn, [r.id for r in rows])
     datasets = []
     for r in rows:
         version = versions.get(r.current_version_id)
@@ -97,8 +131,8 @@ def hydrate(conn: Connection, rows: list[Row]) -> list[Dataset]:
                 updatedAt=r.updated_at,
                 namespace=r.namespace_name,
                 sourceName=r.source_name,
-                fields=_fields(version.fields if version else None, dataset_facets.get("schema")),
-                tags=[],
+                fields=_fields(version.fields if version else None, dataset_facets.get("schema"), field_tags[r.id]),
+                tags=dataset_tags.get(r.id, []),
                 lastModifiedAt=r.last_modified_at,
                 lastLifecycleState=r.last_lifecycle_state,
                 description=r.description,
@@ -145,6 +179,8 @@ def get_dataset(engine: Engine, namespace: str, name: str) -> Dataset:
 def _hydrate_versions(conn: Connection, dataset: Row, rows: list[Row]) -> list[DatasetVersion]:
     facets = facets_by_entity(conn, [v.id for v in rows])
     runs = hydrate_runs(conn, [v.run_id for v in rows if v.run_id])
+    dataset_tags = tags.tags_of(conn, t.dataset_tags, "dataset_id", [dataset.id]).get(dataset.id, [])
+    field_tags = _field_tags(conn, [dataset.id])[dataset.id]
     return [
         DatasetVersion(
             id=DatasetVersionId(namespace=dataset.namespace_name, name=dataset.name, version=str(v.id)),
@@ -155,8 +191,8 @@ def _hydrate_versions(conn: Connection, dataset: Row, rows: list[Row]) -> list[D
             version=str(v.id),
             namespace=dataset.namespace_name,
             sourceName=v.source_name or dataset.source_name,
-            fields=_fields(v.fields, None),
-            tags=[],
+            fields=_fields(v.fields, None, field_tags),
+            tags=dataset_tags,
             lifecycleState=v.lifecycle_state,
             description=(facets.get(v.id, {}).get("documentation") or {}).get("description") or dataset.description,
             currentSchemaVersion=str(v.schema_version_id) if v.schema_version_id else None,
@@ -191,9 +227,7 @@ def get_version(engine: Engine, namespace: str, name: str, version: uuid.UUID) -
     with read_connection(engine) as conn:
         dataset = find_dataset(conn, namespace, name)
         v = t.dataset_versions.c
-        row = conn.execute(
-            select(t.dataset_versions).where(v.id == version, v.dataset_id == dataset.id)
-        ).first()
+        row = conn.execute(select(t.dataset_versions).where(v.id == version, v.dataset_id == dataset.id)).first()
         if row is None:
             raise NotFound(f"Dataset version '{version}' not found.")
         return _hydrate_versions(conn, dataset, [row])[0]
@@ -205,3 +239,41 @@ def delete_dataset(engine: Engine, namespace: str, name: str) -> Dataset:
         row = find_dataset(conn, namespace, name)
         conn.execute(t.datasets.update().where(t.datasets.c.id == row.id).values(is_hidden=True))
         return hydrate(conn, [conn.execute(select(t.datasets).where(t.datasets.c.id == row.id)).one()])[0]
+
+
+def _reload(conn: Connection, dataset_id: uuid.UUID) -> Dataset:
+    return hydrate(conn, [conn.execute(select(t.datasets).where(t.datasets.c.id == dataset_id)).one()])[0]
+
+
+def set_dataset_tag(engine: Engine, namespace: str, name: str, tag: str, *, present: bool) -> Dataset:
+    with write_transaction(engine) as conn:
+        row = find_dataset(conn, namespace, name)
+        (tags.tag if present else tags.untag)(conn, t.dataset_tags, "dataset_id", row.id, tag)
+        return _reload(conn, row.id)
+
+
+def set_field_tag(engine: Engine, namespace: str, name: str, field: str, tag: str, *, present: bool) -> Dataset:
+    """Tag a field the dataset shows (its current schema); a field known only from readers' schemas gets
+    its field row here."""
+    with write_transaction(engine) as conn:
+        row = find_dataset(conn, namespace, name)
+        shown = {f.name: f for f in hydrate(conn, [row])[0].fields}
+        if field not in shown:
+            raise NotFound(f"Field '{field}' not found.")
+        field_id = ids.dataset_field_id(row.id, field)
+        now = datetime.now(UTC)
+        conn.execute(
+            upsert(conn, t.dataset_fields)
+            .values(
+                id=field_id,
+                dataset_id=row.id,
+                name=field,
+                type=shown[field].type,
+                description=shown[field].description,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        (tags.tag if present else tags.untag)(conn, t.dataset_field_tags, "dataset_field_id", field_id, tag)
+        return _reload(conn, row.id)

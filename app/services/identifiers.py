@@ -41,6 +41,10 @@ def job_id(namespace: str, name: str) -> uuid.UUID:
     return _row_id("job", namespace, name)
 
 
+def tag_id(name: str) -> uuid.UUID:
+    return _row_id("tag", name)
+
+
 def run_io_id(run: uuid.UUID, dataset: uuid.UUID, io_type: str) -> uuid.UUID:
     return _row_id("run_io", str(run), str(dataset), io_type)
 
@@ -68,9 +72,7 @@ def job_version(
     def flat(ids: Iterable[tuple[str, str]]) -> str:
         return _join(part for ns, name in sorted(set(ids)) for part in (ns, name))
 
-    return name_uuid_from_bytes(
-        _join([namespace, job_name, flat(inputs), flat(outputs), location]).encode("utf-8")
-    )
+    return name_uuid_from_bytes(_join([namespace, job_name, flat(inputs), flat(outputs), location]).encode("utf-8"))
 
 
 def _sort_key(triple: Sequence[str | None]) -> tuple:

@@ -12,6 +12,7 @@ from app.db import tables as t
 from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import DatasetId, Job, JobId, JobVersion, JobVersionId, Run
 from app.services import identifiers as ids
+from app.services import tags
 from app.services.errors import NotFound
 from app.services.facets import facets_by_entity
 from app.services.namespaces import require_namespace
@@ -59,8 +60,11 @@ def hydrate(conn: Connection, rows: list[Row], *, latest_runs: int = LATEST_RUNS
     io = _current_io(conn, job_ids)
     facets = facets_by_entity(conn, job_ids)
     latest = _latest_run_ids(conn, job_ids, latest_runs)
-    run_ids = {run_id for ids_ in latest.values() for run_id in ids_} | {r.current_run_id for r in rows if r.current_run_id}
+    run_ids = {run_id for ids_ in latest.values() for run_id in ids_} | {
+        r.current_run_id for r in rows if r.current_run_id
+    }
     runs = hydrate_runs(conn, list(run_ids))
+    job_tags = tags.tags_of(conn, t.job_tags, "job_id", job_ids)
     parents = {}
     parent_ids = [r.parent_job_id for r in rows if r.parent_job_id]
     if parent_ids:
@@ -85,7 +89,7 @@ def hydrate(conn: Connection, rows: list[Row], *, latest_runs: int = LATEST_RUNS
             facets=facets.get(r.id, {}),
             currentVersion=str(r.current_version_id) if r.current_version_id else None,
             labels=[],
-            tags=[],
+            tags=job_tags.get(r.id, []),
         )
         for r in rows
     ]
@@ -130,13 +134,17 @@ def list_job_runs(engine: Engine, namespace: str, name: str, *, limit: int, offs
     with read_connection(engine) as conn:
         job = find_job(conn, namespace, name)
         total = conn.execute(select(func.count()).where(r.job_id == job.id)).scalar_one()
-        run_ids = conn.execute(
-            select(r.id)
-            .where(r.job_id == job.id)
-            .order_by(r.started_at.desc().nulls_last(), r.created_at.desc())
-            .limit(limit)
-            .offset(offset)
-        ).scalars().all()
+        run_ids = (
+            conn.execute(
+                select(r.id)
+                .where(r.job_id == job.id)
+                .order_by(r.started_at.desc().nulls_last(), r.created_at.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            .scalars()
+            .all()
+        )
         runs = hydrate_runs(conn, list(run_ids))
         return [runs[i] for i in run_ids], total
 
@@ -174,7 +182,11 @@ def list_job_versions(engine: Engine, namespace: str, name: str, *, limit: int, 
         job = find_job(conn, namespace, name)
         rows = list(
             conn.execute(
-                select(t.job_versions).where(v.job_id == job.id).order_by(v.created_at.desc(), v.id).limit(limit).offset(offset)
+                select(t.job_versions)
+                .where(v.job_id == job.id)
+                .order_by(v.created_at.desc(), v.id)
+                .limit(limit)
+                .offset(offset)
             )
         )
         return _hydrate_versions(conn, job, rows)
@@ -195,4 +207,11 @@ def delete_job(engine: Engine, namespace: str, name: str) -> Job:
     with write_transaction(engine) as conn:
         row = find_job(conn, namespace, name)
         conn.execute(t.jobs.update().where(t.jobs.c.id == row.id).values(is_hidden=True))
+        return hydrate(conn, [conn.execute(select(t.jobs).where(t.jobs.c.id == row.id)).one()])[0]
+
+
+def set_job_tag(engine: Engine, namespace: str, name: str, tag: str, *, present: bool) -> Job:
+    with write_transaction(engine) as conn:
+        row = find_job(conn, namespace, name)
+        (tags.tag if present else tags.untag)(conn, t.job_tags, "job_id", row.id, tag)
         return hydrate(conn, [conn.execute(select(t.jobs).where(t.jobs.c.id == row.id)).one()])[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, Row, func, select, update
 
@@ -52,7 +52,7 @@ def get_namespace(engine: Engine, name: str) -> Namespace:
 
 
 def put_namespace(engine: Engine, name: str, body: CreatedNamespace) -> Namespace:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     n = t.namespaces.c
     with write_transaction(engine) as conn:
         existing = find_namespace(conn, name)

@@ -10,8 +10,8 @@ from sqlalchemy import Connection, Engine, select
 from app.db import tables as t
 from app.db.engine import read_connection
 from app.schemas.marquez import DatasetVersionId, JobVersionId, Run, RunDatasetVersion, RunFacetsResponse
-from app.services.facets import facets_by_entity
 from app.services.errors import NotFound
+from app.services.facets import facets_by_entity
 
 
 def hydrate_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, Run]:

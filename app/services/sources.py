@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, Row, select
 
@@ -40,7 +40,7 @@ def get_source(engine: Engine, name: str) -> Source:
 
 
 def put_source(engine: Engine, name: str, body: CreatedSource) -> Source:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     values = {
         "id": ids.source_id(name),
         "name": name,

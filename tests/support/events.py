@@ -4,7 +4,7 @@ provider, Spark and dbt integrations really send (see shared/reference/openlinea
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
@@ -14,11 +14,11 @@ SPARK_PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.23.0/integra
 DBT_PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.23.0/integration/dbt"
 FACET_URL = "https://openlineage.io/spec/facets/1-0-0/{}.json"
 
-T0 = datetime(2024, 11, 1, 2, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 11, 1, 2, 0, tzinfo=UTC)
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def facet(schema_name: str, producer: str = PYTHON_PRODUCER, /, **fields: Any) -> dict[str, Any]:
@@ -85,7 +85,9 @@ def nominal_time(start: datetime, end: datetime | None) -> dict[str, Any]:
 
 def column_lineage(mapping: dict[str, list[tuple[str, str, str]]], **transformation: str) -> dict[str, Any]:
     """output column → [(input namespace, input dataset, input column)]."""
-    transformations = [{"type": transformation.get("type", "DIRECT"), "subtype": transformation.get("subtype", "IDENTITY")}]
+    transformations = [
+        {"type": transformation.get("type", "DIRECT"), "subtype": transformation.get("subtype", "IDENTITY")}
+    ]
     return facet(
         "ColumnLineageDatasetFacet",
         fields={
@@ -158,13 +160,24 @@ def airflow_task_run(
             "taskUuid": str(task_run_id),
         },
         "processing_engine": facet(
-            "ProcessingEngineRunFacet", AIRFLOW_PRODUCER, version="2.10.3", name="Airflow", openlineageAdapterVersion="2.20.3"
+            "ProcessingEngineRunFacet",
+            AIRFLOW_PRODUCER,
+            version="2.10.3",
+            name="Airflow",
+            openlineageAdapterVersion="2.20.3",
         ),
     }
     job_facets = {
-        "jobType": facet("JobTypeJobFacet", AIRFLOW_PRODUCER, processingType="BATCH", integration="AIRFLOW", jobType="TASK"),
+        "jobType": facet(
+            "JobTypeJobFacet", AIRFLOW_PRODUCER, processingType="BATCH", integration="AIRFLOW", jobType="TASK"
+        ),
         "ownership": facet("OwnershipJobFacet", AIRFLOW_PRODUCER, owners=[{"name": owner, "type": "team"}]),
-        "sql": facet("SQLJobFacet", AIRFLOW_PRODUCER, query="INSERT INTO room_bookings SELECT * FROM bookings", dialect="postgres"),
+        "sql": facet(
+            "SQLJobFacet",
+            AIRFLOW_PRODUCER,
+            query="INSERT INTO room_bookings SELECT * FROM bookings",
+            dialect="postgres",
+        ),
     }
     name = f"{dag_id}.{task_id}"
     start_time = logical_date + timedelta(days=1, minutes=5)
@@ -206,6 +219,8 @@ def airflow_dag_run(
             },
         },
         job_facets={
-            "jobType": facet("JobTypeJobFacet", AIRFLOW_PRODUCER, processingType="BATCH", integration="AIRFLOW", jobType="DAG"),
+            "jobType": facet(
+                "JobTypeJobFacet", AIRFLOW_PRODUCER, processingType="BATCH", integration="AIRFLOW", jobType="DAG"
+            ),
         },
     )

@@ -31,7 +31,7 @@ class LiveServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> "LiveServer":
+    def start(self, timeout: float = 30) -> LiveServer:
         env = {
             **os.environ,
             "HEADWATER_DATABASE_URL": self.database_url,
@@ -67,7 +67,7 @@ class LiveServer:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

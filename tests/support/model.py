@@ -74,7 +74,7 @@ def snapshot(engine: Engine) -> dict[str, list[tuple]]:
             rows = []
             for row in conn.execute(select(*columns)):
                 values = []
-                for column, value in zip(columns, row):
+                for column, value in zip(columns, row, strict=False):
                     if column.name == "lineage_event_id":
                         value = hashes.get(value, value)
                     values.append(repr(value))

@@ -76,7 +76,7 @@ class TemporaryPostgres:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> "TemporaryPostgres":
+    def start(self) -> TemporaryPostgres:
         if self._as_postgres:
             pw = pwd.getpwnam("postgres")
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
@@ -118,7 +118,7 @@ class TemporaryPostgres:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "TemporaryPostgres":
+    def __enter__(self) -> TemporaryPostgres:
         return self.start()
 
     def __exit__(self, *exc) -> None:

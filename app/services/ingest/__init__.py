@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -45,7 +45,7 @@ def event_hash(payload: dict[str, Any]) -> str:
 
 def event_key(event_time: datetime, digest: str) -> str:
     """Sorts like the event time (UTC, µs, fixed width); the hash breaks ties the same way everywhere."""
-    return f"{event_time.astimezone(timezone.utc):%Y-%m-%dT%H:%M:%S.%f}|{digest}"
+    return f"{event_time.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{digest}"
 
 
 def _raw_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def _raw_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[
         "run_id": run.uuid if run else None,
         "producer": event.producer if isinstance(event.producer, str) else None,
         "payload": payload,
-        "received_at": datetime.now(timezone.utc),
+        "received_at": datetime.now(UTC),
     }
 
 
@@ -117,9 +117,7 @@ def _keep_unapplied(engine: Engine, row: dict[str, Any], exc: Exception) -> Inge
         with write_transaction(engine) as connection:
             stmt = upsert(connection, t.lineage_events)
             stmt = stmt.on_conflict_do_update(index_elements=["event_hash"], set_={"apply_error": error})
-            event_id = connection.execute(
-                stmt.returning(t.lineage_events.c.id), {**row, "apply_error": error}
-            ).scalar()
+            event_id = connection.execute(stmt.returning(t.lineage_events.c.id), {**row, "apply_error": error}).scalar()
     except DBAPIError as store_exc:
         if is_unavailable(store_exc):
             raise DatabaseUnavailable(str(store_exc.orig)) from store_exc

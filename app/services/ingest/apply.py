@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import Connection
 
 from app.db import tables as t
-
 from app.schemas.openlineage import DatasetEvent, InputDataset, JobEvent, OutputDataset, RunEvent
 from app.services import identifiers as ids
 from app.services.ingest import extract
@@ -41,7 +40,12 @@ def _prepare_datasets(w: ModelWriter, refs: list[DatasetRef], extra_namespaces: 
 
 
 def _follow_facet_winners(
-    w: ModelWriter, winners, *, job_id: uuid.UUID | None, job_is_new: bool, new_datasets: set[uuid.UUID],
+    w: ModelWriter,
+    winners,
+    *,
+    job_id: uuid.UUID | None,
+    job_is_new: bool,
+    new_datasets: set[uuid.UUID],
     dataset_ids: set[uuid.UUID],
 ) -> None:
     """Keep the columns that mirror facets (description, location, job type, lifecycle, source) equal to
@@ -60,7 +64,11 @@ def _follow_facet_winners(
 
 
 def _new_version_row(
-    ref: DatasetRef, version_id: uuid.UUID, fields: list[dict], run_id: uuid.UUID | None, ctx: EventContext,
+    ref: DatasetRef,
+    version_id: uuid.UUID,
+    fields: list[dict],
+    run_id: uuid.UUID | None,
+    ctx: EventContext,
     external: str | None,
 ) -> dict:
     return {
@@ -140,11 +148,11 @@ def _run_event_facets(
     entries += [(run_id, "RUN", name, value) for name, value in event.run.facets.items()]
     entries += [(job_id, "JOB", name, value) for name, value in event.job.facets.items()]
     reader_entries: list[FacetEntry] = []
-    for r, d in zip(inputs, event.inputs):
+    for r, d in zip(inputs, event.inputs, strict=False):
         reader_entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
         link = ids.run_io_id(run_id, r.id, "INPUT")
         entries += [(link, "INPUT", name, value) for name, value in d.inputFacets.items()]
-    for r, d in zip(outputs, event.outputs):
+    for r, d in zip(outputs, event.outputs, strict=False):
         version = event_io[(r.id, "OUTPUT")]
         entries += [(r.id, "DATASET", name, value) for name, value in d.facets.items()]
         entries += [(version, "DATASET_VERSION", name, value) for name, value in d.facets.items()]
@@ -316,8 +324,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
         return
     io_lists = {
-        io: sorted(((ns, name, ds) for (ds, kind), (_, ns, name) in run_io.items() if kind == io))
-        for io in IO_TYPES
+        io: sorted(((ns, name, ds) for (ds, kind), (_, ns, name) in run_io.items() if kind == io)) for io in IO_TYPES
     }
     job_version = w.record_job_version(job_id, job_ns, job_name, location, io_lists, run_id)
     w.set_run_job_version(run_id, job_version)
@@ -346,9 +353,7 @@ def apply_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent
         # alone (documentation, ownership…) describe the dataset without versioning it.
         fields = fields or []
         version = _content_version(ref, fields, None)
-        w.insert_versions(
-            [_new_version_row(ref, version, fields, None, ctx, extract.external_version(ref.facets))]
-        )
+        w.insert_versions([_new_version_row(ref, version, fields, None, ctx, extract.external_version(ref.facets))])
         entries += [(version, "DATASET_VERSION", n, v) for n, v in d.facets.items()]
     winners = w.upsert_facets(entries)
     _follow_facet_winners(w, winners, job_id=None, job_is_new=False, new_datasets=new, dataset_ids={ref.id})
@@ -374,11 +379,13 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
     w.add_reader_facets(
         [
             (r.id, "DATASET", n, v)
-            for r, d in zip([*inputs, *outputs], [*event.inputs, *event.outputs])
+            for r, d in zip([*inputs, *outputs], [*event.inputs, *event.outputs], strict=False)
             for n, v in d.facets.items()
         ]
     )
-    _follow_facet_winners(w, winners, job_id=job_id, job_is_new=job_is_new, new_datasets=new_datasets, dataset_ids=set())
+    _follow_facet_winners(
+        w, winners, job_id=job_id, job_is_new=job_is_new, new_datasets=new_datasets, dataset_ids=set()
+    )
 
     # Declared (design-time) lineage is the job's current IO unless a later event says otherwise.
     io_lists = {

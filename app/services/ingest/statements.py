@@ -97,7 +97,12 @@ class IngestStatements:
         ex, col = stmt.excluded, t.dataset_fields.c
         return stmt.on_conflict_do_update(
             index_elements=[col.id],
-            set_={"type": ex.type, "description": ex.description, "event_key": ex.event_key, "updated_at": ex.updated_at},
+            set_={
+                "type": ex.type,
+                "description": ex.description,
+                "event_key": ex.event_key,
+                "updated_at": ex.updated_at,
+            },
             where=ex.event_key > col.event_key,
         )
 
@@ -151,7 +156,9 @@ class IngestStatements:
     @cached_property
     def backdate_version(self):
         v = t.dataset_versions.c
-        return update(t.dataset_versions).where(v.id == bindparam("p_version"), v.created_at > NOW).values(created_at=NOW)
+        return (
+            update(t.dataset_versions).where(v.id == bindparam("p_version"), v.created_at > NOW).values(created_at=NOW)
+        )
 
     @cached_property
     def lock_datasets(self):
@@ -172,7 +179,9 @@ class IngestStatements:
         io = t.run_io.c
         return (
             update(t.run_io)
-            .where(io.dataset_id == bindparam("p_dataset"), io.io_type == "INPUT", io.event_key > KEY, io.version_key < KEY)
+            .where(
+                io.dataset_id == bindparam("p_dataset"), io.io_type == "INPUT", io.event_key > KEY, io.version_key < KEY
+            )
             .values(dataset_version_id=bindparam("p_version"), version_key=KEY)
         )
 
@@ -225,7 +234,9 @@ class IngestStatements:
             "is_hidden": False,
             "updated_at": later(NOW, j.updated_at),
             "created_at": earlier(NOW, j.created_at),
-            "parent_job_id": case((j.parent_job_id.is_(None), bindparam("p_parent", type_=Uuid())), else_=j.parent_job_id),
+            "parent_job_id": case(
+                (j.parent_job_id.is_(None), bindparam("p_parent", type_=Uuid())), else_=j.parent_job_id
+            ),
         }
         if with_run:
             newer = j.current_run_key < KEY
@@ -354,7 +365,11 @@ class IngestStatements:
         ex, col = stmt.excluded, t.run_io.c
         return stmt.on_conflict_do_update(
             index_elements=[col.run_id, col.dataset_id, col.io_type],
-            set_={"dataset_version_id": ex.dataset_version_id, "event_key": ex.event_key, "version_key": ex.version_key},
+            set_={
+                "dataset_version_id": ex.dataset_version_id,
+                "event_key": ex.event_key,
+                "version_key": ex.version_key,
+            },
             where=ex.event_key > col.event_key,
         )
 
@@ -366,7 +381,12 @@ class IngestStatements:
         ex, col = stmt.excluded, t.facets.c
         return stmt.on_conflict_do_update(
             index_elements=[col.entity_id, col.name],
-            set_={"facet": ex.facet, "kind": ex.kind, "event_key": ex.event_key, "lineage_event_id": ex.lineage_event_id},
+            set_={
+                "facet": ex.facet,
+                "kind": ex.kind,
+                "event_key": ex.event_key,
+                "lineage_event_id": ex.lineage_event_id,
+            },
             where=ex.event_key > col.event_key,
         ).returning(col.entity_id, col.name, col.facet)
 
@@ -374,7 +394,13 @@ class IngestStatements:
     def upsert_column_lineage(self):
         stmt = upsert(self.dialect, t.column_lineage)
         ex, col = stmt.excluded, t.column_lineage.c
-        changing = ("transformation_description", "transformation_type", "transformation_subtype", "transformations", "updated_at")
+        changing = (
+            "transformation_description",
+            "transformation_type",
+            "transformation_subtype",
+            "transformations",
+            "updated_at",
+        )
         return stmt.on_conflict_do_update(
             index_elements=[col.output_version_id, col.output_field, col.input_dataset_id, col.input_field],
             set_={name: getattr(ex, name) for name in changing},

@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, delete, exists, or_, select, update
 
 from app.db import tables as t
-from app.services.ingest.statements import statements_for
 from app.services import identifiers as ids
 from app.services.ingest import extract
+from app.services.ingest.statements import statements_for
 
 
 @dataclass(frozen=True)
@@ -279,7 +279,9 @@ class ModelWriter:
             exists().where(io.dataset_version_id == old),
             exists().where(d.current_version_id == old),
         )
-        if not self.conn.execute(delete(t.dataset_versions).where(v.id == old, v.run_id == run_id, ~referenced)).rowcount:
+        if not self.conn.execute(
+            delete(t.dataset_versions).where(v.id == old, v.run_id == run_id, ~referenced)
+        ).rowcount:
             return
         # Aliases: a subquery on the table being updated must not correlate with it.
         f_new = t.facets.alias("f_new")
@@ -333,7 +335,9 @@ class ModelWriter:
         if run_id is None:
             row = self.conn.execute(self.sql.touch_job, params).one()
         else:
-            row = self.conn.execute(self.sql.touch_job_with_run, {**params, "p_run": run_id, "p_key": self.ctx.key}).one()
+            row = self.conn.execute(
+                self.sql.touch_job_with_run, {**params, "p_run": run_id, "p_key": self.ctx.key}
+            ).one()
         return row.current_version_key, row.location
 
     def set_columns(self, table: t.Table, row_id: uuid.UUID, values: dict[str, Any]) -> None:
