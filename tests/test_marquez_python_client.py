@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from marquez_client import MarquezClient
+from marquez_client.models import DatasetId, DatasetType, JobType
 
 from tests.support.events import T0, column_lineage, dataset, facet, run_event
 
@@ -76,3 +77,24 @@ def test_jobs_and_runs(marquez):
     runs = marquez.list_job_runs("etl", "export/orders")["runs"]
     assert [r["id"] for r in runs] == [marquez.run_id]
     assert marquez.get_job_run(marquez.run_id)["durationMs"] == 120000
+
+
+def test_legacy_writes_through_the_client(marquez):
+    marquez.create_namespace("legacy", "me")
+    marquez.create_source("pg2", "POSTGRESQL", "postgresql://db2:5432/app")
+    marquez.create_dataset(
+        "legacy",
+        "public.items",
+        DatasetType.DB_TABLE,
+        "public.items",
+        "pg2",
+        fields=[{"name": "id", "type": "INTEGER"}],
+    )
+    assert marquez.get_dataset("legacy", "public.items")["fields"][0]["name"] == "id"
+    marquez.create_job("legacy", "copy_items", JobType.BATCH, inputs=[DatasetId("legacy", "public.items")])
+    run = marquez.create_job_run("legacy", "copy_items")
+    marquez.mark_job_run_as_started(run["id"])
+    assert marquez.mark_job_run_as_completed(run["id"])["state"] == "COMPLETED"
+    assert marquez.tag_dataset("legacy", "public.items", "PII")["tags"] == ["PII"]
+    marquez.create_tag("SENSITIVE", "restricted")
+    assert {t["name"] for t in marquez.list_tags()["tags"]} == {"PII", "SENSITIVE"}

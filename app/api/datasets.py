@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from app.api.auth import require_write_key
 from app.api.deps import get_engine
 from app.api.pagination import PageParams
-from app.schemas.marquez import Dataset, DatasetList, DatasetVersion, DatasetVersionList
-from app.services import datasets
+from app.schemas.marquez import CreatedDataset, Dataset, DatasetList, DatasetVersion, DatasetVersionList
+from app.services import datasets, legacy
 
 router = APIRouter(prefix="/api/v1/namespaces/{namespace:name}", tags=["datasets"])
 EngineDep = Annotated[Engine, Depends(get_engine)]
@@ -44,6 +44,16 @@ def list_dataset_versions(namespace: str, dataset: str, engine: EngineDep, page:
 )
 def get_dataset_version(namespace: str, dataset: str, version: uuid.UUID, engine: EngineDep) -> DatasetVersion:
     return datasets.get_version(engine, namespace, dataset, version)
+
+
+@router.put(
+    "/datasets/{dataset:name}",
+    response_model=Dataset,
+    summary="Create or update a dataset and make a new version of it (deprecated in Marquez: use OpenLineage)",
+    dependencies=[Depends(require_write_key)],
+)
+def put_dataset(namespace: str, dataset: str, body: CreatedDataset, engine: EngineDep) -> Dataset:
+    return legacy.put_dataset(engine, namespace, dataset, body)
 
 
 @router.delete(

@@ -5,15 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import Engine
 
 from app.api.auth import require_write_key
 from app.api.deps import get_engine
 from app.api.errors import ApiError
 from app.api.pagination import PageParams
-from app.schemas.marquez import Job, JobList, JobVersion, JobVersionList, RunList
-from app.services import jobs
+from app.schemas.marquez import CreatedJob, CreatedRun, Job, JobList, JobVersion, JobVersionList, Run, RunList
+from app.services import jobs, legacy
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 EngineDep = Annotated[Engine, Depends(get_engine)]
@@ -105,3 +105,26 @@ def tag_job(namespace: str, job: str, tag: str, engine: EngineDep) -> Job:
 )
 def untag_job(namespace: str, job: str, tag: str, engine: EngineDep) -> Job:
     return jobs.set_job_tag(engine, namespace, job, tag, present=False)
+
+
+@router.put(
+    "/namespaces/{namespace:name}/jobs/{job:name}",
+    response_model=Job,
+    summary="Create or update a job with its inputs and outputs (deprecated in Marquez: use OpenLineage)",
+    dependencies=[Depends(require_write_key)],
+)
+def put_job(namespace: str, job: str, body: CreatedJob, engine: EngineDep) -> Job:
+    return legacy.put_job(engine, namespace, job, body)
+
+
+@router.post(
+    "/namespaces/{namespace:name}/jobs/{job:name}/runs",
+    response_model=Run,
+    status_code=201,
+    summary="Create a run in state NEW (deprecated in Marquez: use OpenLineage)",
+    dependencies=[Depends(require_write_key)],
+)
+def create_run(namespace: str, job: str, body: CreatedRun, engine: EngineDep, response: Response) -> Run:
+    run = legacy.create_run(engine, namespace, job, body)
+    response.headers["Location"] = f"/api/v1/jobs/runs/{run.id}"
+    return run

@@ -8,10 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import Engine
 
+from app.api.auth import require_write_key
 from app.api.deps import get_engine
 from app.api.enums import CaseInsensitiveEnum
+from app.api.errors import ApiError
 from app.schemas.marquez import Run, RunFacetsResponse
-from app.services import runs
+from app.schemas.openlineage import parse_timestamp
+from app.services import legacy, runs
 
 router = APIRouter(prefix="/api/v1/jobs/runs", tags=["runs"])
 EngineDep = Annotated[Engine, Depends(get_engine)]
@@ -32,3 +35,29 @@ def get_run_facets(
     run_id: uuid.UUID, engine: EngineDep, type: Annotated[FacetType, Query(description="run or job")]
 ) -> RunFacetsResponse:
     return runs.get_run_facets(engine, run_id, type.value)
+
+
+class RunAction(CaseInsensitiveEnum):
+    start = "start"
+    complete = "complete"
+    fail = "fail"
+    abort = "abort"
+
+
+@router.post(
+    "/{run_id}/{action}",
+    response_model=Run,
+    summary="Mark a run started, completed, failed or aborted (deprecated in Marquez: use OpenLineage)",
+    dependencies=[Depends(require_write_key)],
+)
+def mark_run(
+    run_id: uuid.UUID,
+    action: RunAction,
+    engine: EngineDep,
+    at: Annotated[str | None, Query(description="When the run transitioned (ISO-8601); now if absent.")] = None,
+) -> Run:
+    try:
+        when = parse_timestamp(at) if at else None
+    except ValueError as exc:
+        raise ApiError(400, f"at: {exc}") from None
+    return legacy.mark_run(engine, run_id, action.value, when)

@@ -5,7 +5,9 @@ Marquez keeps null fields in its responses and writes timestamps as ISO-8601 in 
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -234,3 +236,40 @@ class TagList(_Wire):
 
 class CreatedTag(_Wire):
     description: str | None = None
+
+
+class CreatedField(_Wire):
+    name: str = Field(min_length=1)
+    type: str | None = None
+    tags: list[str] = []
+    description: str | None = None
+
+
+class CreatedDataset(_Wire):
+    """Body of the deprecated PUT dataset: Marquez's DbTable or Stream."""
+
+    type: Literal["DB_TABLE", "STREAM"]
+    physicalName: str = Field(min_length=1, max_length=1024)
+    sourceName: str = Field(min_length=1)
+    fields: list[CreatedField] = []
+    tags: list[str] = []
+    description: str | None = None
+    runId: str | None = None
+    schemaLocation: str | None = None
+
+
+class CreatedJob(_Wire):
+    type: Literal["BATCH", "STREAM", "SERVICE"]
+    inputs: list[DatasetId]
+    outputs: list[DatasetId]
+    location: str | None = None
+    description: str | None = None
+    context: dict[str, str] | None = None
+    runId: str | None = None
+
+
+class CreatedRun(_Wire):
+    id: uuid.UUID | None = None
+    nominalStartTime: datetime | None = None
+    nominalEndTime: datetime | None = None
+    args: dict[str, str] = {}

@@ -13,6 +13,9 @@ from app.schemas.marquez import DatasetVersionId, JobVersionId, Run, RunDatasetV
 from app.services.errors import NotFound
 from app.services.facets import facets_by_entity
 
+# Where a run created through the legacy API keeps its args (a custom run facet).
+ARGS_FACET = "marquez_runArgs"
+
 
 def hydrate_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, Run]:
     if not run_ids:
@@ -60,7 +63,7 @@ def hydrate_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, 
             startedAt=row.started_at,
             endedAt=row.ended_at,
             durationMs=duration,
-            args={},
+            args=(facets.get(row.id, {}).get(ARGS_FACET) or {}).get("args", {}),
             jobVersion=JobVersionId(namespace=row.jv_namespace, name=row.jv_name, version=str(row.job_version_id))
             if row.job_version_id
             else None,
