@@ -196,3 +196,28 @@ def test_tags_on_datasets_and_fields(seeded):
     tags = seeded.get("/api/v1/tags").json()
     assert_conforms(tags, "/tags")
     assert [t["name"] for t in tags["tags"]] == ["PII", "SENSITIVE"]
+
+
+@pytest.mark.parametrize(
+    "namespace, name, job",
+    [
+        ("café://données:5432", "表/🐍 data.csv", "équipe.tâche"),
+        ("s3://bucket", "path/to/file.parquet", "dag.task@v2"),
+        ("postgres://db:5432", "db.schema.100% table", "job with spaces"),
+    ],
+)
+def test_hostile_names_round_trip(client, namespace, name, job):
+    event = run_event(
+        "COMPLETE",
+        job=(namespace, job),
+        run_id=uuid.uuid4(),
+        time=T0,
+        outputs=[dataset(namespace, name, columns=[("a", "int")])],
+    )
+    assert client.post("/api/v1/lineage", json=event).status_code == 201
+    got = client.get(f"/api/v1/namespaces/{enc(namespace)}/datasets/{enc(name)}")
+    assert got.status_code == 200, got.text
+    assert got.json()["id"] == {"namespace": namespace, "name": name}
+    job_body = client.get(f"/api/v1/namespaces/{enc(namespace)}/jobs/{enc(job)}").json()
+    assert job_body["name"] == job and job_body["outputs"] == [{"namespace": namespace, "name": name}]
+    assert client.get(f"/api/v1/namespaces/{enc(namespace)}/datasets/{enc(name)}/versions").json()["totalCount"] == 1
