@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from sqlalchemy import Engine
 
 from app.api.auth import require_write_key
-from app.api.deps import get_engine
+from app.api.deps import EngineDep
 from app.api.pagination import PageParams
 from app.schemas.marquez import CreatedDataset, Dataset, DatasetList, DatasetVersion, DatasetVersionList
 from app.services import datasets, legacy
 
 router = APIRouter(prefix="/api/v1/namespaces/{namespace:name}", tags=["datasets"])
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 @router.get("/datasets", response_model=DatasetList, summary="List a namespace's datasets")

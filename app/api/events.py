@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
-from sqlalchemy import Engine
+from fastapi import APIRouter, Query
 
-from app.api.deps import get_engine
+from app.api.deps import EngineDep
 from app.api.enums import CaseInsensitiveEnum
 from app.api.errors import ApiError
 from app.api.pagination import PageParams
@@ -33,7 +32,7 @@ def _instant(name: str, value: str) -> datetime:
 
 @router.get("/events/lineage", response_model=LineageEventList, summary="List received RunEvents")
 def list_lineage_events(
-    engine: Annotated[Engine, Depends(get_engine)],
+    engine: EngineDep,
     page: PageParams,
     sortDirection: SortDirection = SortDirection.desc,
     before: Annotated[str, Query(description="Events before this instant (exclusive).")] = "2030-01-01T00:00:00+00:00",

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
-from app.api.deps import get_engine
+from app.api.deps import EngineDep
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/api/v1/health", summary="Server and database health")
-def health(engine: Annotated[Engine, Depends(get_engine)]) -> JSONResponse:
+def health(engine: EngineDep) -> JSONResponse:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))

@@ -6,17 +6,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import Engine
 
 from app.api.auth import require_write_key
-from app.api.deps import get_engine
+from app.api.deps import EngineDep
 from app.api.errors import ApiError
 from app.api.pagination import PageParams
 from app.schemas.marquez import CreatedJob, CreatedRun, Job, JobList, JobVersion, JobVersionList, Run, RunList
 from app.services import jobs, legacy
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def _last_run_states(

@@ -6,11 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
-from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from app.api.auth import require_write_key
-from app.api.deps import get_engine, get_settings
+from app.api.deps import EngineDep, get_settings
 from app.api.errors import ApiError, summary, validation_errors
 from app.api.request_body import parse_json_object, read_body
 from app.schemas.openlineage import LineageEvent, event_class_for
@@ -80,7 +79,7 @@ def validate_event(payload: dict) -> LineageEvent:
 )
 async def post_lineage(
     request: Request,
-    engine: Annotated[Engine, Depends(get_engine)],
+    engine: EngineDep,
     settings: Annotated[Settings, Depends(get_settings)],
 ) -> Response:
     payload = parse_json_object(await read_body(request, settings.max_body_bytes))

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends
-from sqlalchemy import Engine
 
 from app.api.auth import require_write_key
-from app.api.deps import get_engine
+from app.api.deps import EngineDep
 from app.api.pagination import PageParams
 from app.schemas.marquez import CreatedNamespace, Namespace, NamespaceList
 from app.services import namespaces
 
 router = APIRouter(prefix="/api/v1", tags=["namespaces"])
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 @router.get("/namespaces", response_model=NamespaceList, summary="List namespaces")

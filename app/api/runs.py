@@ -6,10 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import Engine
 
 from app.api.auth import require_write_key
-from app.api.deps import get_engine
+from app.api.deps import EngineDep
 from app.api.enums import CaseInsensitiveEnum
 from app.api.errors import ApiError
 from app.schemas.marquez import Run, RunFacetsResponse
@@ -17,7 +16,6 @@ from app.schemas.openlineage import parse_timestamp
 from app.services import legacy, runs
 
 router = APIRouter(prefix="/api/v1/jobs/runs", tags=["runs"])
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 class FacetType(CaseInsensitiveEnum):

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends
-from sqlalchemy import Engine
 
 from app.api.auth import require_write_key
-from app.api.deps import get_engine
+from app.api.deps import EngineDep
 from app.api.pagination import PageParams
 from app.schemas.marquez import CreatedSource, Source, SourceList
 from app.services import sources
 
 router = APIRouter(prefix="/api/v1", tags=["sources"])
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 @router.get("/sources", response_model=SourceList, summary="List sources")

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
-from sqlalchemy import Engine
 
 from app.api.auth import require_write_key
-from app.api.deps import get_engine
+from app.api.deps import EngineDep
 from app.api.pagination import PageParams
 from app.schemas.marquez import CreatedTag, Tag, TagList
 from app.services import tags
 
 router = APIRouter(prefix="/api/v1", tags=["tags"])
-EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 @router.get("/tags", response_model=TagList, summary="List tags")
