@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench-ingest openapi clean
+.PHONY: run test test-sqlite test-postgres bench-ingest bench-explain openapi clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -40,6 +40,10 @@ test-postgres: $(VENV)/.installed-dev
 ## Ingest throughput over HTTP into Postgres, next to a raw-insert floor measured in the same run.
 bench-ingest: $(VENV)/.installed-dev
 	$(PY) -m bench.ingest $(BENCH_ARGS)
+
+## EXPLAIN every query the Marquez read endpoints run, on a throwaway Postgres; lists those with no index path.
+bench-explain: $(VENV)/.installed-dev
+	$(PY) -m bench.explain_reads
 
 ## Regenerate the checked-in OpenAPI document from the app.
 openapi: $(VENV)/.installed

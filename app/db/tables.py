@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     false,
+    text,
 )
 
 from app.db.types import BigIntPK, JSONType, UTCDateTime
@@ -192,6 +193,9 @@ jobs = Table(
     *_timestamps(),
     Index("uq_jobs_namespace_name", "namespace_id", "name", unique=True),
     Index("ix_jobs_parent_job_id", "parent_job_id"),
+    # Job lists are ordered by last update, everywhere or per namespace.
+    Index("ix_jobs_updated", "updated_at"),
+    Index("ix_jobs_namespace_updated", "namespace_id", "updated_at"),
 )
 
 job_versions = Table(
@@ -254,6 +258,10 @@ runs = Table(
     Column("nominal_key", EVENT_KEY, nullable=False, server_default=""),
     *_timestamps(),
     Index("ix_runs_job_started", "job_id", "started_at"),
+    # A job's runs, newest first, not-started last (Postgres; SQLite already sorts NULLs last when descending).
+    Index(
+        "ix_runs_job_recent", "job_id", text("started_at DESC NULLS LAST"), text("created_at DESC")
+    ).ddl_if(dialect="postgresql"),
     Index("ix_runs_job_nominal", "job_id", "nominal_start_time"),
     Index("ix_runs_parent_run_id", "parent_run_id"),
 )
