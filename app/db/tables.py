@@ -259,9 +259,9 @@ runs = Table(
     *_timestamps(),
     Index("ix_runs_job_started", "job_id", "started_at"),
     # A job's runs, newest first, not-started last (Postgres; SQLite already sorts NULLs last when descending).
-    Index(
-        "ix_runs_job_recent", "job_id", text("started_at DESC NULLS LAST"), text("created_at DESC")
-    ).ddl_if(dialect="postgresql"),
+    Index("ix_runs_job_recent", "job_id", text("started_at DESC NULLS LAST"), text("created_at DESC")).ddl_if(
+        dialect="postgresql"
+    ),
     Index("ix_runs_job_nominal", "job_id", "nominal_start_time"),
     Index("ix_runs_parent_run_id", "parent_run_id"),
 )

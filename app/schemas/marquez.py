@@ -273,3 +273,22 @@ class CreatedRun(_Wire):
     nominalStartTime: datetime | None = None
     nominalEndTime: datetime | None = None
     args: dict[str, str] = {}
+
+
+class GraphEdge(_Wire):
+    origin: str
+    destination: str
+
+
+class GraphNode(_Wire):
+    id: str
+    type: Literal["DATASET", "JOB"]
+    data: dict
+    inEdges: list[GraphEdge]
+    outEdges: list[GraphEdge]
+
+
+class LineageGraph(_Wire):
+    graph: list[GraphNode]
+    # Headwater: true when the node cap stopped the walk before the requested depth.
+    truncated: bool = False

@@ -40,9 +40,13 @@ def _fix_known_defects(schemas: dict) -> None:
     """Where the document contradicts what Marquez serves (and clients read), follow Marquez:
     - DatasetVersion.tags is typed `string`; Marquez returns an array of tag names, as for Dataset.tags;
     - FacetsResult.facets (GET /jobs/runs/{id}/facets) is typed as one facet; Marquez returns a map of facet
-      name → facet, like every other `facets` field."""
+      name → facet, like every other `facets` field;
+    - GraphNode.data is `oneOf: [Dataset, Job]`, but both schemas accept any object, so no node could ever
+      match exactly one: the discriminator (the node's `type`) is what picks, so it is checked as anyOf."""
     schemas["DatasetVersion"]["properties"]["tags"] = {"type": "array", "items": {"type": "string"}}
     schemas["FacetsResult"]["properties"]["facets"] = {"$ref": "#/components/schemas/RunFacets"}
+    data = schemas["GraphNode"]["properties"]["data"]
+    data["anyOf"] = data.pop("oneOf")
 
 
 @cache

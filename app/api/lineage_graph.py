@@ -1,0 +1,41 @@
+"""The lineage graph (Marquez API: GET /lineage), with Headwater's direction and node cap."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.api.deps import EngineDep
+from app.api.enums import CaseInsensitiveEnum
+from app.api.errors import ApiError
+from app.schemas.marquez import LineageGraph
+from app.services import lineage
+
+router = APIRouter(prefix="/api/v1", tags=["lineage"])
+
+
+class Direction(CaseInsensitiveEnum):
+    upstream = "upstream"
+    downstream = "downstream"
+    both = "both"
+
+
+@router.get("/lineage", response_model=LineageGraph, summary="The lineage graph around a job or dataset")
+def get_lineage(
+    engine: EngineDep,
+    nodeId: Annotated[str, Query(description="dataset:<namespace>:<name> or job:<namespace>:<name>")],
+    depth: Annotated[int, Query(ge=0, le=1000, description="Job hops from the node (Marquez's default 20).")] = 20,
+    direction: Annotated[Direction, Query(description="Headwater: walk upstream, downstream or both.")] = (
+        Direction.both
+    ),
+    maxNodes: Annotated[
+        int, Query(ge=1, le=100_000, description="Headwater: stop walking past this many nodes (truncated: true).")
+    ] = 5000,
+) -> LineageGraph:
+    try:
+        node = lineage.NodeId.parse(nodeId)
+    except ValueError as exc:
+        raise ApiError(400, f"nodeId: {exc}") from None
+    graph, truncated = lineage.lineage_graph(engine, node, depth=depth, direction=direction.value, max_nodes=maxNodes)
+    return LineageGraph(graph=graph, truncated=truncated)
