@@ -8,7 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import datasets, events, health, jobs, lineage, lineage_graph, namespaces, runs, sources, tags
+from app.api import (
+    datasets,
+    events,
+    health,
+    jobs,
+    lineage,
+    lineage_graph,
+    namespaces,
+    runs,
+    search,
+    sources,
+    tags,
+)
 from app.api.errors import install_error_handlers
 from app.api.paths import EncodedSlashMiddleware
 from app.db.engine import create_db_engine
@@ -40,6 +52,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(EncodedSlashMiddleware)
-    for module in (lineage, lineage_graph, events, namespaces, sources, datasets, jobs, runs, tags, health):
+    for module in (lineage, lineage_graph, search, events, namespaces, sources, datasets, jobs, runs, tags, health):
         app.include_router(module.router)
     return app

@@ -1,7 +1,9 @@
-"""The lineage graph (Marquez API: GET /lineage), with Headwater's direction and node cap."""
+"""The lineage graph (Marquez API: GET /lineage, with Headwater's direction and node cap) and run-level
+lineage (GET /runlineage/upstream)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -9,8 +11,8 @@ from fastapi import APIRouter, Query
 from app.api.deps import EngineDep
 from app.api.enums import CaseInsensitiveEnum
 from app.api.errors import ApiError
-from app.schemas.marquez import LineageGraph
-from app.services import lineage
+from app.schemas.marquez import LineageGraph, UpstreamRunLineage
+from app.services import lineage, run_lineage
 
 router = APIRouter(prefix="/api/v1", tags=["lineage"])
 
@@ -39,3 +41,16 @@ def get_lineage(
         raise ApiError(400, f"nodeId: {exc}") from None
     graph, truncated = lineage.lineage_graph(engine, node, depth=depth, direction=direction.value, max_nodes=maxNodes)
     return LineageGraph(graph=graph, truncated=truncated)
+
+
+@router.get(
+    "/runlineage/upstream",
+    response_model=UpstreamRunLineage,
+    summary="The runs that produced the dataset versions a run read, and so on upstream",
+)
+def get_upstream_run_lineage(
+    engine: EngineDep,
+    runId: Annotated[uuid.UUID, Query(description="The run to start from.")],
+    depth: Annotated[int, Query(ge=0, le=1000)] = 20,
+) -> UpstreamRunLineage:
+    return UpstreamRunLineage(runs=run_lineage.upstream_runs(engine, runId, depth=depth))

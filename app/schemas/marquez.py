@@ -292,3 +292,46 @@ class LineageGraph(_Wire):
     graph: list[GraphNode]
     # Headwater: true when the node cap stopped the walk before the requested depth.
     truncated: bool = False
+
+
+class UpstreamRunJob(_Wire):
+    namespace: str
+    name: str
+    version: str | None
+
+
+class UpstreamRunInfo(_Wire):
+    id: str
+    start: datetime | None
+    end: datetime | None
+    status: str
+
+
+class UpstreamRunInput(_Wire):
+    namespace: str
+    name: str
+    version: str
+    producedByRunId: str | None
+
+
+class UpstreamRun(_Wire):
+    job: UpstreamRunJob
+    run: UpstreamRunInfo
+    inputs: list[UpstreamRunInput]
+
+
+class UpstreamRunLineage(_Wire):
+    runs: list[UpstreamRun]
+
+
+class SearchResult(_Wire):
+    type: Literal["DATASET", "JOB"]
+    name: str
+    updatedAt: datetime
+    namespace: str
+    nodeId: str
+
+
+class SearchResultList(_Wire):
+    totalCount: int
+    results: list[SearchResult]

@@ -42,9 +42,12 @@ def _fix_known_defects(schemas: dict) -> None:
     - FacetsResult.facets (GET /jobs/runs/{id}/facets) is typed as one facet; Marquez returns a map of facet
       name → facet, like every other `facets` field;
     - GraphNode.data is `oneOf: [Dataset, Job]`, but both schemas accept any object, so no node could ever
-      match exactly one: the discriminator (the node's `type`) is what picks, so it is checked as anyOf."""
+      match exactly one: the discriminator (the node's `type`) is what picks, so it is checked as anyOf;
+    - SearchResult.name and .updatedAt have an empty `type:`; they are a string and a date-time string."""
     schemas["DatasetVersion"]["properties"]["tags"] = {"type": "array", "items": {"type": "string"}}
     schemas["FacetsResult"]["properties"]["facets"] = {"$ref": "#/components/schemas/RunFacets"}
+    schemas["SearchResult"]["properties"]["name"]["type"] = "string"
+    schemas["SearchResult"]["properties"]["updatedAt"]["type"] = "string"
     data = schemas["GraphNode"]["properties"]["data"]
     data["anyOf"] = data.pop("oneOf")
 
