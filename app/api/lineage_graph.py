@@ -12,7 +12,7 @@ from app.api.deps import EngineDep
 from app.api.enums import CaseInsensitiveEnum
 from app.api.errors import ApiError
 from app.schemas.marquez import LineageGraph, UpstreamRunLineage
-from app.services import lineage, run_lineage
+from app.services import column_lineage, lineage, run_lineage
 
 router = APIRouter(prefix="/api/v1", tags=["lineage"])
 
@@ -54,3 +54,22 @@ def get_upstream_run_lineage(
     depth: Annotated[int, Query(ge=0, le=1000)] = 20,
 ) -> UpstreamRunLineage:
     return UpstreamRunLineage(runs=run_lineage.upstream_runs(engine, runId, depth=depth))
+
+
+@router.get("/column-lineage", response_model=LineageGraph, summary="Column-level lineage of a dataset, field or job")
+def get_column_lineage(
+    engine: EngineDep,
+    nodeId: Annotated[
+        str,
+        Query(description="dataset:<ns>:<name>, datasetField:<ns>:<name>:<field> or job:<ns>:<name>"),
+    ],
+    depth: Annotated[int, Query(ge=0, le=1000)] = 20,
+    withDownstream: bool = False,
+) -> LineageGraph:
+    if "#" in nodeId and withDownstream:
+        raise ApiError(400, "nodeId: a versioned node (#version) cannot be combined with withDownstream=true")
+    try:
+        graph = column_lineage.column_lineage_graph(engine, nodeId, depth=depth, with_downstream=withDownstream)
+    except ValueError as exc:
+        raise ApiError(400, f"nodeId: {exc}") from None
+    return LineageGraph(graph=graph)

@@ -282,7 +282,7 @@ class GraphEdge(_Wire):
 
 class GraphNode(_Wire):
     id: str
-    type: Literal["DATASET", "JOB"]
+    type: Literal["DATASET", "JOB", "DATASET_FIELD"]
     data: dict
     inEdges: list[GraphEdge]
     outEdges: list[GraphEdge]

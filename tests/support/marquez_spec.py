@@ -43,11 +43,13 @@ def _fix_known_defects(schemas: dict) -> None:
       name → facet, like every other `facets` field;
     - GraphNode.data is `oneOf: [Dataset, Job]`, but both schemas accept any object, so no node could ever
       match exactly one: the discriminator (the node's `type`) is what picks, so it is checked as anyOf;
-    - SearchResult.name and .updatedAt have an empty `type:`; they are a string and a date-time string."""
+    - SearchResult.name and .updatedAt have an empty `type:`; they are a string and a date-time string;
+    - NodeType lists JOB and DATASET; column lineage nodes are DATASET_FIELD."""
     schemas["DatasetVersion"]["properties"]["tags"] = {"type": "array", "items": {"type": "string"}}
     schemas["FacetsResult"]["properties"]["facets"] = {"$ref": "#/components/schemas/RunFacets"}
     schemas["SearchResult"]["properties"]["name"]["type"] = "string"
     schemas["SearchResult"]["properties"]["updatedAt"]["type"] = "string"
+    schemas["NodeType"]["enum"] = [*schemas["NodeType"]["enum"], "DATASET_FIELD"]
     data = schemas["GraphNode"]["properties"]["data"]
     data["anyOf"] = data.pop("oneOf")
 
