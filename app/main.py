@@ -19,6 +19,7 @@ from app.api import (
     runs,
     search,
     sources,
+    stats,
     tags,
 )
 from app.api.errors import install_error_handlers
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(EncodedSlashMiddleware)
-    for module in (lineage, lineage_graph, search, events, namespaces, sources, datasets, jobs, runs, tags, health):
+    routers = (lineage, lineage_graph, search, events, stats, namespaces, sources, datasets, jobs, runs, tags, health)
+    for module in routers:
         app.include_router(module.router)
     return app
