@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import (
+    backfills,
     datasets,
     events,
     health,
@@ -53,7 +54,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(EncodedSlashMiddleware)
-    routers = (lineage, lineage_graph, search, events, stats, namespaces, sources, datasets, jobs, runs, tags, health)
+    routers = (
+        lineage,
+        lineage_graph,
+        search,
+        events,
+        stats,
+        namespaces,
+        sources,
+        datasets,
+        jobs,
+        runs,
+        tags,
+        backfills,
+        health,
+    )
     for module in routers:
         app.include_router(module.router)
     return app

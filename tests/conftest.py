@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
-from app.db.tables import MODEL_TABLES, lineage_events
+from app.db.tables import MODEL_TABLES, backfill_plans, lineage_events
 from app.main import create_app
 from app.settings import Settings
 from tests.support.live_server import LiveServer
@@ -65,7 +65,7 @@ def clean_database(request) -> None:
     if "engine" not in request.fixturenames:
         return
     engine: Engine = request.getfixturevalue("engine")
-    tables = [*MODEL_TABLES, lineage_events]
+    tables = [backfill_plans, *MODEL_TABLES, lineage_events]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY CASCADE"))

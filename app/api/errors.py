@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.json import UnstorableJSON
-from app.services.errors import NotFound
+from app.services.errors import InvalidRequest, NotFound
 from app.services.ingest import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound):
         return JSONResponse(error_body(404, str(exc)), 404)
+
+    @app.exception_handler(InvalidRequest)
+    async def _invalid(_: Request, exc: InvalidRequest):
+        return JSONResponse(error_body(400, str(exc)), 400)
 
     @app.exception_handler(UnstorableJSON)
     async def _unstorable(_: Request, exc: UnstorableJSON):

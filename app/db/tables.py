@@ -362,6 +362,19 @@ job_tags = Table(
     Column("tagged_at", UTCDateTime(), nullable=False),
 )
 
+# Saved backfill plans. The plan is kept as computed when saved (what the teams agreed to redo); its progress
+# is worked out when read, from the runs completed since, so it never goes stale.
+backfill_plans = Table(
+    "backfill_plans",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("name", String(255)),
+    Column("request", JSONType, nullable=False),
+    Column("plan", JSONType, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_backfill_plans_created_at", "created_at"),
+)
+
 MODEL_TABLES = [
     job_tags,
     dataset_field_tags,

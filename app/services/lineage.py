@@ -66,7 +66,7 @@ class Walk:
         return len(self.jobs) + len(self.datasets)
 
 
-def _step(
+def current_edges(
     conn: Connection,
     io_type: str,
     *,
@@ -107,7 +107,7 @@ def _walk(
     while True:
         if jobs_frontier:
             walk.jobs |= jobs_frontier
-            reached = {ds for _, ds in _step(conn, out_of_job, from_jobs=jobs_frontier)} - walk.datasets
+            reached = {ds for _, ds in current_edges(conn, out_of_job, from_jobs=jobs_frontier)} - walk.datasets
             walk.datasets |= reached
             datasets_frontier, jobs_frontier = reached, set()
         if walk.size > max_nodes:
@@ -116,7 +116,7 @@ def _walk(
         if not datasets_frontier or hops >= depth:
             return
         hops += 1
-        jobs_frontier = {job for job, _ in _step(conn, into_job, from_datasets=datasets_frontier)} - walk.jobs
+        jobs_frontier = {job for job, _ in current_edges(conn, into_job, from_datasets=datasets_frontier)} - walk.jobs
         datasets_frontier = set()
         if not jobs_frontier:
             return

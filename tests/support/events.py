@@ -130,9 +130,12 @@ def airflow_task_run(
     state: str = "COMPLETE",
     duration: timedelta = timedelta(minutes=3),
     owner: str = "team-bookings",
+    delay: timedelta = timedelta(minutes=5),
+    interval: timedelta = timedelta(days=1),
 ) -> list[dict[str, Any]]:
-    """The START and COMPLETE/FAIL events of one Airflow task instance (provider 2.x)."""
-    interval_end = logical_date + timedelta(days=1)
+    """The START and COMPLETE/FAIL events of one Airflow task instance (provider 2.x): it starts `delay` after
+    its data interval ends."""
+    interval_end = logical_date + interval
     dag_run_facet = {
         "dag_id": dag_id,
         "run_id": f"scheduled__{logical_date.isoformat()}",
@@ -180,7 +183,7 @@ def airflow_task_run(
         ),
     }
     name = f"{dag_id}.{task_id}"
-    start_time = logical_date + timedelta(days=1, minutes=5)
+    start_time = interval_end + delay
     end_facets = dict(run_facets)
     if state == "FAIL":
         end_facets["errorMessage"] = facet(

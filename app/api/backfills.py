@@ -1,0 +1,88 @@
+"""Backfill impact and plans (Headwater's own API): what a bad run or bad data forces downstream to redo."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import ValidationError
+
+from app.api.deps import EngineDep
+from app.api.errors import ApiError, summary, validation_errors
+from app.api.pagination import PageParams
+from app.schemas.backfill import (
+    BackfillPlan,
+    BackfillRequest,
+    Impact,
+    NodeRef,
+    SavedPlan,
+    SavedPlanList,
+    SavePlanRequest,
+)
+from app.services.backfill import planner, saved
+
+router = APIRouter(prefix="/api/v1", tags=["backfill"])
+
+
+@router.post("/backfills/preview", response_model=BackfillPlan, summary="Plan a backfill without saving it")
+def preview_plan(engine: EngineDep, request: BackfillRequest) -> BackfillPlan:
+    return planner.plan(engine, request)
+
+
+@router.post(
+    "/backfills",
+    response_model=SavedPlan,
+    status_code=status.HTTP_201_CREATED,
+    summary="Plan a backfill and save it; its progress follows the runs that complete afterwards",
+)
+def save_plan(engine: EngineDep, request: SavePlanRequest) -> SavedPlan:
+    return saved.save(engine, request)
+
+
+@router.get("/backfills", response_model=SavedPlanList, summary="Saved backfill plans, newest first")
+def list_plans(engine: EngineDep, page: PageParams) -> SavedPlanList:
+    return saved.list_plans(engine, limit=page.limit, offset=page.offset)
+
+
+@router.get("/backfills/{planId}", response_model=SavedPlan, summary="A saved backfill plan with its progress")
+def get_plan(engine: EngineDep, planId: uuid.UUID) -> SavedPlan:
+    return saved.get(engine, planId)
+
+
+@router.post("/impact", response_model=Impact, summary="What a root cause made bad downstream (no plan)")
+def post_impact(engine: EngineDep, request: BackfillRequest) -> Impact:
+    return planner.impact(engine, request)
+
+
+@router.get("/impact", response_model=Impact, summary="What a root cause made bad downstream (no plan)")
+def get_impact(
+    engine: EngineDep,
+    runId: Annotated[uuid.UUID | None, Query(description="A run that failed or wrote bad data.")] = None,
+    namespace: Annotated[str | None, Query(description="Namespace of `dataset` or `job`.")] = None,
+    dataset: Annotated[str | None, Query(description="A dataset with bad data.")] = None,
+    version: Annotated[uuid.UUID | None, Query(description="The bad version of `dataset`.")] = None,
+    job: Annotated[str | None, Query(description="A job that wrote bad data between `start` and `end`.")] = None,
+    start: Annotated[datetime | None, Query()] = None,
+    end: Annotated[datetime | None, Query()] = None,
+    columns: Annotated[list[str] | None, Query(description="Only these columns of `dataset` are bad.")] = None,
+    depth: Annotated[int, Query(ge=0, le=1000)] = 20,
+) -> Impact:
+    if (dataset or job) and not namespace:
+        raise ApiError(400, "namespace: required with dataset or job")
+    try:
+        request = BackfillRequest(
+            runId=runId,
+            dataset=NodeRef(namespace=namespace, name=dataset) if dataset else None,
+            version=version,
+            job=NodeRef(namespace=namespace, name=job) if job else None,
+            start=start,
+            end=end,
+            columns=columns,
+            depth=depth,
+        )
+    except ValidationError as exc:
+        details = validation_errors(exc.errors())
+        raise ApiError(400, summary(details), details) from None
+    return planner.impact(engine, request)

@@ -1,0 +1,425 @@
+"""What a root cause made bad downstream: the jobs, which of their runs, and the datasets they in turn
+made bad, in dependency order.
+
+1. The downstream closure is walked over the current edges only (one query per hop), never run history.
+2. Jobs are ordered by the strongly connected components of the job graph, so a job reached by several
+   paths is handled once, after everything upstream of it; cycles are found, reported and iterated to a
+   fixpoint (badness only grows, so this ends) instead of being looped on.
+3. Per job, the runs to redo are those that read a bad dataset version (exact, from the run↔version links)
+   and those whose data interval overlaps a bad window of an input (they read stale or bad data, or read
+   without a record). The windows a job's outputs go bad for are the intervals of its selected runs, so an
+   hourly upstream's bad hours widen to whole days for a daily consumer.
+4. With bad columns, column lineage narrows: a job whose output columns derive from none of them is cleared.
+
+Run history is queried only for the jobs already in the closure, one batch per level.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Row, select
+
+from app.db import tables as t
+from app.schemas.backfill import BackfillRequest
+from app.services.backfill.roots import Affected, ResolvedRoot, resolve, runs_overlapping, window_of
+from app.services.backfill.windows import Window, hull, merge, overlaps_any
+from app.services.lineage import current_edges, node_id
+
+
+@dataclass
+class SelectedRun:
+    row: Row
+    reasons: list[str] = field(default_factory=list)
+
+    def because(self, reason: str) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+
+@dataclass
+class JobImpact:
+    job_id: uuid.UUID
+    is_root: bool = False
+    level: int = 0
+    path: list[str] = field(default_factory=list)
+    bad_inputs: dict[uuid.UUID, Affected] = field(default_factory=dict)  # a snapshot of what it read
+    runs: dict[uuid.UUID, SelectedRun] = field(default_factory=dict)
+    in_cycle: bool = False
+
+    @property
+    def windows(self) -> list[Window]:
+        if self.runs:
+            return merge([window_of(s.row) for s in self.runs.values()])
+        return merge([w for a in self.bad_inputs.values() for w in a.windows])
+
+
+@dataclass
+class ImpactResult:
+    root: ResolvedRoot
+    jobs: dict[uuid.UUID, JobImpact]
+    datasets: dict[uuid.UUID, Affected]
+    job_rows: dict[uuid.UUID, Row]
+    dataset_rows: dict[uuid.UUID, Row]
+    cycles: list[list[uuid.UUID]]
+    cleared: list[uuid.UUID]  # reached, but column lineage shows they use no bad column
+    upstream: dict[uuid.UUID, set[uuid.UUID]]  # impacted job -> the impacted jobs it waits for
+
+
+@dataclass
+class _Closure:
+    reads: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=lambda: defaultdict(set))
+    writes: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=lambda: defaultdict(set))
+    datasets: set[uuid.UUID] = field(default_factory=set)
+
+
+def _closure(conn: Connection, start: set[uuid.UUID], depth: int) -> _Closure:
+    c = _Closure(datasets=set(start))
+    frontier, expanded = set(start), set()
+    for _ in range(depth):
+        if not frontier:
+            break
+        new_jobs = set()
+        for job, dataset in current_edges(conn, "INPUT", from_datasets=frontier):
+            c.reads[job].add(dataset)
+            if job not in expanded:
+                new_jobs.add(job)
+        if not new_jobs:
+            break
+        expanded |= new_jobs
+        frontier = set()
+        for job, dataset in current_edges(conn, "OUTPUT", from_jobs=new_jobs):
+            c.writes[job].add(dataset)
+            if dataset not in c.datasets:
+                c.datasets.add(dataset)
+                frontier.add(dataset)
+    return c
+
+
+def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUID]]) -> list[list[uuid.UUID]]:
+    """Tarjan's strongly connected components, iteratively (deep chains must not hit the recursion limit)."""
+    index: dict[uuid.UUID, int] = {}
+    low: dict[uuid.UUID, int] = {}
+    on_stack: set[uuid.UUID] = set()
+    stack: list[uuid.UUID] = []
+    components: list[list[uuid.UUID]] = []
+    counter = 0
+    for origin in nodes:
+        if origin in index:
+            continue
+        work = [(origin, iter(sorted(successors.get(origin, ()), key=str)))]
+        index[origin] = low[origin] = counter
+        counter += 1
+        stack.append(origin)
+        on_stack.add(origin)
+        while work:
+            node, children = work[-1]
+            advanced = False
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(successors.get(child, ()), key=str))))
+                    advanced = True
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                components.append(sorted(component, key=str))
+    return components
+
+
+def _levels(
+    jobs: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUID]]
+) -> tuple[dict[uuid.UUID, int], list[list[uuid.UUID]], list[list[uuid.UUID]]]:
+    """Longest-path level of each job over the component graph (1 for the first downstream jobs), the
+    components in processing order, and the cycles."""
+    components = _components(jobs, successors)
+    component_of = {job: i for i, comp in enumerate(components) for job in comp}
+    cycles = [c for c in components if len(c) > 1 or c[0] in successors.get(c[0], ())]
+    level_of_component = dict.fromkeys(range(len(components)), 1)
+    # Tarjan emits components in reverse topological order.
+    for i in reversed(range(len(components))):
+        for job in components[i]:
+            for nxt in successors.get(job, ()):
+                j = component_of[nxt]
+                if j != i:
+                    level_of_component[j] = max(level_of_component[j], level_of_component[i] + 1)
+    order = [components[i] for i in reversed(range(len(components)))]
+    order.sort(key=lambda comp: level_of_component[component_of[comp[0]]])
+    return {job: level_of_component[component_of[job]] for job in jobs}, order, cycles
+
+
+def _column_lineage(
+    conn: Connection, jobs: list[uuid.UUID], closure: _Closure, narrowed_inputs: set[uuid.UUID]
+) -> dict[tuple[uuid.UUID, uuid.UUID], dict[uuid.UUID, set[tuple[str, str]]]]:
+    """(job, input dataset) -> output dataset -> {(output field, input field)} over the outputs' current
+    versions."""
+    outputs = {d for j in jobs for d in closure.writes.get(j, ())}
+    found: dict[tuple[uuid.UUID, uuid.UUID], dict[uuid.UUID, set[tuple[str, str]]]] = {}
+    if not outputs or not narrowed_inputs:
+        return found
+    cl, d = t.column_lineage.c, t.datasets.c
+    rows = conn.execute(
+        select(cl.output_dataset_id, cl.input_dataset_id, cl.output_field, cl.input_field)
+        .join(t.datasets, (d.id == cl.output_dataset_id) & (d.current_version_id == cl.output_version_id))
+        .where(cl.output_dataset_id.in_(outputs), cl.input_dataset_id.in_(narrowed_inputs))
+    )
+    writers: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for j in jobs:
+        for o in closure.writes.get(j, ()):
+            writers[o].append(j)
+    for output, source, out_field, in_field in rows:
+        for j in writers[output]:
+            found.setdefault((j, source), {}).setdefault(output, set()).add((out_field, in_field))
+    return found
+
+
+def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
+    root = resolve(conn, request)
+    affected: dict[uuid.UUID, Affected] = dict(root.datasets)
+    closure = _closure(conn, set(affected), request.depth)
+    successors: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    readers_of: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for job, datasets in closure.reads.items():
+        for dataset in datasets:
+            readers_of[dataset].add(job)
+    for job, datasets in closure.writes.items():
+        for dataset in datasets:
+            successors[job] |= readers_of.get(dataset, set())
+    # Names of everything the closure reached, once, for paths and reasons.
+    job_rows = {
+        r.id: r for r in conn.execute(select(t.jobs).where(t.jobs.c.id.in_(set(closure.reads) | set(root.root_runs))))
+    }
+    dataset_rows = {r.id: r for r in conn.execute(select(t.datasets).where(t.datasets.c.id.in_(closure.datasets)))}
+    names = _Names(job_rows, dataset_rows)
+    for dataset, a in affected.items():
+        a.path = [*a.path, names.dataset_node(dataset)] if a.path[-1] != names.dataset_node(dataset) else a.path
+
+    downstream = sorted(closure.reads, key=str)
+    levels, order, cycles = _levels(downstream, successors)
+    in_cycle = {job for c in cycles for job in c}
+
+    jobs: dict[uuid.UUID, JobImpact] = {}
+    for job_id, runs in root.root_runs.items():
+        path = [root.node] if root.node == names.job_node(job_id) else [root.node, names.job_node(job_id)]
+        impact = jobs[job_id] = JobImpact(job_id, is_root=True, level=0, path=path)
+        for run in runs:
+            reason = "the root cause" if root.cause.kind == "run" else "ran in the bad window"
+            impact.runs.setdefault(run.id, SelectedRun(run)).because(reason)
+
+    cleared: set[uuid.UUID] = set()
+    # Components at one level never feed each other: select their runs in one batch per level.
+    by_level: dict[int, list[uuid.UUID]] = defaultdict(list)
+    for comp in order:
+        by_level[levels[comp[0]]].extend(comp)
+    for level in sorted(by_level):
+        batch = by_level[level]
+        rounds = len(batch) + 1 if any(job in in_cycle for job in batch) else 1
+        for _ in range(rounds):
+            if not _select(conn, batch, closure, affected, jobs, cleared, names):
+                break
+
+    for job in in_cycle & set(jobs):
+        jobs[job].in_cycle = True
+    # Levels over what is really impacted: column lineage may have cleared whole branches.
+    impacted = sorted((j for j in jobs if not jobs[j].is_root), key=str)
+    impacted_successors = {j: {k for k in successors.get(j, ()) if k in jobs and not jobs[k].is_root} for j in impacted}
+    for job, level in _levels(impacted, impacted_successors)[0].items():
+        jobs[job].level = level
+
+    upstream: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    root_readers = {r for d in root.datasets for r in readers_of.get(d, ())}
+    for job, impact in jobs.items():
+        for nxt in root_readers if impact.is_root else successors.get(job, ()):
+            if nxt in jobs and nxt != job and not jobs[nxt].is_root:
+                upstream[nxt].add(job)
+    return ImpactResult(
+        root=root,
+        upstream=upstream,
+        jobs=jobs,
+        datasets=affected,
+        job_rows=job_rows,
+        dataset_rows={d: dataset_rows[d] for d in affected if d in dataset_rows},
+        cycles=[c for c in cycles if any(j in jobs for j in c)],
+        cleared=sorted(cleared - set(jobs), key=str),
+    )
+
+
+@dataclass
+class _Names:
+    jobs: dict[uuid.UUID, Row]
+    datasets: dict[uuid.UUID, Row]
+
+    def job_node(self, job_id: uuid.UUID) -> str:
+        row = self.jobs[job_id]
+        return node_id("JOB", row.namespace_name, row.name)
+
+    def dataset_node(self, dataset_id: uuid.UUID) -> str:
+        row = self.datasets[dataset_id]
+        return node_id("DATASET", row.namespace_name, row.name)
+
+    def dataset(self, dataset_id: uuid.UUID) -> str:
+        row = self.datasets[dataset_id]
+        return f"{row.namespace_name}:{row.name}"
+
+
+def _select(
+    conn: Connection,
+    batch: list[uuid.UUID],
+    closure: _Closure,
+    affected: dict[uuid.UUID, Affected],
+    jobs: dict[uuid.UUID, JobImpact],
+    cleared: set[uuid.UUID],
+    names: _Names,
+) -> bool:
+    """Select the runs to redo of a batch of jobs from their inputs' badness, and spread the badness to their
+    outputs. True when any output got worse."""
+    bad_inputs = {j: {d: affected[d] for d in closure.reads.get(j, ()) if d in affected} for j in batch}
+    narrowed = {d for inputs in bad_inputs.values() for d, a in inputs.items() if a.columns is not None}
+    lineage = _column_lineage(conn, batch, closure, narrowed)
+
+    # Output columns each job's bad inputs reach: None means every column.
+    reach: dict[uuid.UUID, dict[uuid.UUID, set[str] | None]] = {}
+    for job in batch:
+        outputs: dict[uuid.UUID, set[str] | None] = {}
+        for dataset, bad in list(bad_inputs[job].items()):
+            mapping = lineage.get((job, dataset)) if bad.columns is not None else None
+            if mapping is None:
+                for o in closure.writes.get(job, ()):
+                    outputs[o] = None
+                continue
+            hit = {
+                o: {out for out, src in pairs if src in bad.columns}  # type: ignore[operator]
+                for o, pairs in mapping.items()
+            }
+            hit = {o: cols for o, cols in hit.items() if cols}
+            if not hit:
+                del bad_inputs[job][dataset]  # column lineage: this job uses none of the bad columns
+                continue
+            for o, cols in hit.items():
+                if o not in outputs:
+                    outputs[o] = set(cols)
+                elif outputs[o] is not None:
+                    outputs[o] |= cols  # type: ignore[operator]
+        if not bad_inputs[job]:
+            cleared.add(job)
+            continue
+        reach[job] = outputs
+    active = list(reach)
+    if not active:
+        return False
+
+    runs = _candidate_runs(conn, active, bad_inputs, names)
+    for job in active:
+        impact = jobs.get(job)
+        if impact is None:
+            first = min(bad_inputs[job], key=lambda d: (len(affected[d].path), str(d)))
+            impact = jobs[job] = JobImpact(job, path=[*affected[first].path, names.job_node(job)])
+        impact.bad_inputs.update({d: _snapshot(a) for d, a in bad_inputs[job].items()})
+        for run_id, (row, reasons) in runs.get(job, {}).items():
+            selected = impact.runs.setdefault(run_id, SelectedRun(row))
+            for reason in reasons:
+                selected.because(reason)
+    written = _outputs_by_run(conn, [run for job in active for run in jobs[job].runs])
+    changed = False
+    for job in active:
+        impact = jobs[job]
+        windows = impact.windows
+        for output, columns in reach[job].items():
+            versions = {v for run in impact.runs for v in written.get(run, {}).get(output, ())}
+            target = affected.get(output)
+            if target is None:
+                target = affected[output] = Affected(
+                    columns=set() if columns is not None else None,
+                    path=[*impact.path, names.dataset_node(output)],
+                )
+            changed |= target.absorb(versions, windows, columns)
+    return changed
+
+
+def _snapshot(a: Affected) -> Affected:
+    return Affected(set(a.versions), list(a.windows), None if a.columns is None else set(a.columns), list(a.path))
+
+
+def _candidate_runs(
+    conn: Connection, jobs: list[uuid.UUID], bad_inputs: dict[uuid.UUID, dict[uuid.UUID, Affected]], names: _Names
+) -> dict[uuid.UUID, dict[uuid.UUID, tuple[Row, list[str]]]]:
+    """job -> run -> (run, reasons): runs that read a bad version, and runs whose interval overlaps a bad
+    window of an input."""
+    io, r = t.run_io.c, t.runs.c
+    selected: dict[uuid.UUID, dict[uuid.UUID, tuple[Row, list[str]]]] = defaultdict(dict)
+    versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
+    if versions:
+        rows = conn.execute(
+            select(t.runs, io.dataset_id.label("read_dataset"), io.dataset_version_id.label("read_version"))
+            .join(t.run_io, io.run_id == r.id)
+            .where(io.io_type == "INPUT", io.dataset_version_id.in_(versions), r.job_id.in_(jobs))
+        )
+        for row in rows:
+            bad = bad_inputs[row.job_id].get(row.read_dataset)
+            if bad is None or row.read_version not in bad.versions:
+                continue
+            entry = selected[row.job_id].setdefault(row.id, (row, []))
+            entry[1].append(f"read bad version {row.read_version} of {names.dataset(row.read_dataset)}")
+    windows = [w for inputs in bad_inputs.values() for a in inputs.values() for w in a.windows]
+    span = hull(windows)
+    if span is not None:
+        overlapping = [
+            row
+            for row in runs_overlapping(conn, jobs, span)
+            if any(overlaps_any(window_of(row), a.windows) for a in bad_inputs[row.job_id].values())
+        ]
+        read = _reads(conn, [row.id for row in overlapping])
+        for row in overlapping:
+            entry = selected[row.job_id].setdefault(row.id, (row, []))
+            for dataset, bad in sorted(bad_inputs[row.job_id].items(), key=lambda kv: names.dataset(kv[0])):
+                if not overlaps_any(window_of(row), bad.windows):
+                    continue
+                version = read.get((row.id, dataset))
+                what = f"its data interval overlaps the bad window of {names.dataset(dataset)}"
+                if version is None:
+                    entry[1].append(what)
+                elif version not in bad.versions:
+                    entry[1].append(f"{what}, but it read stale version {version}")
+    return selected
+
+
+def _reads(conn: Connection, run_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+    io = t.run_io.c
+    if not run_ids:
+        return {}
+    rows = conn.execute(
+        select(io.run_id, io.dataset_id, io.dataset_version_id).where(io.run_id.in_(run_ids), io.io_type == "INPUT")
+    )
+    return {(run, dataset): version for run, dataset, version in rows}
+
+
+def _outputs_by_run(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]]:
+    """run -> dataset -> versions it wrote."""
+    io = t.run_io.c
+    found: dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]] = defaultdict(lambda: defaultdict(set))
+    if run_ids:
+        for run, dataset, version in conn.execute(
+            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
+                io.run_id.in_(run_ids), io.io_type == "OUTPUT"
+            )
+        ):
+            found[run][dataset].add(version)
+    return found

@@ -1,0 +1,265 @@
+"""From an impact to a plan: steps in topological levels, Airflow tasks grouped by DAG with merged logical
+date ranges and commands, owners, explanations, totals."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import timedelta
+from fnmatch import fnmatchcase
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+
+from app.db import tables as t
+from app.db.engine import read_connection
+from app.schemas.backfill import (
+    AirflowTask,
+    BackfillPlan,
+    BackfillRequest,
+    Cycle,
+    DagGroup,
+    Impact,
+    ImpactedDataset,
+    ImpactedInput,
+    NodeRef,
+    PlanLevel,
+    PlanStep,
+    RunToRedo,
+    TimeWindow,
+    Totals,
+)
+from app.services.backfill import airflow
+from app.services.backfill.impact import ImpactResult, JobImpact, compute_impact
+from app.services.backfill.roots import Affected, window_of
+from app.services.backfill.windows import Window
+from app.services.facets import facets_by_entity
+from app.services.lineage import node_id
+
+# A window with no recorded run is redone for every logical date inside it: [start, end - this].
+_LAST_MOMENT = timedelta(seconds=1)
+
+
+def _windows(windows: list[Window]) -> list[TimeWindow]:
+    return [TimeWindow(start=w.start, end=w.end) for w in windows]
+
+
+def _columns(a: Affected) -> list[str] | None:
+    return None if a.columns is None else sorted(a.columns)
+
+
+def _kept(request: BackfillRequest, namespace: str, name: str) -> bool:
+    if request.includeNamespaces and namespace not in request.includeNamespaces:
+        return False
+    if namespace in request.excludeNamespaces:
+        return False
+    if request.includeJobs and not any(fnmatchcase(name, p) for p in request.includeJobs):
+        return False
+    return not any(fnmatchcase(name, p) for p in request.excludeJobs)
+
+
+def _run_facets(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Only the Airflow facets: a plan over thousands of runs must not load every facet they carry."""
+    found: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
+    f = t.facets.c
+    for chunk in range(0, len(run_ids), 5000):
+        rows = conn.execute(
+            select(f.entity_id, f.name, f.facet).where(
+                f.entity_id.in_(run_ids[chunk : chunk + 5000]),
+                f.name.in_((airflow.TASK_FACET, airflow.DAG_RUN_FACET)),
+                f.facet.is_not(None),
+            )
+        )
+        for entity, name, facet in rows:
+            found[entity][name] = facet
+    return found
+
+
+class _Builder:
+    def __init__(self, conn: Connection, request: BackfillRequest, result: ImpactResult) -> None:
+        self.conn, self.request, self.result = conn, request, result
+        jobs = result.job_rows
+        run_ids = [run for j in result.jobs.values() for run in j.runs]
+        run_ids += [row.current_run_id for row in jobs.values() if row.current_run_id]
+        self.run_facets = _run_facets(conn, run_ids)
+        self.job_facets = facets_by_entity(conn, [*jobs, *result.datasets])
+        parent_ids = {row.parent_job_id for row in jobs.values() if row.parent_job_id}
+        self.parents = {r.id: r for r in conn.execute(select(t.jobs).where(t.jobs.c.id.in_(parent_ids)))}
+
+    def job_node(self, job: uuid.UUID) -> str:
+        row = self.result.job_rows[job]
+        return node_id("JOB", row.namespace_name, row.name)
+
+    def airflow_task(self, impact: JobImpact) -> AirflowTask | None:
+        row = self.result.job_rows[impact.job_id]
+        candidates = [*impact.runs, row.current_run_id]
+        for run in candidates:
+            if run is not None:
+                task = airflow.task_from_facets(self.run_facets.get(run, {}))
+                if task is not None:
+                    return task
+        return airflow.task_from_parent(row, self.parents.get(row.parent_job_id))
+
+    def owners(self, impact: JobImpact) -> list[str]:
+        row = self.result.job_rows[impact.job_id]
+        owners = airflow.owners_from_facets(self.job_facets.get(row.id, {}))
+        if not owners:
+            for run in [*impact.runs, row.current_run_id]:
+                owners = airflow.dag_owner(self.run_facets.get(run, {})) if run else []
+                if owners:
+                    break
+        return sorted(set(owners))
+
+    def step(self, impact: JobImpact) -> PlanStep:
+        row = self.result.job_rows[impact.job_id]
+        names = self.result.dataset_rows
+        runs = sorted(impact.runs.values(), key=lambda s: (window_of(s.row), str(s.row.id)))
+        return PlanStep(
+            level=impact.level,
+            nodeId=node_id("JOB", row.namespace_name, row.name),
+            job=NodeRef(namespace=row.namespace_name, name=row.name),
+            isRoot=impact.is_root,
+            airflow=self.airflow_task(impact),
+            owners=self.owners(impact),
+            path=impact.path,
+            dependsOn=sorted(self.job_node(j) for j in self.result.upstream.get(impact.job_id, ())),
+            inputs=[
+                ImpactedInput(
+                    dataset=NodeRef(namespace=names[d].namespace_name, name=names[d].name),
+                    versions=sorted(str(v) for v in a.versions),
+                    columns=_columns(a),
+                    windows=_windows(a.windows),
+                )
+                for d, a in sorted(
+                    impact.bad_inputs.items(), key=lambda kv: (names[kv[0]].namespace_name, names[kv[0]].name)
+                )
+            ],
+            windows=_windows(impact.windows),
+            runs=[
+                RunToRedo(
+                    runId=str(s.row.id),
+                    state=s.row.state,
+                    nominalStartTime=s.row.nominal_start_time,
+                    nominalEndTime=s.row.nominal_end_time,
+                    logicalDate=airflow.logical_date(s.row, self.run_facets.get(s.row.id, {})),
+                    startedAt=s.row.started_at,
+                    endedAt=s.row.ended_at,
+                    reasons=s.reasons,
+                )
+                for s in runs
+            ],
+            inCycle=impact.in_cycle,
+        )
+
+    def impact(self) -> tuple[Impact, list[PlanStep]]:
+        result, request = self.result, self.request
+        steps, excluded = [], []
+        for impact in result.jobs.values():
+            row = result.job_rows[impact.job_id]
+            if impact.is_root and not request.includeRoot:
+                continue
+            if not _kept(request, row.namespace_name, row.name):
+                excluded.append(node_id("JOB", row.namespace_name, row.name))
+                continue
+            steps.append(self.step(impact))
+        steps.sort(key=lambda s: (s.level, s.nodeId))
+        datasets = [
+            ImpactedDataset(
+                nodeId=node_id("DATASET", row.namespace_name, row.name),
+                dataset=NodeRef(namespace=row.namespace_name, name=row.name),
+                versions=sorted(str(v) for v in result.datasets[d].versions),
+                columns=_columns(result.datasets[d]),
+                windows=_windows(result.datasets[d].windows),
+                path=result.datasets[d].path,
+                owners=sorted(set(airflow.owners_from_facets(self.job_facets.get(d, {})))),
+            )
+            for d, row in result.dataset_rows.items()
+        ]
+        datasets.sort(key=lambda d: d.nodeId)
+
+        dags = {(s.job.namespace, s.airflow.dagId) for s in steps if s.airflow}
+        impact = Impact(
+            root=result.root.cause,
+            jobs=steps,
+            datasets=datasets,
+            cycles=[Cycle(jobs=sorted(self.job_node(j) for j in c)) for c in result.cycles],
+            excluded=sorted(excluded),
+            notImpacted=sorted(self.job_node(j) for j in result.cleared),
+            totals=Totals(
+                jobs=len(steps),
+                runs=sum(len(s.runs) for s in steps),
+                dags=len(dags),
+                datasets=len(datasets),
+                levels=len({s.level for s in steps}),
+            ),
+        )
+        return impact, steps
+
+
+def dag_groups(steps: list[PlanStep]) -> list[DagGroup]:
+    """Airflow steps by DAG: one group per DAG with its tasks, merged logical-date ranges and commands."""
+    by_dag: dict[tuple[str, str], list[PlanStep]] = defaultdict(list)
+    for s in steps:
+        if s.airflow is not None:
+            by_dag[(s.job.namespace, s.airflow.dagId)].append(s)
+    dag_of_job = {s.nodeId: (s.job.namespace, s.airflow.dagId) for s in steps if s.airflow}
+    groups = []
+    for (namespace, dag_id), members in by_dag.items():
+        dates, intervals = [], []
+        for s in members:
+            for run in s.runs:
+                if run.logicalDate is not None:
+                    dates.append(run.logicalDate)
+                if run.nominalStartTime and run.nominalEndTime:
+                    intervals.append(run.nominalEndTime - run.nominalStartTime)
+            if not s.runs:  # nothing recorded: every logical date in the window
+                for w in s.windows:
+                    dates += [w.start, max(w.start, w.end - _LAST_MOMENT)]
+        ranges = airflow.merge_logical_dates(dates, intervals)
+        tasks = sorted({s.airflow.taskId for s in members if s.airflow})
+        depends = set()
+        for s in members:
+            for node in s.dependsOn:
+                upstream = dag_of_job.get(node)
+                if upstream is not None and upstream != (namespace, dag_id):
+                    depends.add(upstream[1])
+        groups.append(
+            DagGroup(
+                namespace=namespace,
+                dagId=dag_id,
+                level=min(s.level for s in members),
+                tasks=tasks,
+                logicalDateRanges=ranges,
+                owners=sorted({o for s in members for o in s.owners}),
+                dependsOn=sorted(depends),
+                commands=airflow.commands(dag_id, tasks, ranges),
+            )
+        )
+    groups.sort(key=lambda g: (g.level, g.namespace, g.dagId))
+    return groups
+
+
+def _build(conn: Connection, request: BackfillRequest) -> tuple[Impact, list[PlanStep]]:
+    return _Builder(conn, request, compute_impact(conn, request)).impact()
+
+
+def impact(engine: Engine, request: BackfillRequest) -> Impact:
+    with read_connection(engine) as conn:
+        return _build(conn, request)[0]
+
+
+def plan_in(conn: Connection, request: BackfillRequest) -> BackfillPlan:
+    found, steps = _build(conn, request)
+    by_level: dict[int, list[PlanStep]] = defaultdict(list)
+    for s in steps:
+        by_level[s.level].append(s)
+    return BackfillPlan(
+        **found.model_dump(),
+        levels=[PlanLevel(level=level, steps=by_level[level]) for level in sorted(by_level)],
+        dags=dag_groups(steps),
+    )
+
+
+def plan(engine: Engine, request: BackfillRequest) -> BackfillPlan:
+    with read_connection(engine) as conn:
+        return plan_in(conn, request)

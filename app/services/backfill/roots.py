@@ -1,0 +1,306 @@
+"""Resolving a root cause (a run, a dataset version or window, a job and a window) into what it made bad:
+the datasets, their bad versions, the data-time windows and, when known, the bad columns."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Connection, Row, and_, or_, select
+
+from app.db import tables as t
+from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
+from app.services import datasets as dataset_service
+from app.services import jobs as job_service
+from app.services.backfill.windows import INSTANT, Window, merge, run_window
+from app.services.errors import InvalidRequest, NotFound
+from app.services.ingest.extract import flatten_fields
+from app.services.lineage import node_id
+
+# Runs are found by their nominal start; a nominal interval longer than this (a yearly job) is only
+# found through its recorded reads. Bounds the index range scanned per job.
+LONGEST_INTERVAL_DAYS = 32
+
+
+@dataclass
+class Affected:
+    """What is wrong with one dataset: bad versions, bad data-time windows, bad columns (None: all)."""
+
+    versions: set[uuid.UUID] = field(default_factory=set)
+    windows: list[Window] = field(default_factory=list)
+    columns: set[str] | None = None
+    path: list[str] = field(default_factory=list)
+
+    def absorb(self, versions: set[uuid.UUID], windows: list[Window], columns: set[str] | None) -> bool:
+        """Add more badness; True when anything grew (cycles iterate until nothing does)."""
+        before = (len(self.versions), self.windows, self.columns)
+        self.versions |= versions
+        self.windows = merge([*self.windows, *windows])
+        if self.columns is not None:
+            self.columns = None if columns is None else self.columns | columns
+        return before != (len(self.versions), self.windows, self.columns)
+
+
+@dataclass
+class ResolvedRoot:
+    cause: RootCause
+    node: str
+    root_runs: dict[uuid.UUID, list[Row]]  # job id -> its root runs (re-run them when includeRoot)
+    datasets: dict[uuid.UUID, Affected]
+
+
+def run_node(run_id: uuid.UUID) -> str:
+    return f"run:{run_id}"
+
+
+def window_of(run: Row) -> Window:
+    return run_window(run.nominal_start_time, run.nominal_end_time, run.started_at, run.ended_at, run.created_at)
+
+
+def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window) -> list[Row]:
+    """Runs of the jobs whose data time overlaps the window: by nominal interval, or for runs without one,
+    by when they ran. Both branches walk an index on (job_id, time)."""
+    if not job_ids:
+        return []
+    r = t.runs.c
+    earliest = window.start - timedelta(days=LONGEST_INTERVAL_DAYS)
+    scheduled = select(t.runs).where(
+        r.job_id.in_(job_ids),
+        r.nominal_start_time < window.end,
+        r.nominal_start_time >= earliest,
+        or_(
+            r.nominal_end_time > window.start, and_(r.nominal_end_time.is_(None), r.nominal_start_time >= window.start)
+        ),
+    )
+    unscheduled = select(t.runs).where(
+        r.job_id.in_(job_ids),
+        r.nominal_start_time.is_(None),
+        r.started_at < window.end,
+        r.started_at >= earliest,
+    )
+    rows = list(conn.execute(scheduled)) + list(conn.execute(unscheduled))
+    return [row for row in rows if window_of(row).overlaps(window)]
+
+
+def _outputs_of_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
+    io = t.run_io.c
+    found: dict[uuid.UUID, set[uuid.UUID]] = {}
+    if run_ids:
+        rows = conn.execute(
+            select(io.dataset_id, io.dataset_version_id).where(io.run_id.in_(run_ids), io.io_type == "OUTPUT")
+        )
+        for dataset_id, version_id in rows:
+            found.setdefault(dataset_id, set()).add(version_id)
+    return found
+
+
+def _current_outputs(conn: Connection, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    e = t.lineage_edges.c
+    if not job_ids:
+        return set()
+    return set(
+        conn.execute(select(e.dataset_id).where(e.job_id.in_(job_ids), e.io_type == "OUTPUT", e.is_current)).scalars()
+    )
+
+
+def _affected_from_runs(
+    conn: Connection, runs: list[Row], windows: list[Window], path: list[str]
+) -> dict[uuid.UUID, Affected]:
+    """The datasets the runs wrote (their versions), or failing any record, their jobs' current outputs."""
+    written = _outputs_of_runs(conn, [r.id for r in runs])
+    for dataset_id in _current_outputs(conn, sorted({r.job_id for r in runs})):
+        written.setdefault(dataset_id, set())
+    return {d: Affected(versions=v, windows=list(windows), path=list(path)) for d, v in written.items()}
+
+
+def _job_ref(conn: Connection, job_id: uuid.UUID) -> NodeRef:
+    row = conn.execute(select(t.jobs.c.namespace_name, t.jobs.c.name).where(t.jobs.c.id == job_id)).one()
+    return NodeRef(namespace=row.namespace_name, name=row.name)
+
+
+def _as_windows(windows: list[Window]) -> list[TimeWindow]:
+    return [TimeWindow(start=w.start, end=w.end) for w in windows]
+
+
+def resolve(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
+    if request.runId is not None:
+        return _run_root(conn, request.runId)
+    if request.job is not None:
+        assert request.start is not None and request.end is not None
+        return _job_root(conn, request.job, Window(request.start, request.end))
+    assert request.dataset is not None
+    return _dataset_root(conn, request)
+
+
+def _run_root(conn: Connection, run_id: uuid.UUID) -> ResolvedRoot:
+    r = t.runs.c
+    run = conn.execute(select(t.runs).where(r.id == run_id)).first()
+    if run is None:
+        raise NotFound(f"Run '{run_id}' not found.")
+    # A DAG run's writers are its task runs: re-run those, not the DAG job that wrote nothing itself.
+    children = list(conn.execute(select(t.runs).where(r.parent_run_id == run_id)))
+    runs = children or [run]
+    node = run_node(run_id)
+    windows = merge([window_of(x) for x in [run, *children]])
+    root_runs: dict[uuid.UUID, list[Row]] = {}
+    for x in runs:
+        root_runs.setdefault(x.job_id, []).append(x)
+    job = NodeRef(namespace=run.namespace_name, name=run.job_name)
+    datasets = _affected_from_runs(conn, runs, windows, [node])
+    state = run.state
+    cause = RootCause(
+        kind="run",
+        nodeId=node,
+        description=f"Run {run_id} of job {job.name} ({state})"
+        + (f" and its {len(children)} task runs" if children else ""),
+        job=job,
+        runs=[str(x.id) for x in [run, *children]],
+        versions=sorted(str(v) for a in datasets.values() for v in a.versions),
+        windows=_as_windows(windows),
+    )
+    return ResolvedRoot(cause, node, root_runs, datasets)
+
+
+def _job_root(conn: Connection, ref: NodeRef, window: Window) -> ResolvedRoot:
+    job = job_service.find_job(conn, ref.namespace, ref.name)
+    node = node_id("JOB", job.namespace_name, job.name)
+    runs = runs_overlapping(conn, [job.id], window)
+    # A daily job's bad hours are its whole days: the runs' intervals widen the window.
+    windows = merge([window, *(window_of(x) for x in runs)])
+    datasets = _affected_from_runs(conn, runs, windows, [node])
+    for dataset_id in _current_outputs(conn, [job.id]):
+        datasets.setdefault(dataset_id, Affected(windows=list(windows), path=[node]))
+    cause = RootCause(
+        kind="job",
+        nodeId=node,
+        description=f"Job {job.name} wrote bad data from {window.start.isoformat()} to {window.end.isoformat()}",
+        job=NodeRef(namespace=job.namespace_name, name=job.name),
+        runs=[str(x.id) for x in sorted(runs, key=window_of)],
+        versions=sorted(str(v) for a in datasets.values() for v in a.versions),
+        windows=_as_windows(windows),
+    )
+    return ResolvedRoot(cause, node, {job.id: sorted(runs, key=window_of)} if runs else {job.id: []}, datasets)
+
+
+def _dataset_root(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
+    assert request.dataset is not None
+    dataset = dataset_service.find_dataset(conn, request.dataset.namespace, request.dataset.name)
+    node = node_id("DATASET", dataset.namespace_name, dataset.name)
+    v, r, io = t.dataset_versions.c, t.runs.c, t.run_io.c
+    if request.start is not None and request.end is not None:
+        window = Window(request.start, request.end)
+        writers = [
+            row
+            for row in runs_overlapping(conn, _writers_of(conn, dataset.id), window)
+            if row.id in _runs_writing(conn, dataset.id, [row.id])
+        ]
+        # Data time, not arrival time: the versions written for the window (none for a source no job writes).
+        versions = _outputs_of_runs(conn, [w.id for w in writers]).get(dataset.id, set())
+        windows = merge([window, *(window_of(w) for w in writers)])
+        description = f"Dataset {dataset.name} has bad data from {window.start.isoformat()} to {window.end.isoformat()}"
+    else:
+        version_id = request.version or dataset.current_version_id
+        if version_id is None:
+            raise NotFound(f"Dataset '{dataset.name}' has no version.")
+        version = conn.execute(select(t.dataset_versions).where(v.id == version_id, v.dataset_id == dataset.id)).first()
+        if version is None:
+            raise NotFound(f"Dataset version '{version_id}' not found.")
+        versions = {version.id}
+        producer = conn.execute(select(t.runs).where(r.id == version.run_id)).first() if version.run_id else None
+        if producer is not None:
+            windows = [window_of(producer)]
+        else:
+            # Never written by a run we know: bad for as long as it was the version readers got.
+            readers = list(
+                conn.execute(
+                    select(r.started_at, r.created_at)
+                    .join(t.run_io, io.run_id == r.id)
+                    .where(io.dataset_version_id == version.id, io.io_type == "INPUT")
+                )
+            )
+            moments = [version.created_at, *((x.started_at or x.created_at) for x in readers)]
+            windows = [Window(min(moments), max(moments) + INSTANT)]
+        description = f"Version {version.id} of dataset {dataset.name} is bad"
+    columns: set[str] | None = None
+    if request.columns:
+        columns = set(request.columns)
+    elif request.schemaChange:
+        if len(versions) != 1:
+            raise InvalidRequest("schemaChange needs one dataset version")
+        columns = changed_columns(conn, dataset.id, next(iter(versions)))
+        if not columns:
+            raise InvalidRequest("the dataset version dropped or retyped no column of the version before it")
+        description += f": columns {', '.join(sorted(columns))} were dropped or retyped"
+    affected = Affected(versions=versions, windows=merge(windows), columns=columns, path=[node])
+    cause = RootCause(
+        kind="dataset",
+        nodeId=node,
+        description=description,
+        dataset=NodeRef(namespace=dataset.namespace_name, name=dataset.name),
+        runs=[],
+        versions=sorted(str(x) for x in versions),
+        windows=_as_windows(affected.windows),
+        columns=sorted(columns) if columns is not None else None,
+        failedAssertions=failed_assertions(conn, sorted(versions)),
+    )
+    return ResolvedRoot(cause, node, {}, {dataset.id: affected})
+
+
+def _writers_of(conn: Connection, dataset_id: uuid.UUID) -> list[uuid.UUID]:
+    e = t.lineage_edges.c
+    return list(conn.execute(select(e.job_id).where(e.dataset_id == dataset_id, e.io_type == "OUTPUT")).scalars())
+
+
+def _runs_writing(conn: Connection, dataset_id: uuid.UUID, run_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    io = t.run_io.c
+    return set(
+        conn.execute(
+            select(io.run_id).where(io.run_id.in_(run_ids), io.dataset_id == dataset_id, io.io_type == "OUTPUT")
+        ).scalars()
+    )
+
+
+def changed_columns(conn: Connection, dataset_id: uuid.UUID, version_id: uuid.UUID) -> set[str]:
+    """Columns of the previous published version that this version dropped or gave another type."""
+    v = t.dataset_versions.c
+    version = conn.execute(select(v.fields, v.published_key, v.created_at).where(v.id == version_id)).one()
+    order = v.published_key if version.published_key else v.created_at
+    bound = version.published_key or version.created_at
+    previous = conn.execute(
+        select(v.fields)
+        .where(v.dataset_id == dataset_id, v.id != version_id, order < bound, v.published_key != "")
+        .order_by(order.desc())
+        .limit(1)
+    ).first()
+    if previous is None:
+        return set()
+    now = {f.name: f.type for f in flatten_fields(version.fields or [])}
+    before = {f.name: f.type for f in flatten_fields(previous.fields or [])}
+    return {name for name, kind in before.items() if name not in now or (kind and now[name] and kind != now[name])}
+
+
+def failed_assertions(conn: Connection, version_ids: list[uuid.UUID]) -> list[FailedAssertion]:
+    """Failed `dataQualityAssertions` reported by the runs that read (or the run that wrote) these versions."""
+    if not version_ids:
+        return []
+    io, f, r = t.run_io.c, t.facets.c, t.runs.c
+    rows = conn.execute(
+        select(f.facet, io.run_id, r.namespace_name, r.job_name)
+        .join(t.run_io, io.id == f.entity_id)
+        .join(t.runs, r.id == io.run_id)
+        .where(io.dataset_version_id.in_(version_ids), f.name == "dataQualityAssertions", f.facet.is_not(None))
+    )
+    found: list[FailedAssertion] = []
+    for facet, run_id, ns, job in rows:
+        for a in (facet or {}).get("assertions") or []:
+            if isinstance(a, dict) and a.get("success") is False:
+                found.append(
+                    FailedAssertion(
+                        assertion=str(a.get("assertion") or a.get("name") or "?"),
+                        column=a.get("column") if isinstance(a.get("column"), str) else None,
+                        runId=str(run_id),
+                        job=NodeRef(namespace=ns, name=job),
+                    )
+                )
+    return sorted(found, key=lambda a: (a.assertion, a.column or "", a.runId or ""))

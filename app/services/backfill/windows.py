@@ -1,0 +1,59 @@
+"""Intervals of data time: a run's nominal interval, a bad window, and sets of them kept merged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+# A run known only by an instant (a nominal start without end, or a start time) covers this much, so that
+# instants still overlap the windows around them.
+INSTANT = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    """[start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def overlaps(self, other: Window) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+def run_window(
+    nominal_start: datetime | None,
+    nominal_end: datetime | None,
+    started_at: datetime | None,
+    ended_at: datetime | None,
+    created_at: datetime,
+) -> Window:
+    """The data time a run covers: its nominal interval, else the time it ran (for unscheduled jobs)."""
+    if nominal_start is not None:
+        end = nominal_end if nominal_end is not None and nominal_end > nominal_start else nominal_start + INSTANT
+        return Window(nominal_start, end)
+    start = started_at or created_at
+    end = ended_at if ended_at is not None and ended_at > start else start + INSTANT
+    return Window(start, end)
+
+
+def merge(windows: list[Window]) -> list[Window]:
+    """Sorted, with overlapping and touching windows joined."""
+    merged: list[Window] = []
+    for w in sorted(windows):
+        if merged and w.start <= merged[-1].end:
+            if w.end > merged[-1].end:
+                merged[-1] = Window(merged[-1].start, w.end)
+        else:
+            merged.append(w)
+    return merged
+
+
+def overlaps_any(window: Window, windows: list[Window]) -> bool:
+    return any(window.overlaps(w) for w in windows)
+
+
+def hull(windows: list[Window]) -> Window | None:
+    if not windows:
+        return None
+    return Window(min(w.start for w in windows), max(w.end for w in windows))
