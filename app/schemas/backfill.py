@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class NodeRef(BaseModel):
@@ -46,6 +46,14 @@ class BackfillRequest(BaseModel):
     includeJobs: list[str] = Field(default_factory=list, description="Only plan jobs whose name matches a glob.")
     excludeJobs: list[str] = Field(default_factory=list, description="Never plan jobs whose name matches a glob.")
     includeRoot: bool = Field(True, description="Re-run the root job itself (run and job roots).")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is UTC, as in events."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
     @model_validator(mode="after")
     def _one_root(self) -> BackfillRequest:

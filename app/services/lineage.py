@@ -42,13 +42,19 @@ class NodeId:
         if kind.lower() not in ("dataset", "job") or not rest:
             raise ValueError("must look like dataset:<namespace>:<name> or job:<namespace>:<name>")
         rest, _, version = rest.partition("#")
-        split = _SEPARATOR.search(rest)
-        if split is None:
-            raise ValueError("has no ':' between namespace and name")
-        namespace, name = rest[: split.start()], rest[split.end() :]
-        if not namespace or not name:
-            raise ValueError("needs both a namespace and a name")
+        namespace, name = split_qualified_name(rest)
         return cls("DATASET" if kind.lower() == "dataset" else "JOB", namespace, name, version or None)
+
+
+def split_qualified_name(text: str) -> tuple[str, str]:
+    """``<namespace>:<name>``, where the namespace may itself hold colons (``postgres://db:5432:orders``)."""
+    split = _SEPARATOR.search(text)
+    if split is None:
+        raise ValueError("has no ':' between namespace and name")
+    namespace, name = text[: split.start()], text[split.end() :]
+    if not namespace or not name:
+        raise ValueError("needs both a namespace and a name")
+    return namespace, name
 
 
 def node_id(kind: str, namespace: str, name: str) -> str:

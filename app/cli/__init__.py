@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from app.cli.backfill import backfill_cli
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.settings import Settings
@@ -12,6 +13,7 @@ from app.settings import Settings
 cli = typer.Typer(help="Headwater: OpenLineage metadata service, compatible with Marquez.", no_args_is_help=True)
 db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+cli.add_typer(backfill_cli, name="backfill")
 
 
 @cli.command()
@@ -49,7 +51,3 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 
 def main() -> None:
     cli()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,174 @@
+"""``headwater backfill plan``: a backfill plan from the local database or a running server, as a readable
+table, JSON, or the Airflow commands alone."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import httpx
+import typer
+from pydantic import ValidationError
+
+from app.schemas.backfill import BackfillPlan, BackfillRequest, NodeRef
+from app.services.lineage import split_qualified_name
+
+backfill_cli = typer.Typer(help="Plan what must be re-run downstream of a bad run or bad data.", no_args_is_help=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    airflow2 = "airflow2"
+    airflow3 = "airflow3"
+
+
+def _ref(option: str, text: str | None) -> NodeRef | None:
+    if text is None:
+        return None
+    try:
+        namespace, name = split_qualified_name(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc} (expected <namespace>:<name>)", param_hint=option) from None
+    return NodeRef(namespace=namespace, name=name)
+
+
+@backfill_cli.command("plan")
+def plan_command(
+    run_id: str = typer.Option(None, "--run-id", help="A run that failed or wrote bad data."),
+    dataset: str = typer.Option(None, "--dataset", help="A dataset with bad data, as <namespace>:<name>."),
+    version: str = typer.Option(None, "--version", help="The bad version of --dataset (default: current)."),
+    job: str = typer.Option(None, "--job", help="A job that wrote bad data, as <namespace>:<name>."),
+    start: datetime = typer.Option(None, "--start", help="Start of the bad window (with --job or --dataset)."),
+    end: datetime = typer.Option(None, "--end", help="End of the bad window, exclusive."),
+    columns: list[str] = typer.Option(None, "--column", help="Only this column of --dataset is bad (repeatable)."),
+    depth: int = typer.Option(20, "--depth", help="Job hops downstream of the root."),
+    namespace: list[str] = typer.Option(None, "--namespace", help="Only plan jobs in this namespace (repeatable)."),
+    exclude_job: list[str] = typer.Option(None, "--exclude-job", help="Leave out jobs matching this glob."),
+    no_root: bool = typer.Option(False, "--no-root", help="Do not re-run the root job itself."),
+    output: Format = typer.Option(Format.table, "--format", help="table, json, airflow2 or airflow3."),
+    server: str = typer.Option(
+        None, "--server", envvar="HEADWATER_URL", help="Ask a running server (e.g. http://localhost:5000)."
+    ),
+    api_key: str = typer.Option(None, "--api-key", envvar="HEADWATER_API_KEY", help="API key for --server."),
+) -> None:
+    """Plan a backfill: which jobs, which runs, in what order, with the Airflow commands."""
+    try:
+        request = BackfillRequest(
+            runId=run_id,
+            dataset=_ref("--dataset", dataset),
+            version=version,
+            job=_ref("--job", job),
+            start=start,
+            end=end,
+            columns=columns or None,
+            depth=depth,
+            includeNamespaces=namespace or [],
+            excludeJobs=exclude_job or [],
+            includeRoot=not no_root,
+        )
+    except ValidationError as exc:
+        messages = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise typer.BadParameter(messages) from None
+    plan = _from_server(server, api_key, request) if server else _from_database(request)
+    typer.echo(render(plan, output))
+
+
+def _from_database(request: BackfillRequest) -> BackfillPlan:
+    from app.db.engine import create_db_engine
+    from app.services.backfill import planner
+    from app.services.errors import InvalidRequest, NotFound
+    from app.settings import Settings
+
+    engine = create_db_engine(Settings())
+    try:
+        return planner.plan(engine, request)
+    except (NotFound, InvalidRequest) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+def _from_server(server: str, api_key: str | None, request: BackfillRequest) -> BackfillPlan:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    url = server.rstrip("/") + "/api/v1/backfills/preview"
+    try:
+        response = httpx.post(url, json=request.model_dump(mode="json"), headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: cannot reach {server}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if response.status_code != 200:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        typer.echo(f"error: {response.status_code} {message}", err=True)
+        raise typer.Exit(1)
+    return BackfillPlan.model_validate(response.json())
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _windows(windows: list[Any]) -> str:
+    return ", ".join(f"{_when(w.start)} → {_when(w.end)}" for w in windows) or "-"
+
+
+def render(plan: BackfillPlan, output: Format) -> str:
+    if output is Format.json:
+        return json.dumps(plan.model_dump(mode="json"), indent=2)
+    if output in (Format.airflow2, Format.airflow3):
+        lines = []
+        for dag in plan.dags:
+            commands = dag.commands.airflow2 if output is Format.airflow2 else dag.commands.airflow3
+            lines.append(f"# {dag.dagId} (level {dag.level}; tasks: {', '.join(dag.tasks)})")
+            lines += commands
+        if not lines:
+            lines.append("# no Airflow DAG in this plan")
+        return "\n".join(lines)
+    return _table(plan)
+
+
+def _table(plan: BackfillPlan) -> str:
+    t = plan.totals
+    lines = [
+        f"Root cause: {plan.root.description}",
+        f"Bad window: {_windows(plan.root.windows)} UTC",
+    ]
+    for a in plan.root.failedAssertions:
+        lines.append(f"Failed assertion: {a.assertion}" + (f" on {a.column}" if a.column else ""))
+    lines.append(f"{t.jobs} jobs, {t.runs} runs, {t.dags} Airflow DAGs, {t.levels} levels")
+    for level in plan.levels:
+        lines.append("")
+        lines.append(f"Level {level.level}" + (" (the root)" if level.level == 0 else " (steps may run in parallel)"))
+        for step in level.steps:
+            where = f"  [{step.airflow.dagId} / {step.airflow.taskId}]" if step.airflow else ""
+            owners = f"  owners: {', '.join(step.owners)}" if step.owners else ""
+            lines.append(f"  {step.job.namespace}:{step.job.name}{where}{owners}")
+            lines.append(f"    redo: {_windows(step.windows)}")
+            for run in step.runs:
+                when = _when(run.logicalDate or run.nominalStartTime or run.startedAt)
+                lines.append(f"    run {run.runId} ({run.state}, {when}): {'; '.join(run.reasons)}")
+            if not step.runs:
+                lines.append("    no recorded run in the window: run it for the window")
+            if not step.isRoot:
+                lines.append(f"    why: {' → '.join(step.path)}")
+    for cycle in plan.cycles:
+        lines.append("")
+        lines.append(f"Cycle (each job planned once): {', '.join(cycle.jobs)}")
+    if plan.excluded:
+        lines.append("")
+        lines.append(f"Left out by filters: {', '.join(plan.excluded)}")
+    if plan.notImpacted:
+        lines.append(f"Cleared by column lineage: {', '.join(plan.notImpacted)}")
+    for dag in plan.dags:
+        lines.append("")
+        after = f", after {', '.join(dag.dependsOn)}" if dag.dependsOn else ""
+        lines.append(f"DAG {dag.dagId} (level {dag.level}{after}; owners: {', '.join(dag.owners) or '-'})")
+        lines += [f"  Airflow 2: {c}" for c in dag.commands.airflow2]
+        lines += [f"  Airflow 3: {c}" for c in dag.commands.airflow3]
+    return "\n".join(lines)
