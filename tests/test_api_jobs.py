@@ -130,3 +130,20 @@ def test_job_tags(seeded):
     assert seeded.post(f"{path}/tags/critical").json()["tags"] == ["critical"]
     assert seeded.get(path).json()["tags"] == ["critical"]
     assert seeded.delete(f"{path}/tags/critical").json()["tags"] == []
+
+
+def test_a_job_asked_for_by_its_marquez_name_redirects_to_the_name_it_was_sent_with(client):
+    """Marquez names a child job `parent.child`; Headwater keeps the name as sent and redirects (301) the
+    Marquez form there, as Marquez's JobRedirectFilter does for aliases."""
+    from tests.support.events import T0, facet, run_event
+
+    parent = facet("ParentRunFacet", run={"runId": str(uuid.uuid4())}, job={"namespace": "etl-ns", "name": "nightly"})
+    event = run_event("COMPLETE", job=("etl-ns", "load.users"), run_id=uuid.uuid4(), time=T0,
+                      run_facets={"parent": parent})  # fmt: skip
+    assert client.post("/api/v1/lineage", json=event).status_code == 201
+    moved = client.get("/api/v1/namespaces/etl-ns/jobs/nightly.load.users/runs?limit=5", follow_redirects=False)
+    assert moved.status_code == 301
+    assert moved.headers["location"] == "/api/v1/namespaces/etl-ns/jobs/load.users/runs?limit=5"
+    followed = client.get("/api/v1/namespaces/etl-ns/jobs/nightly.load.users")
+    assert followed.status_code == 200 and followed.json()["name"] == "load.users"
+    assert client.get("/api/v1/namespaces/etl-ns/jobs/other.load.users").status_code == 404

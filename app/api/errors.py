@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.json import UnstorableJSON
-from app.services.errors import InvalidRequest, NotFound
+from app.services.errors import InvalidRequest, JobMoved, NotFound
 from app.services.ingest import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound):
         return JSONResponse(error_body(404, str(exc)), 404)
+
+    @app.exception_handler(JobMoved)
+    async def _moved(request: Request, exc: JobMoved):
+        # Marquez's JobRedirectFilter: the same path and query with the canonical job name.
+        segments = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0].split("/")
+        if "namespaces" in segments:
+            at = segments.index("namespaces") + 3  # …/namespaces/{namespace}/jobs/{job}
+            if at < len(segments) and segments[at - 1] == "jobs":
+                segments[at] = quote(exc.name, safe="")
+        location = "/".join(segments) + (f"?{request.url.query}" if request.url.query else "")
+        return JSONResponse(error_body(301, str(exc)), 301, headers={"Location": location})
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(_: Request, exc: InvalidRequest):

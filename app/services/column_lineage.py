@@ -55,7 +55,7 @@ def _start_fields(conn: Connection, text: str) -> set[Field]:
         dataset_id = dataset_service.find_dataset(conn, node.namespace, node.name).id
         dataset_ids = [dataset_id]
     else:
-        job = job_service.find_job(conn, node.namespace, node.name)
+        job = job_service.find_job(conn, node.namespace, node.name, redirect=False)
         e = t.lineage_edges.c
         dataset_ids = list(
             conn.execute(select(e.dataset_id).where(e.job_id == job.id, e.io_type == "OUTPUT", e.is_current)).scalars()

@@ -13,7 +13,7 @@ from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import DatasetId, Job, JobId, JobVersion, JobVersionId, Run
 from app.services import identifiers as ids
 from app.services import tags
-from app.services.errors import NotFound
+from app.services.errors import JobMoved, NotFound
 from app.services.facets import facets_by_entity
 from app.services.namespaces import require_namespace
 from app.services.runs import hydrate_runs
@@ -115,9 +115,30 @@ def list_jobs(
         return hydrate(conn, rows), total
 
 
-def find_job(conn: Connection, namespace: str, name: str) -> Row:
+def find_job(conn: Connection, namespace: str, name: str, *, redirect: bool = True) -> Row:
+    """A visible job by name. Asked for by an alias, it is ``JobMoved`` (a 301 for paths naming the job) or,
+    with ``redirect=False``, the canonical job."""
     ns = require_namespace(conn, namespace)
-    row = conn.execute(select(t.jobs).where(t.jobs.c.id == ids.job_id(ns.name, name))).first()
+    j = t.jobs.c
+    row = conn.execute(select(t.jobs).where(j.id == ids.job_id(ns.name, name))).first()
+    target = None
+    if row is not None and row.symlink_target_id is not None:
+        target = conn.execute(select(t.jobs).where(j.id == row.symlink_target_id)).first()
+    elif row is None and "." in name:
+        # Marquez names a child job `parent.child`; a job sent as `child` with that parent is the same job.
+        parent_name, _, child = name.partition(".")
+        while child and target is None:
+            candidate = conn.execute(select(t.jobs).where(j.id == ids.job_id(ns.name, child))).first()
+            if candidate is not None and candidate.parent_job_id is not None:
+                parent = conn.execute(select(j.name).where(j.id == candidate.parent_job_id)).scalar()
+                if parent == parent_name:
+                    target = candidate
+            head, _, child = child.partition(".")
+            parent_name = f"{parent_name}.{head}"
+    if target is not None and not target.is_hidden:
+        if redirect:
+            raise JobMoved(ns.name, target.name)
+        return target
     if row is None or row.is_hidden:
         raise NotFound(f"Job '{name}' not found.")
     return row

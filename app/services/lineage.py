@@ -136,7 +136,7 @@ def lineage_graph(
             start = dataset_service.find_dataset(conn, node.namespace, node.name)
             walk, start_job, start_dataset = Walk(set(), {start.id}), None, start.id
         else:
-            start = job_service.find_job(conn, node.namespace, node.name)
+            start = job_service.find_job(conn, node.namespace, node.name, redirect=False)
             walk, start_job, start_dataset = Walk({start.id}, set()), start.id, None
         for downstream in {"downstream": (True,), "upstream": (False,), "both": (True, False)}[direction]:
             _walk(

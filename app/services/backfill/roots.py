@@ -163,7 +163,7 @@ def _run_root(conn: Connection, run_id: uuid.UUID) -> ResolvedRoot:
 
 
 def _job_root(conn: Connection, ref: NodeRef, window: Window) -> ResolvedRoot:
-    job = job_service.find_job(conn, ref.namespace, ref.name)
+    job = job_service.find_job(conn, ref.namespace, ref.name, redirect=False)
     node = node_id("JOB", job.namespace_name, job.name)
     runs = runs_overlapping(conn, [job.id], window)
     # A daily job's bad hours are its whole days: the runs' intervals widen the window.
