@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
+from app.db.dialect import declared_for
 from app.db.engine import create_db_engine
 from app.db.tables import metadata
 from app.settings import Settings
@@ -19,6 +20,7 @@ def _run(connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=declared_for(connection.dialect.name),
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":

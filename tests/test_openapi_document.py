@@ -6,6 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from app.db.dialect import declared_for
 from app.db.tables import metadata
 from app.openapi_doc import DOCUMENT, render
 
@@ -17,7 +18,9 @@ def test_checked_in_openapi_document_is_current():
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
 def test_migrations_build_exactly_the_declared_tables(engine):
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        # Objects declared for the other database only (.ddl_if) are left out: Postgres' trigram indexes.
+        opts = {"compare_type": True, "include_object": declared_for(conn.dialect.name)}
+        context = MigrationContext.configure(conn, opts=opts)
         assert compare_metadata(context, metadata) == []
 
 

@@ -2,12 +2,12 @@
 
 Both SQLAlchemy dialects offer the same ``INSERT … ON CONFLICT`` construct (with ``excluded``), so the
 services build one statement and this module picks the dialect's class for it. Error classification for
-retries lives here too.
+retries lives here too, and the substring match that search relies on an index for.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import ColumnElement, Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -22,6 +22,32 @@ def upsert(dialect: Connection | str, table: Table):
     if name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def contains_ignoring_case(column: ColumnElement[str], text: str) -> ColumnElement[bool]:
+    """``column`` contains ``text`` in any case; ``%``, ``_`` and ``\\`` in ``text`` match themselves.
+
+    Postgres: ``column ILIKE '%text%'``, which the pg_trgm GIN indexes on ``jobs.name`` and ``datasets.name``
+    serve (migration 0005; keep the column bare, an index on ``name`` is not used for ``lower(name)``).
+    SQLite: ``lower(column) LIKE lower('%text%')``, a scan.
+    """
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
+def declared_for(dialect_name: str):
+    """An alembic ``include_object`` hook for comparing the tables with a database of ``dialect_name``: leaves
+    out what app/db/tables.py declares for another database only (``.ddl_if(dialect=…)``, e.g. the Postgres
+    trigram indexes), which the migrations rightly do not build there."""
+
+    def include_object(obj, name, type_, reflected, compare_to) -> bool:
+        ddl_if = getattr(obj, "_ddl_if", None)  # where SQLAlchemy keeps the arguments of .ddl_if()
+        if ddl_if is None or ddl_if.dialect is None:
+            return True
+        wanted = (ddl_if.dialect,) if isinstance(ddl_if.dialect, str) else tuple(ddl_if.dialect)
+        return dialect_name in wanted
+
+    return include_object
 
 
 def is_retryable(exc: BaseException) -> bool:

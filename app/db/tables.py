@@ -117,6 +117,11 @@ datasets = Table(
     Column("is_hidden", Boolean, nullable=False, server_default=false()),  # soft delete via the API
     *_timestamps(),
     Index("uq_datasets_namespace_name", "namespace_id", "name", unique=True),
+    # Search by substring of the name (name ILIKE '%q%'): a pg_trgm GIN index on Postgres (migration 0005);
+    # SQLite scans.
+    Index("ix_datasets_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}).ddl_if(
+        dialect="postgresql"
+    ),
 )
 
 # Aliases from the `symlinks` facet: another (namespace, name) for the same dataset.
@@ -196,6 +201,10 @@ jobs = Table(
     # Job lists are ordered by last update, everywhere or per namespace.
     Index("ix_jobs_updated", "updated_at"),
     Index("ix_jobs_namespace_updated", "namespace_id", "updated_at"),
+    # Search by substring of the name, as for datasets (migration 0005).
+    Index("ix_jobs_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}).ddl_if(
+        dialect="postgresql"
+    ),
 )
 
 job_versions = Table(
