@@ -61,7 +61,11 @@ def get_column_lineage(
     engine: EngineDep,
     nodeId: Annotated[
         str,
-        Query(description="dataset:<ns>:<name>, datasetField:<ns>:<name>:<field> or job:<ns>:<name>"),
+        Query(
+            description="dataset:<ns>:<name>, datasetField:<ns>:<name>:<field> or job:<ns>:<name>, optionally "
+            "followed by #<version> (a dataset version, or a job version for a job) to start from the column "
+            "lineage of that version instead of the current one."
+        ),
     ],
     depth: Annotated[int, Query(ge=0, le=1000)] = 20,
     withDownstream: bool = False,
