@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench-ingest bench-explain openapi clean
+.PHONY: run test test-sqlite test-postgres bench-ingest bench-explain bench-backfill bench-lineage openapi clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -44,6 +44,14 @@ bench-ingest: $(VENV)/.installed-dev
 ## EXPLAIN every query the Marquez read endpoints run, on a throwaway Postgres; lists those with no index path.
 bench-explain: $(VENV)/.installed-dev
 	$(PY) -m bench.explain_reads
+
+## Backfill plan time over a synthetic 1,000-job pipeline with 30 days of hourly runs, on Postgres.
+bench-backfill: $(VENV)/.installed-dev
+	$(PY) -m bench.backfill $(BENCH_ARGS)
+
+## Lineage, column lineage and search latency on ~20,000 jobs / 40,000 datasets, at 20k and then 2M runs.
+bench-lineage: $(VENV)/.installed-dev
+	$(PY) -m bench.lineage $(BENCH_ARGS)
 
 ## Regenerate the checked-in OpenAPI document from the app.
 openapi: $(VENV)/.installed

@@ -6,6 +6,7 @@ import typer
 import uvicorn
 
 from app.cli.backfill import backfill_cli
+from app.cli.demo import demo_cli
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.settings import Settings
@@ -14,6 +15,7 @@ cli = typer.Typer(help="Headwater: OpenLineage metadata service, compatible with
 db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(backfill_cli, name="backfill")
+cli.add_typer(demo_cli, name="demo")
 
 
 @cli.command()

@@ -18,6 +18,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, select
 
 from app.db import tables as t
+from app.db.dialect import in_values
 from app.db.engine import read_connection
 from app.services import datasets as dataset_service
 from app.services import jobs as job_service
@@ -88,9 +89,9 @@ def current_edges(
         .where(e.io_type == io_type, e.is_current, j.is_hidden.is_(False), d.is_hidden.is_(False))
     )
     if from_datasets is not None:
-        query = query.where(e.dataset_id.in_(from_datasets))
+        query = query.where(in_values(conn, e.dataset_id, from_datasets))
     if from_jobs is not None:
-        query = query.where(e.job_id.in_(from_jobs))
+        query = query.where(in_values(conn, e.job_id, from_jobs))
     return [(job, dataset) for job, dataset in conn.execute(query)]
 
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Row, select
 
 from app.db import tables as t
+from app.db.dialect import in_values
 from app.schemas.backfill import BackfillRequest
-from app.services.backfill.roots import Affected, ResolvedRoot, resolve, runs_overlapping, window_of
+from app.services.backfill.roots import Affected, ResolvedRoot, resolve, run_columns, runs_overlapping, window_of
 from app.services.backfill.windows import Window, hull, merge, overlaps_any
 from app.services.lineage import current_edges, node_id
 
@@ -32,6 +33,7 @@ from app.services.lineage import current_edges, node_id
 @dataclass
 class SelectedRun:
     row: Row
+    window: Window
     reasons: list[str] = field(default_factory=list)
 
     def because(self, reason: str) -> None:
@@ -52,7 +54,7 @@ class JobImpact:
     @property
     def windows(self) -> list[Window]:
         if self.runs:
-            return merge([window_of(s.row) for s in self.runs.values()])
+            return merge([s.window for s in self.runs.values()])
         return merge([w for a in self.bad_inputs.values() for w in a.windows])
 
 
@@ -222,7 +224,7 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
         impact = jobs[job_id] = JobImpact(job_id, is_root=True, level=0, path=path)
         for run in runs:
             reason = "the root cause" if root.cause.kind == "run" else "ran in the bad window"
-            impact.runs.setdefault(run.id, SelectedRun(run)).because(reason)
+            impact.runs.setdefault(run.id, SelectedRun(run, window_of(run))).because(reason)
 
     cleared: set[uuid.UUID] = set()
     # Components at one level never feed each other: select their runs in one batch per level.
@@ -333,8 +335,8 @@ def _select(
             first = min(bad_inputs[job], key=lambda d: (len(affected[d].path), str(d)))
             impact = jobs[job] = JobImpact(job, path=[*affected[first].path, names.job_node(job)])
         impact.bad_inputs.update({d: _snapshot(a) for d, a in bad_inputs[job].items()})
-        for run_id, (row, reasons) in runs.get(job, {}).items():
-            selected = impact.runs.setdefault(run_id, SelectedRun(row))
+        for run_id, (row, window, reasons) in runs.get(job, {}).items():
+            selected = impact.runs.setdefault(run_id, SelectedRun(row, window))
             for reason in reasons:
                 selected.because(reason)
     written = _outputs_by_run(conn, [run for job in active for run in jobs[job].runs])
@@ -360,44 +362,55 @@ def _snapshot(a: Affected) -> Affected:
 
 def _candidate_runs(
     conn: Connection, jobs: list[uuid.UUID], bad_inputs: dict[uuid.UUID, dict[uuid.UUID, Affected]], names: _Names
-) -> dict[uuid.UUID, dict[uuid.UUID, tuple[Row, list[str]]]]:
-    """job -> run -> (run, reasons): runs that read a bad version, and runs whose interval overlaps a bad
-    window of an input."""
-    io, r = t.run_io.c, t.runs.c
-    selected: dict[uuid.UUID, dict[uuid.UUID, tuple[Row, list[str]]]] = defaultdict(dict)
+) -> dict[uuid.UUID, dict[uuid.UUID, tuple[Row, Window, list[str]]]]:
+    """job -> run -> (run, its window, reasons): runs that read a bad version, and runs whose interval overlaps
+    a bad window of an input."""
+    io = t.run_io.c
+    selected: dict[uuid.UUID, dict[uuid.UUID, tuple[Row, Window, list[str]]]] = defaultdict(dict)
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
     if versions:
         rows = conn.execute(
-            select(t.runs, io.dataset_id.label("read_dataset"), io.dataset_version_id.label("read_version"))
-            .join(t.run_io, io.run_id == r.id)
-            .where(io.io_type == "INPUT", io.dataset_version_id.in_(versions), r.job_id.in_(jobs))
+            select(*run_columns(), io.dataset_id.label("read_dataset"), io.dataset_version_id.label("read_version"))
+            .join(t.run_io, io.run_id == t.runs.c.id)
+            .where(
+                io.io_type == "INPUT",
+                in_values(conn, io.dataset_version_id, versions),
+                in_values(conn, t.runs.c.job_id, jobs),
+            )
         )
         for row in rows:
             bad = bad_inputs[row.job_id].get(row.read_dataset)
             if bad is None or row.read_version not in bad.versions:
                 continue
-            entry = selected[row.job_id].setdefault(row.id, (row, []))
-            entry[1].append(f"read bad version {row.read_version} of {names.dataset(row.read_dataset)}")
+            entry = selected[row.job_id].get(row.id)
+            if entry is None:
+                entry = selected[row.job_id][row.id] = (row, window_of(row), [])
+            entry[2].append(f"read bad version {row.read_version} of {names.dataset(row.read_dataset)}")
     windows = [w for inputs in bad_inputs.values() for a in inputs.values() for w in a.windows]
     span = hull(windows)
     if span is not None:
         overlapping = [
-            row
-            for row in runs_overlapping(conn, jobs, span)
-            if any(overlaps_any(window_of(row), a.windows) for a in bad_inputs[row.job_id].values())
+            (row, own)
+            for row, own in runs_overlapping(conn, jobs, span)
+            if any(overlaps_any(own, a.windows) for a in bad_inputs[row.job_id].values())
         ]
-        read = _reads(conn, [row.id for row in overlapping])
-        for row in overlapping:
-            entry = selected[row.job_id].setdefault(row.id, (row, []))
-            for dataset, bad in sorted(bad_inputs[row.job_id].items(), key=lambda kv: names.dataset(kv[0])):
-                if not overlaps_any(window_of(row), bad.windows):
+        read = _reads(conn, [row.id for row, _ in overlapping])
+        ordered_inputs = {
+            job: sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
+        }
+        for row, own in overlapping:
+            entry = selected[row.job_id].get(row.id)
+            if entry is None:
+                entry = selected[row.job_id][row.id] = (row, own, [])
+            for dataset, bad in ordered_inputs[row.job_id]:
+                if not overlaps_any(own, bad.windows):
                     continue
                 version = read.get((row.id, dataset))
                 what = f"its data interval overlaps the bad window of {names.dataset(dataset)}"
                 if version is None:
-                    entry[1].append(what)
+                    entry[2].append(what)
                 elif version not in bad.versions:
-                    entry[1].append(f"{what}, but it read stale version {version}")
+                    entry[2].append(f"{what}, but it read stale version {version}")
     return selected
 
 
@@ -406,7 +419,9 @@ def _reads(conn: Connection, run_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, 
     if not run_ids:
         return {}
     rows = conn.execute(
-        select(io.run_id, io.dataset_id, io.dataset_version_id).where(io.run_id.in_(run_ids), io.io_type == "INPUT")
+        select(io.run_id, io.dataset_id, io.dataset_version_id).where(
+            in_values(conn, io.run_id, run_ids), io.io_type == "INPUT"
+        )
     )
     return {(run, dataset): version for run, dataset, version in rows}
 
@@ -418,7 +433,7 @@ def _outputs_by_run(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUI
     if run_ids:
         for run, dataset, version in conn.execute(
             select(io.run_id, io.dataset_id, io.dataset_version_id).where(
-                io.run_id.in_(run_ids), io.io_type == "OUTPUT"
+                in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT"
             )
         ):
             found[run][dataset].add(version)

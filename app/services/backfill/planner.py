@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from app.db import tables as t
+from app.db.dialect import in_values
 from app.db.engine import read_connection
 from app.schemas.backfill import (
     AirflowTask,
@@ -31,7 +32,7 @@ from app.schemas.backfill import (
 )
 from app.services.backfill import airflow
 from app.services.backfill.impact import ImpactResult, JobImpact, compute_impact
-from app.services.backfill.roots import Affected, window_of
+from app.services.backfill.roots import Affected
 from app.services.backfill.windows import Window
 from app.services.facets import facets_by_entity
 from app.services.lineage import node_id
@@ -65,7 +66,7 @@ def _run_facets(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, d
     for chunk in range(0, len(run_ids), 5000):
         rows = conn.execute(
             select(f.entity_id, f.name, f.facet).where(
-                f.entity_id.in_(run_ids[chunk : chunk + 5000]),
+                in_values(conn, f.entity_id, run_ids[chunk : chunk + 5000]),
                 f.name.in_((airflow.TASK_FACET, airflow.DAG_RUN_FACET)),
                 f.facet.is_not(None),
             )
@@ -113,8 +114,9 @@ class _Builder:
     def step(self, impact: JobImpact) -> PlanStep:
         row = self.result.job_rows[impact.job_id]
         names = self.result.dataset_rows
-        runs = sorted(impact.runs.values(), key=lambda s: (window_of(s.row), str(s.row.id)))
-        return PlanStep(
+        runs = sorted(impact.runs.values(), key=lambda s: (s.window, str(s.row.id)))
+        # Built without validation: thousands of runs, all from the database.
+        return PlanStep.model_construct(
             level=impact.level,
             nodeId=node_id("JOB", row.namespace_name, row.name),
             job=NodeRef(namespace=row.namespace_name, name=row.name),
@@ -124,7 +126,7 @@ class _Builder:
             path=impact.path,
             dependsOn=sorted(self.job_node(j) for j in self.result.upstream.get(impact.job_id, ())),
             inputs=[
-                ImpactedInput(
+                ImpactedInput.model_construct(
                     dataset=NodeRef(namespace=names[d].namespace_name, name=names[d].name),
                     versions=sorted(str(v) for v in a.versions),
                     columns=_columns(a),
@@ -136,7 +138,7 @@ class _Builder:
             ],
             windows=_windows(impact.windows),
             runs=[
-                RunToRedo(
+                RunToRedo.model_construct(
                     runId=str(s.row.id),
                     state=s.row.state,
                     nominalStartTime=s.row.nominal_start_time,
@@ -145,10 +147,12 @@ class _Builder:
                     startedAt=s.row.started_at,
                     endedAt=s.row.ended_at,
                     reasons=s.reasons,
+                    done=None,
                 )
                 for s in runs
             ],
             inCycle=impact.in_cycle,
+            done=None,
         )
 
     def impact(self) -> tuple[Impact, list[PlanStep]]:
@@ -253,8 +257,8 @@ def plan_in(conn: Connection, request: BackfillRequest) -> BackfillPlan:
     by_level: dict[int, list[PlanStep]] = defaultdict(list)
     for s in steps:
         by_level[s.level].append(s)
-    return BackfillPlan(
-        **found.model_dump(),
+    return BackfillPlan.model_construct(
+        **dict(found),
         levels=[PlanLevel(level=level, steps=by_level[level]) for level in sorted(by_level)],
         dags=dag_groups(steps),
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 
-from sqlalchemy import Connection, Row, and_, or_, select
+from sqlalchemy import Connection, Row, func, select
 
 from app.db import tables as t
+from app.db.dialect import in_values
 from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
 from app.services import datasets as dataset_service
 from app.services import jobs as job_service
@@ -17,10 +17,6 @@ from app.services.backfill.windows import INSTANT, Window, merge, run_window
 from app.services.errors import InvalidRequest, NotFound
 from app.services.ingest.extract import flatten_fields
 from app.services.lineage import node_id
-
-# Runs are found by their nominal start; a nominal interval longer than this (a yearly job) is only
-# found through its recorded reads. Bounds the index range scanned per job.
-LONGEST_INTERVAL_DAYS = 32
 
 
 @dataclass
@@ -58,29 +54,60 @@ def window_of(run: Row) -> Window:
     return run_window(run.nominal_start_time, run.nominal_end_time, run.started_at, run.ended_at, run.created_at)
 
 
-def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window) -> list[Row]:
-    """Runs of the jobs whose data time overlaps the window: by nominal interval, or for runs without one,
-    by when they ran. Both branches walk an index on (job_id, time)."""
+def run_columns():
+    """What planning needs of a run (not every column: plans read thousands of runs)."""
+    r = t.runs.c
+    return (r.id, r.job_id, r.state, r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at, r.created_at)
+
+
+def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window) -> list[tuple[Row, Window]]:
+    """Runs of the jobs whose data time overlaps the window, each with its own window: by nominal interval,
+    or for runs without one, by when they ran.
+
+    The runs that start inside the window, plus each job's last run that started before it (the only one
+    that can reach into it, for periodic runs): index probes, whatever the length of history."""
     if not job_ids:
         return []
     r = t.runs.c
-    earliest = window.start - timedelta(days=LONGEST_INTERVAL_DAYS)
-    scheduled = select(t.runs).where(
-        r.job_id.in_(job_ids),
-        r.nominal_start_time < window.end,
-        r.nominal_start_time >= earliest,
-        or_(
-            r.nominal_end_time > window.start, and_(r.nominal_end_time.is_(None), r.nominal_start_time >= window.start)
-        ),
-    )
-    unscheduled = select(t.runs).where(
-        r.job_id.in_(job_ids),
-        r.nominal_start_time.is_(None),
-        r.started_at < window.end,
-        r.started_at >= earliest,
-    )
-    rows = list(conn.execute(scheduled)) + list(conn.execute(unscheduled))
-    return [row for row in rows if window_of(row).overlaps(window)]
+    found = []
+    for moment, scheduled in ((r.nominal_start_time, True), (r.started_at, False)):
+        kind = r.nominal_start_time.is_not(None) if scheduled else r.nominal_start_time.is_(None)
+        inside = select(*run_columns()).where(
+            in_values(conn, r.job_id, job_ids), kind, moment >= window.start, moment < window.end
+        )
+        before = t.runs.alias("before")
+        b = before.c
+        latest = (
+            select(func.max(b.nominal_start_time if scheduled else b.started_at))
+            .where(b.job_id == t.jobs.c.id, (b.nominal_start_time if scheduled else b.started_at) < window.start)
+            .scalar_subquery()
+        )
+        pairs = [
+            (job, at)
+            for job, at in conn.execute(select(t.jobs.c.id, latest).where(in_values(conn, t.jobs.c.id, job_ids)))
+            if at is not None
+        ]
+        rows = list(conn.execute(inside))
+        if pairs:
+            # Periodic jobs share their start times: two short arrays, then the exact pairs in Python.
+            wanted = set(pairs)
+            candidates = conn.execute(
+                select(*run_columns()).where(
+                    kind,
+                    in_values(conn, r.job_id, {job for job, _ in pairs}),
+                    in_values(conn, moment, {at for _, at in pairs}),
+                )
+            )
+            rows += [
+                row
+                for row in candidates
+                if (row.job_id, row.nominal_start_time if scheduled else row.started_at) in wanted
+            ]
+        for row in rows:
+            own = window_of(row)
+            if own.overlaps(window):
+                found.append((row, own))
+    return found
 
 
 def _outputs_of_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
@@ -88,7 +115,9 @@ def _outputs_of_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UU
     found: dict[uuid.UUID, set[uuid.UUID]] = {}
     if run_ids:
         rows = conn.execute(
-            select(io.dataset_id, io.dataset_version_id).where(io.run_id.in_(run_ids), io.io_type == "OUTPUT")
+            select(io.dataset_id, io.dataset_version_id).where(
+                in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT"
+            )
         )
         for dataset_id, version_id in rows:
             found.setdefault(dataset_id, set()).add(version_id)
@@ -165,9 +194,10 @@ def _run_root(conn: Connection, run_id: uuid.UUID) -> ResolvedRoot:
 def _job_root(conn: Connection, ref: NodeRef, window: Window) -> ResolvedRoot:
     job = job_service.find_job(conn, ref.namespace, ref.name, redirect=False)
     node = node_id("JOB", job.namespace_name, job.name)
-    runs = runs_overlapping(conn, [job.id], window)
+    found = runs_overlapping(conn, [job.id], window)
+    runs = [row for row, _ in found]
     # A daily job's bad hours are its whole days: the runs' intervals widen the window.
-    windows = merge([window, *(window_of(x) for x in runs)])
+    windows = merge([window, *(own for _, own in found)])
     datasets = _affected_from_runs(conn, runs, windows, [node])
     for dataset_id in _current_outputs(conn, [job.id]):
         datasets.setdefault(dataset_id, Affected(windows=list(windows), path=[node]))
@@ -190,11 +220,9 @@ def _dataset_root(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
     v, r, io = t.dataset_versions.c, t.runs.c, t.run_io.c
     if request.start is not None and request.end is not None:
         window = Window(request.start, request.end)
-        writers = [
-            row
-            for row in runs_overlapping(conn, _writers_of(conn, dataset.id), window)
-            if row.id in _runs_writing(conn, dataset.id, [row.id])
-        ]
+        found = runs_overlapping(conn, _writers_of(conn, dataset.id), window)
+        writing = _runs_writing(conn, dataset.id, [row.id for row, _ in found])
+        writers = [row for row, _ in found if row.id in writing]
         # Data time, not arrival time: the versions written for the window (none for a source no job writes).
         versions = _outputs_of_runs(conn, [w.id for w in writers]).get(dataset.id, set())
         windows = merge([window, *(window_of(w) for w in writers)])
@@ -256,7 +284,9 @@ def _runs_writing(conn: Connection, dataset_id: uuid.UUID, run_ids: list[uuid.UU
     io = t.run_io.c
     return set(
         conn.execute(
-            select(io.run_id).where(io.run_id.in_(run_ids), io.dataset_id == dataset_id, io.io_type == "OUTPUT")
+            select(io.run_id).where(
+                in_values(conn, io.run_id, run_ids), io.dataset_id == dataset_id, io.io_type == "OUTPUT"
+            )
         ).scalars()
     )
 
