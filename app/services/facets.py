@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from app.db import tables as t
+from app.db.dialect import in_values
 
 
 def facets_by_entity(conn: Connection, entity_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
@@ -16,7 +17,7 @@ def facets_by_entity(conn: Connection, entity_ids: list[uuid.UUID]) -> dict[uuid
     if entity_ids:
         f = t.facets.c
         rows = conn.execute(
-            select(f.entity_id, f.name, f.facet).where(f.entity_id.in_(entity_ids), f.facet.is_not(None))
+            select(f.entity_id, f.name, f.facet).where(in_values(conn, f.entity_id, entity_ids), f.facet.is_not(None))
         )
         for entity_id, name, facet in rows:
             found[entity_id][name] = facet

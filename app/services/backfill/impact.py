@@ -181,7 +181,7 @@ def _column_lineage(
     rows = conn.execute(
         select(cl.output_dataset_id, cl.input_dataset_id, cl.output_field, cl.input_field)
         .join(t.datasets, (d.id == cl.output_dataset_id) & (d.current_version_id == cl.output_version_id))
-        .where(cl.output_dataset_id.in_(outputs), cl.input_dataset_id.in_(narrowed_inputs))
+        .where(in_values(conn, cl.output_dataset_id, outputs), in_values(conn, cl.input_dataset_id, narrowed_inputs))
     )
     writers: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     for j in jobs:
@@ -207,9 +207,14 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
             successors[job] |= readers_of.get(dataset, set())
     # Names of everything the closure reached, once, for paths and reasons.
     job_rows = {
-        r.id: r for r in conn.execute(select(t.jobs).where(t.jobs.c.id.in_(set(closure.reads) | set(root.root_runs))))
+        r.id: r
+        for r in conn.execute(
+            select(t.jobs).where(in_values(conn, t.jobs.c.id, set(closure.reads) | set(root.root_runs)))
+        )
     }
-    dataset_rows = {r.id: r for r in conn.execute(select(t.datasets).where(t.datasets.c.id.in_(closure.datasets)))}
+    dataset_rows = {
+        r.id: r for r in conn.execute(select(t.datasets).where(in_values(conn, t.datasets.c.id, closure.datasets)))
+    }
     names = _Names(job_rows, dataset_rows)
     for dataset, a in affected.items():
         a.path = [*a.path, names.dataset_node(dataset)] if a.path[-1] != names.dataset_node(dataset) else a.path

@@ -85,7 +85,7 @@ class _Builder:
         self.run_facets = _run_facets(conn, run_ids)
         self.job_facets = facets_by_entity(conn, [*jobs, *result.datasets])
         parent_ids = {row.parent_job_id for row in jobs.values() if row.parent_job_id}
-        self.parents = {r.id: r for r in conn.execute(select(t.jobs).where(t.jobs.c.id.in_(parent_ids)))}
+        self.parents = {r.id: r for r in conn.execute(select(t.jobs).where(in_values(conn, t.jobs.c.id, parent_ids)))}
 
     def job_node(self, job: uuid.UUID) -> str:
         row = self.result.job_rows[job]

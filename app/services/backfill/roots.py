@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, and_, func, or_, select
 
 from app.db import tables as t
 from app.db.dialect import in_values
@@ -65,48 +65,61 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
     or for runs without one, by when they ran.
 
     The runs that start inside the window, plus each job's last run that started before it (the only one
-    that can reach into it, for periodic runs): index probes, whatever the length of history."""
+    that can reach into it, for periodic runs): index probes, whatever the length of history. Three
+    statements for any number of jobs."""
     if not job_ids:
         return []
-    r = t.runs.c
-    found = []
-    for moment, scheduled in ((r.nominal_start_time, True), (r.started_at, False)):
-        kind = r.nominal_start_time.is_not(None) if scheduled else r.nominal_start_time.is_(None)
-        inside = select(*run_columns()).where(
-            in_values(conn, r.job_id, job_ids), kind, moment >= window.start, moment < window.end
-        )
-        before = t.runs.alias("before")
-        b = before.c
-        latest = (
-            select(func.max(b.nominal_start_time if scheduled else b.started_at))
-            .where(b.job_id == t.jobs.c.id, (b.nominal_start_time if scheduled else b.started_at) < window.start)
+    r, jobs = t.runs.c, t.jobs.c
+    scheduled, unscheduled = r.nominal_start_time.is_not(None), r.nominal_start_time.is_(None)
+    inside = select(*run_columns()).where(
+        in_values(conn, r.job_id, job_ids),
+        or_(
+            and_(r.nominal_start_time >= window.start, r.nominal_start_time < window.end),
+            and_(unscheduled, r.started_at >= window.start, r.started_at < window.end),
+        ),
+    )
+    rows = list(conn.execute(inside))
+
+    def latest(column, where):
+        b = t.runs.alias("before")
+        return (
+            select(func.max(b.c[column.name]))
+            .where(b.c.job_id == jobs.id, b.c[column.name] < window.start, *where(b.c))
             .scalar_subquery()
         )
-        pairs = [
-            (job, at)
-            for job, at in conn.execute(select(t.jobs.c.id, latest).where(in_values(conn, t.jobs.c.id, job_ids)))
-            if at is not None
-        ]
-        rows = list(conn.execute(inside))
-        if pairs:
-            # Periodic jobs share their start times: two short arrays, then the exact pairs in Python.
-            wanted = set(pairs)
-            candidates = conn.execute(
-                select(*run_columns()).where(
-                    kind,
-                    in_values(conn, r.job_id, {job for job, _ in pairs}),
-                    in_values(conn, moment, {at for _, at in pairs}),
-                )
+
+    last_scheduled = latest(r.nominal_start_time, lambda b: ())
+    last_unscheduled = latest(r.started_at, lambda b: (b.nominal_start_time.is_(None),))
+    wanted: set[tuple[uuid.UUID, bool, object]] = set()
+    for job, at_scheduled, at_unscheduled in conn.execute(
+        select(jobs.id, last_scheduled, last_unscheduled).where(in_values(conn, jobs.id, job_ids))
+    ):
+        if at_scheduled is not None:
+            wanted.add((job, True, at_scheduled))
+        if at_unscheduled is not None:
+            wanted.add((job, False, at_unscheduled))
+    if wanted:
+        # Periodic jobs share their start times: short arrays, then the exact (job, time) pairs in Python.
+        moments = {at for _, _, at in wanted}
+        candidates = conn.execute(
+            select(*run_columns()).where(
+                in_values(conn, r.job_id, {job for job, _, _ in wanted}),
+                or_(
+                    and_(scheduled, in_values(conn, r.nominal_start_time, moments)),
+                    and_(unscheduled, in_values(conn, r.started_at, moments)),
+                ),
             )
-            rows += [
-                row
-                for row in candidates
-                if (row.job_id, row.nominal_start_time if scheduled else row.started_at) in wanted
-            ]
-        for row in rows:
-            own = window_of(row)
-            if own.overlaps(window):
-                found.append((row, own))
+        )
+        for row in candidates:
+            is_scheduled = row.nominal_start_time is not None
+            at = row.nominal_start_time if is_scheduled else row.started_at
+            if (row.job_id, is_scheduled, at) in wanted:
+                rows.append(row)
+    found = []
+    for row in rows:
+        own = window_of(row)
+        if own.overlaps(window):
+            found.append((row, own))
     return found
 
 
@@ -129,7 +142,9 @@ def _current_outputs(conn: Connection, job_ids: list[uuid.UUID]) -> set[uuid.UUI
     if not job_ids:
         return set()
     return set(
-        conn.execute(select(e.dataset_id).where(e.job_id.in_(job_ids), e.io_type == "OUTPUT", e.is_current)).scalars()
+        conn.execute(
+            select(e.dataset_id).where(in_values(conn, e.job_id, job_ids), e.io_type == "OUTPUT", e.is_current)
+        ).scalars()
     )
 
 

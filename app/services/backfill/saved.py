@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, func, select
 
 from app.db import tables as t
+from app.db.dialect import in_values
 from app.db.engine import read_connection, write_transaction
 from app.schemas.backfill import (
     BackfillPlan,
@@ -96,7 +97,7 @@ def _track(conn: Connection, plan: BackfillPlan, saved_at: datetime) -> PlanProg
     redone: dict[uuid.UUID, list[Window | None]] = defaultdict(list)  # None: a rerun with no nominal time
     if job_ids:
         rows = conn.execute(
-            select(t.runs).where(r.job_id.in_(list(job_ids)), r.state == "COMPLETED", r.ended_at >= saved_at)
+            select(t.runs).where(in_values(conn, r.job_id, job_ids), r.state == "COMPLETED", r.ended_at >= saved_at)
         )
         for row in rows:
             redone[row.job_id].append(window_of(row) if row.nominal_start_time else None)
