@@ -146,3 +146,44 @@ def test_node_ids_with_ports_and_schemes_parse(client):
     job(client, "etl", ["schema.table:with:colons"], [])
     nodes, _, _ = graph(client, f"dataset:{DB}:schema.table:with:colons")
     assert d("schema.table:with:colons") in nodes
+
+
+def test_fan_in_and_fan_out_across_namespaces_at_each_depth(client):
+    """Two teams' jobs (namespaces team_a, team_b) fan into one table; two jobs of a third namespace fan out
+    of it. Exact node sets upstream and downstream at depths 0, 1 and 2."""
+
+    def ns_job(namespace, name, inputs, outputs):
+        event = run_event(
+            "COMPLETE",
+            job=(namespace, name),
+            run_id=uuid.uuid4(),
+            time=T0,
+            inputs=[dataset(DB, i) for i in inputs],
+            outputs=[dataset(DB, o) for o in outputs],
+        )
+        assert client.post("/api/v1/lineage", json=event).status_code == 201
+
+    ns_job("team_a", "load_a", ["src_a"], ["a"])
+    ns_job("team_b", "load_b", ["src_b"], ["b"])
+    ns_job("shared", "merge", ["a", "b"], ["merged"])
+    ns_job("reports", "daily", ["merged"], ["daily_t"])
+    ns_job("reports", "weekly", ["merged"], ["weekly_t"])
+    ns_job("reports", "rollup", ["daily_t", "weekly_t"], ["rollup_t"])
+
+    def nodes(depth, direction):
+        found, _, _ = graph(client, "job:shared:merge", depth=depth, direction=direction)
+        return found
+
+    merge = {"job:shared:merge", d("a"), d("b"), d("merged")}
+    assert nodes(0, "upstream") == {"job:shared:merge", d("a"), d("b")}
+    assert nodes(1, "upstream") == merge - {d("merged")} | {
+        "job:team_a:load_a",
+        "job:team_b:load_b",
+        d("src_a"),
+        d("src_b"),
+    }
+    assert nodes(0, "downstream") == {"job:shared:merge", d("merged")}
+    assert nodes(1, "downstream") == {"job:shared:merge", d("merged"), "job:reports:daily", "job:reports:weekly",
+                                      d("daily_t"), d("weekly_t")}  # fmt: skip
+    assert nodes(2, "downstream") == nodes(1, "downstream") | {"job:reports:rollup", d("rollup_t")}
+    assert nodes(2, "both") == nodes(2, "downstream") | nodes(2, "upstream")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, Row, func, select
 
 from app.db import tables as t
-from app.db.dialect import upsert
+from app.db.dialect import in_values, upsert
 from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import (
     ColumnLineage,
@@ -63,7 +63,7 @@ def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid
                 cl.transformation_type,
             )
             .join(t.datasets, d.id == cl.input_dataset_id)
-            .where(cl.output_version_id.in_(version_ids))
+            .where(in_values(conn, cl.output_version_id, version_ids))
             .order_by(cl.output_field, d.namespace_name, d.name, cl.input_field)
         )
         for version_id, output_field, ns, name, input_field, description, kind in rows:
@@ -99,7 +99,7 @@ def _field_tags(conn: Connection, dataset_ids: list[uuid.UUID]) -> dict[uuid.UUI
             select(f.dataset_id, f.name, tg.name)
             .join(t.dataset_field_tags, ft.dataset_field_id == f.id)
             .join(t.tags, tg.id == ft.tag_id)
-            .where(f.dataset_id.in_(dataset_ids))
+            .where(in_values(conn, f.dataset_id, dataset_ids))
             .order_by(tg.name)
         )
         for dataset_id, field_name, tag_name in rows:
@@ -112,7 +112,9 @@ def hydrate(conn: Connection, rows: list[Row]) -> list[Dataset]:
     versions = {}
     if version_ids:
         v = t.dataset_versions.c
-        versions = {row.id: row for row in conn.execute(select(v.id, v.fields).where(v.id.in_(version_ids)))}
+        versions = {
+            row.id: row for row in conn.execute(select(v.id, v.fields).where(in_values(conn, v.id, version_ids)))
+        }
     facets = facets_by_entity(conn, [r.id for r in rows])
     lineage = _column_lineage(conn, version_ids)
     dataset_tags = tags.tags_of(conn, t.dataset_tags, "dataset_id", [r.id for r in rows])

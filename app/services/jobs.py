@@ -9,6 +9,7 @@ from collections import defaultdict
 from sqlalchemy import Connection, Engine, Row, func, select
 
 from app.db import tables as t
+from app.db.dialect import in_values
 from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import DatasetId, Job, JobId, JobVersion, JobVersionId, Run
 from app.services import identifiers as ids
@@ -29,7 +30,7 @@ def _current_io(conn: Connection, job_ids: list[uuid.UUID]) -> dict[tuple[uuid.U
         rows = conn.execute(
             select(e.job_id, e.io_type, d.namespace_name, d.name)
             .join(t.datasets, d.id == e.dataset_id)
-            .where(e.job_id.in_(job_ids), e.is_current)
+            .where(in_values(conn, e.job_id, job_ids), e.is_current)
             .order_by(d.namespace_name, d.name)
         )
         for job_id, io_type, ns, name in rows:
@@ -45,7 +46,7 @@ def _latest_run_ids(conn: Connection, job_ids: list[uuid.UUID], per_job: int) ->
     rank = func.row_number().over(
         partition_by=r.job_id, order_by=(r.started_at.desc().nulls_last(), r.created_at.desc())
     )
-    ranked = select(r.job_id, r.id, rank.label("rank")).where(r.job_id.in_(job_ids)).subquery()
+    ranked = select(r.job_id, r.id, rank.label("rank")).where(in_values(conn, r.job_id, job_ids)).subquery()
     rows = conn.execute(
         select(ranked.c.job_id, ranked.c.id).where(ranked.c.rank <= per_job).order_by(ranked.c.job_id, ranked.c.rank)
     )
@@ -68,7 +69,9 @@ def hydrate(conn: Connection, rows: list[Row], *, latest_runs: int = LATEST_RUNS
     parents = {}
     parent_ids = [r.parent_job_id for r in rows if r.parent_job_id]
     if parent_ids:
-        parents = dict(conn.execute(select(t.jobs.c.id, t.jobs.c.name).where(t.jobs.c.id.in_(parent_ids))).all())
+        parents = dict(
+            conn.execute(select(t.jobs.c.id, t.jobs.c.name).where(in_values(conn, t.jobs.c.id, parent_ids))).all()
+        )
     return [
         Job(
             id=JobId(namespace=r.namespace_name, name=r.name),
@@ -176,7 +179,7 @@ def _hydrate_versions(conn: Connection, job: Row, rows: list[Row]) -> list[JobVe
     for version_id, io_type, ns, name in conn.execute(
         select(io.job_version_id, io.io_type, d.namespace_name, d.name)
         .join(t.datasets, d.id == io.dataset_id)
-        .where(io.job_version_id.in_([v.id for v in rows]))
+        .where(in_values(conn, io.job_version_id, [v.id for v in rows]))
         .order_by(d.namespace_name, d.name)
     ):
         links[(version_id, io_type)].append(DatasetId(namespace=ns, name=name))

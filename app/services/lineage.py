@@ -155,14 +155,14 @@ def lineage_graph(
 def _graph(conn: Connection, walk: Walk) -> list[dict]:
     """Nodes sorted by id, each with its edges to other nodes of the graph (Marquez's shape)."""
     e = t.lineage_edges.c
-    job_rows = list(conn.execute(select(t.jobs).where(t.jobs.c.id.in_(walk.jobs))))
-    dataset_rows = list(conn.execute(select(t.datasets).where(t.datasets.c.id.in_(walk.datasets))))
+    job_rows = list(conn.execute(select(t.jobs).where(in_values(conn, t.jobs.c.id, walk.jobs))))
+    dataset_rows = list(conn.execute(select(t.datasets).where(in_values(conn, t.datasets.c.id, walk.datasets))))
     key = {r.id: node_id("JOB", r.namespace_name, r.name) for r in job_rows}
     key.update({r.id: node_id("DATASET", r.namespace_name, r.name) for r in dataset_rows})
     edges: list[tuple[str, str]] = []
     for job, dataset, io_type in conn.execute(
         select(e.job_id, e.dataset_id, e.io_type).where(
-            e.is_current, e.job_id.in_(walk.jobs), e.dataset_id.in_(walk.datasets)
+            e.is_current, in_values(conn, e.job_id, walk.jobs), in_values(conn, e.dataset_id, walk.datasets)
         )
     ):
         edges.append((key[dataset], key[job]) if io_type == "INPUT" else (key[job], key[dataset]))

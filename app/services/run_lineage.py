@@ -9,6 +9,7 @@ from collections import defaultdict
 from sqlalchemy import Engine, select
 
 from app.db import tables as t
+from app.db.dialect import in_values
 from app.db.engine import read_connection
 from app.schemas.marquez import UpstreamRun, UpstreamRunInfo, UpstreamRunInput, UpstreamRunJob
 from app.services.errors import NotFound
@@ -30,7 +31,7 @@ def upstream_runs(engine: Engine, run_id: uuid.UUID, *, depth: int) -> list[Upst
                 select(io.run_id, d.namespace_name, d.name, io.dataset_version_id, v.run_id.label("producer"))
                 .join(t.datasets, d.id == io.dataset_id)
                 .outerjoin(t.dataset_versions, v.id == io.dataset_version_id)
-                .where(io.run_id.in_(frontier), io.io_type == "INPUT")
+                .where(in_values(conn, io.run_id, frontier), io.io_type == "INPUT")
                 .order_by(d.namespace_name, d.name)
             )
             for reader, ns, name, version, producer in rows:
@@ -46,7 +47,7 @@ def upstream_runs(engine: Engine, run_id: uuid.UUID, *, depth: int) -> list[Upst
             row.id: row
             for row in conn.execute(
                 select(r.id, r.namespace_name, r.job_name, r.job_version_id, r.started_at, r.ended_at, r.state).where(
-                    r.id.in_(order)
+                    in_values(conn, r.id, order)
                 )
             )
         }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, delete, select
 
 from app.db import tables as t
-from app.db.dialect import upsert
+from app.db.dialect import in_values, upsert
 from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import Tag
 from app.services import identifiers as ids
@@ -60,7 +60,7 @@ def tags_of(conn: Connection, link: t.Table, key: str, row_ids: list[uuid.UUID])
         rows = conn.execute(
             select(link.c[key], t.tags.c.name)
             .join(t.tags, t.tags.c.id == link.c.tag_id)
-            .where(link.c[key].in_(row_ids))
+            .where(in_values(conn, link.c[key], row_ids))
             .order_by(t.tags.c.name)
         )
         for row_id, name in rows:
