@@ -273,6 +273,7 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
 class _Names:
     jobs: dict[uuid.UUID, Row]
     datasets: dict[uuid.UUID, Row]
+    labels: dict[uuid.UUID, str] = field(default_factory=dict)
 
     def job_node(self, job_id: uuid.UUID) -> str:
         row = self.jobs[job_id]
@@ -283,8 +284,11 @@ class _Names:
         return node_id("DATASET", row.namespace_name, row.name)
 
     def dataset(self, dataset_id: uuid.UUID) -> str:
-        row = self.datasets[dataset_id]
-        return f"{row.namespace_name}:{row.name}"
+        name = self.labels.get(dataset_id)
+        if name is None:
+            row = self.datasets[dataset_id]
+            name = self.labels[dataset_id] = f"{row.namespace_name}:{row.name}"
+        return name
 
 
 def _select(
@@ -373,6 +377,7 @@ def _candidate_runs(
     io = t.run_io.c
     selected: dict[uuid.UUID, dict[uuid.UUID, tuple[Row, Window, list[str]]]] = defaultdict(dict)
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
+    exact: set[tuple[uuid.UUID, uuid.UUID]] = set()  # (run, dataset): read a bad version of it
     if versions:
         rows = conn.execute(
             select(*run_columns(), io.dataset_id.label("read_dataset"), io.dataset_version_id.label("read_version"))
@@ -382,7 +387,7 @@ def _candidate_runs(
                 in_values(conn, io.dataset_version_id, versions),
                 in_values(conn, t.runs.c.job_id, jobs),
             )
-        )
+        ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
         for row in rows:
             bad = bad_inputs[row.job_id].get(row.read_dataset)
             if bad is None or row.read_version not in bad.versions:
@@ -391,6 +396,7 @@ def _candidate_runs(
             if entry is None:
                 entry = selected[row.job_id][row.id] = (row, window_of(row), [])
             entry[2].append(f"read bad version {row.read_version} of {names.dataset(row.read_dataset)}")
+            exact.add((row.id, row.read_dataset))
     windows = [w for inputs in bad_inputs.values() for a in inputs.values() for w in a.windows]
     span = hull(windows)
     if span is not None:
@@ -399,7 +405,14 @@ def _candidate_runs(
             for row, own in runs_overlapping(conn, jobs, span)
             if any(overlaps_any(own, a.windows) for a in bad_inputs[row.job_id].values())
         ]
-        read = _reads(conn, [row.id for row, _ in overlapping])
+        # What the other overlapping runs read: a stale version, or nothing recorded.
+        unexplained = {
+            row.id
+            for row, own in overlapping
+            for dataset, bad in bad_inputs[row.job_id].items()
+            if (row.id, dataset) not in exact and overlaps_any(own, bad.windows)
+        }
+        read = _reads(conn, list(unexplained))
         ordered_inputs = {
             job: sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
         }
@@ -409,6 +422,8 @@ def _candidate_runs(
                 entry = selected[row.job_id][row.id] = (row, own, [])
             for dataset, bad in ordered_inputs[row.job_id]:
                 if not overlaps_any(own, bad.windows):
+                    continue
+                if (row.id, dataset) in exact:
                     continue
                 version = read.get((row.id, dataset))
                 what = f"its data interval overlaps the bad window of {names.dataset(dataset)}"
@@ -427,7 +442,7 @@ def _reads(conn: Connection, run_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, 
         select(io.run_id, io.dataset_id, io.dataset_version_id).where(
             in_values(conn, io.run_id, run_ids), io.io_type == "INPUT"
         )
-    )
+    ).all()
     return {(run, dataset): version for run, dataset, version in rows}
 
 
@@ -440,6 +455,6 @@ def _outputs_by_run(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUI
             select(io.run_id, io.dataset_id, io.dataset_version_id).where(
                 in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT"
             )
-        ):
+        ).all():
             found[run][dataset].add(version)
     return found

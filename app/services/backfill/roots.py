@@ -78,7 +78,7 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
             and_(unscheduled, r.started_at >= window.start, r.started_at < window.end),
         ),
     )
-    rows = list(conn.execute(inside))
+    rows = conn.execute(inside).all()
 
     def latest(column, where):
         b = t.runs.alias("before")
@@ -109,7 +109,7 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
                     and_(unscheduled, in_values(conn, r.started_at, moments)),
                 ),
             )
-        )
+        ).all()
         for row in candidates:
             is_scheduled = row.nominal_start_time is not None
             at = row.nominal_start_time if is_scheduled else row.started_at
