@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api import (
+    admin,
     backfills,
     datasets,
     events,
@@ -27,6 +28,7 @@ from app.api.errors import install_error_handlers
 from app.api.paths import EncodedSlashMiddleware
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
+from app.metrics import Metrics, MetricsMiddleware
 from app.settings import Settings
 
 log = logging.getLogger("headwater")
@@ -52,7 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics(lambda: getattr(app.state, "engine", None))
     install_error_handlers(app)
+    # Inside the slash middleware, which may hand on a new scope: the router marks the matched route on it.
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(EncodedSlashMiddleware)
     routers = (
         lineage,
@@ -68,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags,
         backfills,
         health,
+        admin,
     )
     for module in routers:
         app.include_router(module.router)

@@ -1,0 +1,27 @@
+"""Operator endpoints, at Marquez's admin paths: ``/ping``, ``/healthcheck`` and Prometheus ``/metrics``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.api.deps import EngineDep
+from app.api.health import health
+
+router = APIRouter(tags=["admin"])
+
+
+@router.get("/ping", response_class=PlainTextResponse, summary="Liveness: the process answers")
+def ping() -> str:
+    return "pong"
+
+
+@router.get("/healthcheck", summary="Readiness: the database answers (503 when it does not)")
+def healthcheck(engine: EngineDep) -> JSONResponse:
+    return health(engine)
+
+
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics")
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,69 @@
+"""Operator endpoints: /ping, /healthcheck, Prometheus /metrics counting what the server does."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from tests.support.events import AIRFLOW_PRODUCER, T0, run_event
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of the Prometheus text format, or None when absent."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_ping_and_healthcheck(client):
+    assert client.get("/ping").text == "pong"
+    health = client.get("/healthcheck")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+def test_healthcheck_fails_when_the_database_is_unreachable():
+    # Nothing listens on port 9 of the loopback: the connection is refused at once.
+    settings = Settings(database_url="postgresql://headwater:x@127.0.0.1:9/headwater", migrate_on_start=False)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/healthcheck")
+        assert response.status_code == 503 and response.json()["status"] == "unavailable"
+        assert client.get("/ping").status_code == 200
+
+
+def test_metrics_count_events_rejections_and_requests(client):
+    event = run_event("COMPLETE", job=("ns", "job"), run_id=uuid.uuid4(), time=T0, producer=AIRFLOW_PRODUCER)
+    assert client.post("/api/v1/lineage", json=event).status_code == 201
+    assert client.post("/api/v1/lineage", json=event).status_code == 201  # a retry: stored once, counted twice
+    assert client.post("/api/v1/lineage", json={"eventTime": "2024-01-01T00:00:00Z"}).status_code == 422
+    bad = client.post("/api/v1/lineage", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400
+    assert client.get("/api/v1/namespaces/ns").status_code == 200
+
+    text = client.get("/metrics").text
+    accepted = sample(
+        text, "headwater_events_ingested_total", kind="RUN_EVENT", event_type="COMPLETE", producer=AIRFLOW_PRODUCER
+    )
+    assert accepted == 2
+    assert sample(text, "headwater_ingest_rejections_total", reason="invalid_event") == 1
+    assert sample(text, "headwater_ingest_rejections_total", reason="malformed_body") == 1
+    # Latency is labelled by route template, not by the names in the path.
+    assert (
+        sample(
+            text,
+            "headwater_http_request_duration_seconds_count",
+            method="GET",
+            route="/api/v1/namespaces/{namespace}",
+            status="200",
+        )
+        == 1
+    )
+    assert sample(text, "headwater_http_request_duration_seconds_count", route="/api/v1/lineage", status="201") == 2
+    assert sample(text, "headwater_db_pool_connections_in_use") is not None
