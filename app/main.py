@@ -78,3 +78,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in routers:
         app.include_router(module.router)
     return app
+
+
+ADMIN_PATHS = frozenset({"/ping", "/healthcheck", "/metrics"})
+
+
+def admin_only(app: FastAPI):
+    """The app as the admin port shows it: the operator endpoints, 404 for everything else."""
+    from starlette.responses import JSONResponse
+
+    async def admin_app(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] not in ADMIN_PATHS:
+            response = JSONResponse({"code": 404, "message": "Only /ping, /healthcheck and /metrics here."}, 404)
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return admin_app

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
 
     host: str = "0.0.0.0"
     port: int = Field(5000, validation_alias=AliasChoices("HEADWATER_PORT", "MARQUEZ_PORT", "port"))
+    # /ping, /healthcheck and /metrics on their own port, as Marquez's admin port (0: off).
+    admin_port: int = Field(
+        5001, validation_alias=AliasChoices("HEADWATER_ADMIN_PORT", "MARQUEZ_ADMIN_PORT", "admin_port")
+    )
     workers: int = 1
 
     # The database. Empty means: Postgres if Marquez's POSTGRES_HOST is set, else the embedded SQLite file.

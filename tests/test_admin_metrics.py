@@ -67,3 +67,22 @@ def test_metrics_count_events_rejections_and_requests(client):
     )
     assert sample(text, "headwater_http_request_duration_seconds_count", route="/api/v1/lineage", status="201") == 2
     assert sample(text, "headwater_db_pool_connections_in_use") is not None
+
+
+def test_the_admin_port_serves_only_the_operator_endpoints(database_url, engine, tmp_path):
+    import httpx
+
+    from tests.support.live_server import LiveServer
+
+    with LiveServer(database_url, log_path=tmp_path / "server.log") as server:
+        admin = f"http://127.0.0.1:{server.admin_port}"
+        assert httpx.get(f"{admin}/ping").text == "pong"
+        assert httpx.get(f"{admin}/healthcheck").json()["status"] == "ok"
+        assert "headwater_http_request_duration_seconds" in httpx.get(f"{admin}/metrics").text
+        refused = httpx.get(f"{admin}/api/v1/namespaces")
+        assert refused.status_code == 404 and "Only /ping" in refused.json()["message"]
+        assert httpx.get(f"{server.url}/api/v1/namespaces").status_code == 200
+        process = server.process
+    # Both listeners shut down on SIGTERM within the grace period (uvicorn re-raises the signal once done, so
+    # the exit status is the signal's); a hang would have ended in SIGKILL (-9).
+    assert process.returncode in (0, -15)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import typer
 import uvicorn
 
@@ -24,22 +26,48 @@ def serve(
     port: int = typer.Option(None, help="Port [default: HEADWATER_PORT / MARQUEZ_PORT or 5000]."),
     workers: int = typer.Option(None, help="Worker processes [default: HEADWATER_WORKERS or 1]."),
 ) -> None:
-    """Apply migrations, then serve the API."""
+    """Apply migrations, then serve the API (and, with one worker, the admin endpoints on the admin port)."""
     settings = Settings()
     if settings.migrate_on_start:
         # Once here, before the workers start, rather than in every worker.
         engine = create_db_engine(settings)
         upgrade(engine)
         engine.dispose()
+    host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
+    if workers == 1 and settings.admin_port:
+        asyncio.run(_serve_with_admin_port(settings, host, port))
+        return
+    # Several workers: uvicorn's process manager; the admin endpoints stay on the main port.
     uvicorn.run(
         "app.main:create_app",
         factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
+        host=host,
+        port=port,
+        workers=workers,
         log_level=settings.log_level,
         timeout_graceful_shutdown=20,
     )
+
+
+async def _serve_with_admin_port(settings: Settings, host: str, port: int) -> None:
+    """One app, two listeners: the API on ``port``, only /ping, /healthcheck and /metrics on the admin port."""
+    from app.main import admin_only, create_app
+
+    app = create_app(settings)
+    main = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=settings.log_level, timeout_graceful_shutdown=20)
+    )
+    admin = uvicorn.Server(
+        uvicorn.Config(
+            admin_only(app), host=host, port=settings.admin_port, log_level=settings.log_level, lifespan="off"
+        )
+    )
+    admin_task = asyncio.create_task(admin.serve())
+    try:
+        await main.serve()
+    finally:
+        admin.should_exit = True
+        await admin_task
 
 
 @db_cli.command("upgrade")

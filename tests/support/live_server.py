@@ -22,6 +22,7 @@ class LiveServer:
     def __init__(self, database_url: str, *, workers: int = 1, log_path: Path | None = None, env: dict | None = None):
         self.database_url = database_url
         self.port = free_port()
+        self.admin_port = free_port()
         self.workers = workers
         self.log_path = log_path
         self.extra_env = env or {}
@@ -37,6 +38,7 @@ class LiveServer:
             "HEADWATER_DATABASE_URL": self.database_url,
             "HEADWATER_HOST": "127.0.0.1",
             "HEADWATER_PORT": str(self.port),
+            "HEADWATER_ADMIN_PORT": str(self.admin_port),
             "HEADWATER_WORKERS": str(self.workers),
             "HEADWATER_LOG_LEVEL": "warning",
             **self.extra_env,
