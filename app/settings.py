@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     db_max_overflow: int = 10
 
     migrate_on_start: bool = True
+    # How long `headwater serve` waits for the database to answer before giving up (compose starts both at once).
+    db_wait_seconds: float = 30
     # Largest accepted request body (after gzip inflation), in bytes.
     max_body_bytes: int = 16 * 1024 * 1024
     # How often a transaction that hit a deadlock / serialization failure / busy SQLite is retried.

@@ -86,3 +86,25 @@ def test_the_admin_port_serves_only_the_operator_endpoints(database_url, engine,
     # Both listeners shut down on SIGTERM within the grace period (uvicorn re-raises the signal once done, so
     # the exit status is the signal's); a hang would have ended in SIGKILL (-9).
     assert process.returncode in (0, -15)
+
+
+def test_serve_waits_for_the_database_then_fails_clearly(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {
+        **os.environ,
+        "HEADWATER_DATABASE_URL": "postgresql://headwater:x@127.0.0.1:9/headwater",
+        "HEADWATER_DB_WAIT_SECONDS": "2",
+        "HEADWATER_PORT": "0",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "waiting for the database at postgresql+psycopg://headwater:***@127.0.0.1:9/headwater" in result.stderr
+    assert "did not answer within 2s" in result.stderr
+    assert time.monotonic() - started < 30

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import typer
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.backfill import backfill_cli
 from app.cli.demo import demo_cli
@@ -28,10 +30,12 @@ def serve(
 ) -> None:
     """Apply migrations, then serve the API (and, with one worker, the admin endpoints on the admin port)."""
     settings = Settings()
-    if settings.migrate_on_start:
-        # Once here, before the workers start, rather than in every worker.
-        engine = create_db_engine(settings)
-        upgrade(engine)
+    engine = create_db_engine(settings)
+    try:
+        _wait_for_database(engine, settings.db_wait_seconds)
+        if settings.migrate_on_start:
+            upgrade(engine)  # once here, before the workers start, rather than in every worker
+    finally:
         engine.dispose()
     host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
     if workers == 1 and settings.admin_port:
@@ -47,6 +51,26 @@ def serve(
         log_level=settings.log_level,
         timeout_graceful_shutdown=20,
     )
+
+
+def _wait_for_database(engine, seconds: float) -> None:
+    """Retry the first connection for up to ``seconds`` (a database starting beside us), then fail clearly."""
+    where = engine.url.render_as_string(hide_password=True)
+    deadline = time.monotonic() + seconds
+    delay = 0.5
+    while True:
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            return
+        except SQLAlchemyError as exc:
+            if time.monotonic() + delay > deadline:
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+                typer.echo(f"error: the database at {where} did not answer within {seconds:g}s: {reason}", err=True)
+                raise typer.Exit(1) from None
+            typer.echo(f"waiting for the database at {where}…", err=True)
+            time.sleep(delay)
+            delay = min(delay * 2, 5)
 
 
 async def _serve_with_admin_port(settings: Settings, host: str, port: int) -> None:
