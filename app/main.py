@@ -28,6 +28,7 @@ from app.api.errors import install_error_handlers
 from app.api.paths import EncodedSlashMiddleware
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
+from app.logs import RequestIdMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.settings import Settings
 
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the slash middleware, which may hand on a new scope: the router marks the matched route on it.
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(EncodedSlashMiddleware)
+    app.add_middleware(RequestIdMiddleware)
     routers = (
         lineage,
         lineage_graph,

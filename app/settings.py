@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     # How often a transaction that hit a deadlock / serialization failure / busy SQLite is retried.
     ingest_retries: int = 8
     log_level: str = "info"
+    log_format: str = Field("text", pattern="^(text|json)$")  # json: one JSON object per line
     # Comma-separated API keys; when set, writes need `Authorization: Bearer <one of them>`. Never logged.
     api_keys: str = Field("", repr=False)
 

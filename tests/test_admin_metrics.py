@@ -108,3 +108,32 @@ def test_serve_waits_for_the_database_then_fails_clearly(tmp_path):
     assert "waiting for the database at postgresql+psycopg://headwater:***@127.0.0.1:9/headwater" in result.stderr
     assert "did not answer within 2s" in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_request_ids_are_answered_and_json_logs_carry_them(database_url, engine, tmp_path):
+    import json
+
+    import httpx
+
+    from tests.support.live_server import LiveServer
+
+    log = tmp_path / "server.log"
+    env = {"HEADWATER_LOG_FORMAT": "json", "HEADWATER_LOG_LEVEL": "info", "HEADWATER_API_KEYS": "secret-key-1"}
+    with LiveServer(database_url, log_path=log, env=env) as server:
+        mine = httpx.get(f"{server.url}/api/v1/namespaces", headers={"X-Request-ID": "trace-42"})
+        assert mine.headers["x-request-id"] == "trace-42"
+        generated = httpx.get(f"{server.url}/api/v1/namespaces").headers["x-request-id"]
+        assert len(generated) == 32
+        refused = httpx.post(
+            f"{server.url}/api/v1/lineage",
+            json={},
+            headers={"Authorization": "Bearer wrong-key", "X-Request-ID": "t-2"},
+        )
+        assert refused.status_code == 401
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    access = [entry for entry in lines if entry["logger"] == "headwater.access"]
+    traced = next(entry for entry in access if entry["request_id"] == "trace-42")
+    assert traced["method"] == "GET" and traced["path"] == "/api/v1/namespaces" and traced["status"] == 200
+    assert {"time", "level", "message"} <= traced.keys()
+    assert any(entry["request_id"] == "t-2" and entry["status"] == 401 for entry in access)
+    assert "secret-key-1" not in log.read_text() and "wrong-key" not in log.read_text()

@@ -13,6 +13,7 @@ from app.cli.backfill import backfill_cli
 from app.cli.demo import demo_cli
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
+from app.logs import log_config
 from app.settings import Settings
 
 cli = typer.Typer(help="Headwater: OpenLineage metadata service, compatible with Marquez.", no_args_is_help=True)
@@ -49,6 +50,8 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_format, settings.log_level),
+        access_log=False,  # RequestIdMiddleware writes the access lines, with the request id
         timeout_graceful_shutdown=20,
     )
 
@@ -78,14 +81,14 @@ async def _serve_with_admin_port(settings: Settings, host: str, port: int) -> No
     from app.main import admin_only, create_app
 
     app = create_app(settings)
-    main = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level=settings.log_level, timeout_graceful_shutdown=20)
-    )
-    admin = uvicorn.Server(
-        uvicorn.Config(
-            admin_only(app), host=host, port=settings.admin_port, log_level=settings.log_level, lifespan="off"
-        )
-    )
+    logs = {
+        "log_level": settings.log_level,
+        "log_config": log_config(settings.log_format, settings.log_level),
+        "access_log": False,  # RequestIdMiddleware writes the access lines, with the request id
+    }
+    main = uvicorn.Server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=20, **logs))
+    admin_app = admin_only(app)
+    admin = uvicorn.Server(uvicorn.Config(admin_app, host=host, port=settings.admin_port, lifespan="off", **logs))
     admin_task = asyncio.create_task(admin.serve())
     try:
         await main.serve()
