@@ -24,14 +24,11 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import event, text
 
-from app.db.engine import create_db_engine
-from app.db.migrate import upgrade
 from app.schemas.backfill import BackfillRequest
 from app.services import synthetic
 from app.services.backfill import planner
-from app.settings import Settings
+from bench.synthetic_postgres import synthetic_postgres
 from tests.support.live_server import LiveServer
-from tests.support.postgres import TemporaryPostgres
 
 
 def _timed(fn, repeat: int) -> tuple[list[float], object]:
@@ -53,17 +50,8 @@ def main() -> int:
     shape = synthetic.Shape(
         pipelines=1, layers=args.layers, width=args.width, fan_in=2, outputs=1, runs_per_job=24 * args.days
     )
-    with TemporaryPostgres() as pg:
-        settings = Settings(database_url=pg.url, migrate_on_start=False)
-        engine = create_db_engine(settings)
-        upgrade(engine)
-        started = time.perf_counter()
-        counts = synthetic.generate(engine, shape)
-        synthetic.analyze(engine)
-        print(
-            f"installation: {shape.jobs:,} jobs, {counts['datasets']:,} datasets, {counts['runs']:,} runs, "
-            f"{counts['run_io']:,} run<->version links, written in {time.perf_counter() - started:.0f}s"
-        )
+    with synthetic_postgres(shape) as installation:
+        engine, url = installation.engine, installation.url
         with engine.connect() as conn:
             some_job = conn.execute(text("select id from jobs limit 1")).scalar()
             # The source read by the most jobs of the first layer (a random one may have no reader).
@@ -110,7 +98,7 @@ def main() -> int:
             times, plan = _timed(lambda request=request: planner.plan(engine, request), args.repeat)
             results[label] = (times, plan, statements[0] // args.repeat)
 
-        with LiveServer(pg.url) as server, httpx.Client(base_url=server.url, timeout=120) as client:
+        with LiveServer(url) as server, httpx.Client(base_url=server.url, timeout=120) as client:
             http_times = {}
             for label, request in cases.items():
                 body = request.model_dump(mode="json", exclude_none=True)
@@ -119,7 +107,6 @@ def main() -> int:
                     lambda body=body: client.post("/api/v1/backfills/preview", json=body).raise_for_status(),
                     args.repeat,
                 )
-        engine.dispose()
 
     print()
     header = f"{'root':26} {'jobs':>5} {'runs':>6} {'levels':>6} {'SQL':>5} {'plan p50':>9} {'max':>7}"

@@ -29,12 +29,9 @@ import time
 
 import httpx
 
-from app.db.engine import create_db_engine
-from app.db.migrate import upgrade
 from app.services import synthetic
-from app.settings import Settings
+from bench.synthetic_postgres import synthetic_postgres
 from tests.support.live_server import LiveServer
-from tests.support.postgres import TemporaryPostgres
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -109,17 +106,9 @@ def main() -> int:
     args = parser.parse_args()
     shape = synthetic.Shape(pipelines=args.pipelines, layers=20, width=5, fan_in=2, outputs=2, runs_per_job=1)
     requests = _requests(shape, args.samples)
-    with TemporaryPostgres() as pg:
-        engine = create_db_engine(Settings(database_url=pg.url, migrate_on_start=False))
-        upgrade(engine)
-        started = time.perf_counter()
-        counts = synthetic.generate(engine, shape)
-        synthetic.analyze(engine)
-        print(
-            f"installation: {shape.jobs:,} jobs, {counts['datasets']:,} datasets, {counts['runs']:,} runs "
-            f"(written in {time.perf_counter() - started:.0f}s)"
-        )
-        with LiveServer(pg.url) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+    with synthetic_postgres(shape) as installation:
+        engine, counts = installation.engine, installation.counts
+        with LiveServer(installation.url) as server, httpx.Client(base_url=server.url, timeout=60) as client:
             first = _phase(client, requests)
             _report(f"{counts['runs']:,} runs", first)
             started = time.perf_counter()
@@ -132,7 +121,6 @@ def main() -> int:
             )
             second = _phase(client, requests)
             _report(f"{total_runs:,} runs", second)
-        engine.dispose()
     print("\np95 at large history / p95 at small history (target <= 1.3):")
     for label in requests:
         ratio = _pct(second[label][0], 0.95) / _pct(first[label][0], 0.95)
