@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -119,6 +119,17 @@ def _graph(shape: Shape) -> _Graph:
     return g
 
 
+def _writer(engine: Engine, counts: dict[str, int], progress) -> Callable[[Table, Iterator[dict]], None]:
+    """Bulk-insert rows into a table in their own transaction, adding to ``counts`` and reporting progress."""
+
+    def put(table: Table, rows: Iterator[dict]) -> None:
+        with engine.begin() as conn:
+            counts[table.name] = counts.get(table.name, 0) + bulk_insert(conn, table, rows)
+        progress(f"{table.name}: {counts[table.name]:,} rows")
+
+    return put
+
+
 def _fields() -> list[dict]:
     return [{"name": c, "type": "text" if c in ("key", "payload") else "bigint"} for c in COLUMNS]
 
@@ -131,10 +142,7 @@ def generate(engine: Engine, shape: Shape, *, progress=lambda message: None) -> 
     writer_of = {d: j for j, outs in g.writes.items() for d in outs}
     counts: dict[str, int] = {}
 
-    def put(table: Table, rows: Iterator[dict]) -> None:
-        with engine.begin() as conn:
-            counts[table.name] = counts.get(table.name, 0) + bulk_insert(conn, table, rows)
-        progress(f"{table.name}: {counts[table.name]:,} rows")
+    put = _writer(engine, counts, progress)
 
     ns_rows = [
         {"id": ids.namespace_id(n), "name": n, "created_at": EPOCH, "updated_at": now}
@@ -290,10 +298,7 @@ def add_history(
     counts = counts if counts is not None else {}
     writer_of = {d: j for j, outs in g.writes.items() for d in outs}
 
-    def put(table: Table, rows: Iterator[dict]) -> None:
-        with engine.begin() as conn:
-            counts[table.name] = counts.get(table.name, 0) + bulk_insert(conn, table, rows)
-        progress(f"{table.name}: {counts[table.name]:,} rows")
+    put = _writer(engine, counts, progress)
 
     def runs() -> Iterator[dict]:
         for j, name in g.jobs.items():
