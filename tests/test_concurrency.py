@@ -7,6 +7,7 @@ import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -94,3 +95,36 @@ def test_concurrent_clients_on_two_processes(two_servers, engine, client):
     for event in events:
         assert client.post("/api/v1/lineage", json=event).status_code == 201
     assert model.snapshot(engine) == concurrent, model.describe_difference(model.snapshot(engine), concurrent)
+
+
+def _worker_pids(pid: int) -> list[int]:
+    """Child processes of a process (Linux /proc): uvicorn's workers under its supervisor."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
+def test_serve_with_two_workers_ingests_concurrently(database_url, engine, tmp_path):
+    """`headwater serve --workers 2` (HEADWATER_WORKERS=2): one port, two worker processes, every event
+    stored exactly once with the right final states."""
+    rng = random.Random(11)
+    events, expected_states = pipeline_events(rng)
+    deliveries = events + rng.sample(events, len(events) // 4)
+    rng.shuffle(deliveries)
+    with LiveServer(database_url, workers=2, log_path=tmp_path / "workers.log") as server:
+        workers = [p for p in _worker_pids(server.process.pid) if Path(f"/proc/{p}/cmdline").exists()]
+        url = f"{server.url}/api/v1/lineage"
+
+        def post(event):
+            with httpx.Client(timeout=60) as http:
+                return http.post(url, json=event).status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(pool.map(post, deliveries))
+    assert len(workers) >= 2, workers  # the supervisor's children: two workers (and possibly a helper)
+    assert statuses.count(201) == len(deliveries), {s: statuses.count(s) for s in set(statuses)}
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == len(events)
+        states = dict(conn.execute(select(t.runs.c.id, t.runs.c.state)).all())
+    assert states == expected_states
