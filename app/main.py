@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import __version__
 from app.api import (
@@ -24,6 +24,7 @@ from app.api import (
     stats,
     tags,
 )
+from app.api.auth import require_read_key
 from app.api.errors import install_error_handlers
 from app.api.paths import EncodedSlashMiddleware
 from app.db.engine import create_db_engine
@@ -77,8 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
         admin,
     )
+    # Every API route may need a read key (HEADWATER_PROTECT_READS); the operator endpoints never do.
+    open_routers = (health, admin)
     for module in routers:
-        app.include_router(module.router)
+        dependencies = [] if module in open_routers else [Depends(require_read_key)]
+        app.include_router(module.router, dependencies=dependencies)
     return app
 
 

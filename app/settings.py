@@ -47,11 +47,25 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: str = Field("text", pattern="^(text|json)$")  # json: one JSON object per line
     # Comma-separated API keys; when set, writes need `Authorization: Bearer <one of them>`. Never logged.
+    # `key` may read and write; `key:write` may only write (a pipeline's key, useless to read metadata with).
     api_keys: str = Field("", repr=False)
+    # With keys set: reads need a read+write key too.
+    protect_reads: bool = False
 
     @property
     def api_key_list(self) -> list[str]:
-        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+        return [key for key, _ in self.api_key_roles]
+
+    @property
+    def api_key_roles(self) -> list[tuple[str, str]]:
+        """(key, "readwrite" | "write") for each configured key."""
+        roles = []
+        for entry in (e.strip() for e in self.api_keys.split(",")):
+            if not entry:
+                continue
+            key, _, role = entry.rpartition(":") if entry.endswith(":write") else (entry, "", "readwrite")
+            roles.append((key, role))
+        return roles
 
     @field_validator("database_url")
     @classmethod

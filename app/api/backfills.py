@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ValidationError
 
+from app.api.auth import require_write_key
 from app.api.deps import EngineDep
 from app.api.errors import ApiError, summary, validation_errors
 from app.api.pagination import PageParams
@@ -42,6 +43,7 @@ def preview_plan(engine: EngineDep, request: BackfillRequest) -> Response:
     response_model=SavedPlan,
     status_code=status.HTTP_201_CREATED,
     summary="Plan a backfill and save it; its progress follows the runs that complete afterwards",
+    dependencies=[Depends(require_write_key)],
 )
 def save_plan(engine: EngineDep, request: SavePlanRequest) -> Response:
     return _json(saved.save(engine, request), status.HTTP_201_CREATED)
