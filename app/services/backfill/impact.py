@@ -25,7 +25,15 @@ from sqlalchemy import Connection, Row, select
 from app.db import tables as t
 from app.db.dialect import in_values
 from app.schemas.backfill import BackfillRequest
-from app.services.backfill.roots import Affected, ResolvedRoot, resolve, run_columns, runs_overlapping, window_of
+from app.services.backfill.roots import (
+    Affected,
+    ResolvedRoot,
+    outputs_by_run,
+    resolve,
+    run_columns,
+    runs_overlapping,
+    window_of,
+)
 from app.services.backfill.windows import Window, hull, merge, overlaps_any
 from app.services.lineage import current_edges, node_id
 
@@ -348,7 +356,7 @@ def _select(
             selected = impact.runs.setdefault(run_id, SelectedRun(row, window))
             for reason in reasons:
                 selected.because(reason)
-    written = _outputs_by_run(conn, [run for job in active for run in jobs[job].runs])
+    written = outputs_by_run(conn, [run for job in active for run in jobs[job].runs])
     changed = False
     for job in active:
         impact = jobs[job]
@@ -444,17 +452,3 @@ def _reads(conn: Connection, run_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, 
         )
     ).all()
     return {(run, dataset): version for run, dataset, version in rows}
-
-
-def _outputs_by_run(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]]:
-    """run -> dataset -> versions it wrote."""
-    io = t.run_io.c
-    found: dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]] = defaultdict(lambda: defaultdict(set))
-    if run_ids:
-        for run, dataset, version in conn.execute(
-            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
-                in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT"
-            )
-        ).all():
-            found[run][dataset].add(version)
-    return found

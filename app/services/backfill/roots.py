@@ -4,6 +4,7 @@ the datasets, their bad versions, the data-time windows and, when known, the bad
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Row, and_, func, or_, select
@@ -16,7 +17,7 @@ from app.services import jobs as job_service
 from app.services.backfill.windows import INSTANT, Window, merge, run_window
 from app.services.errors import InvalidRequest, NotFound
 from app.services.ingest.extract import flatten_fields
-from app.services.lineage import node_id
+from app.services.lineage import current_edges, node_id
 
 
 @dataclass
@@ -123,29 +124,31 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
     return found
 
 
-def _outputs_of_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
+def outputs_by_run(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]]:
+    """run -> dataset -> versions it wrote."""
     io = t.run_io.c
-    found: dict[uuid.UUID, set[uuid.UUID]] = {}
+    found: dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]] = defaultdict(lambda: defaultdict(set))
     if run_ids:
-        rows = conn.execute(
-            select(io.dataset_id, io.dataset_version_id).where(
+        for run, dataset, version in conn.execute(
+            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
                 in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT"
             )
-        )
-        for dataset_id, version_id in rows:
-            found.setdefault(dataset_id, set()).add(version_id)
+        ).all():
+            found[run][dataset].add(version)
+    return found
+
+
+def _outputs_of_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """dataset -> versions any of the runs wrote."""
+    found: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for written in outputs_by_run(conn, run_ids).values():
+        for dataset, versions in written.items():
+            found.setdefault(dataset, set()).update(versions)
     return found
 
 
 def _current_outputs(conn: Connection, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    e = t.lineage_edges.c
-    if not job_ids:
-        return set()
-    return set(
-        conn.execute(
-            select(e.dataset_id).where(in_values(conn, e.job_id, job_ids), e.io_type == "OUTPUT", e.is_current)
-        ).scalars()
-    )
+    return {dataset for _, dataset in current_edges(conn, "OUTPUT", from_jobs=set(job_ids))} if job_ids else set()
 
 
 def _affected_from_runs(
