@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -89,6 +90,52 @@ def test_node_data_and_edges(diamond):
     ]
     left = next(n for n in body["graph"] if n["id"] == d("left_t"))
     assert left["type"] == "DATASET" and left["data"]["id"] == {"namespace": DB, "name": "left_t"}
+
+
+def test_node_data_is_marquez_lineage_shape(client):
+    """Marquez's lineage nodes carry JobData / DatasetData: no facets or column lineage, a job's current inputs
+    and outputs (also those outside the graph), its latest run, a dataset's current schema with field tags."""
+    run_id = uuid.uuid4()
+    event = run_event(
+        "COMPLETE",
+        job=(NS, "load"),
+        run_id=run_id,
+        time=T0,
+        inputs=[dataset(DB, "raw", columns=[("id", "INTEGER")]), dataset(DB, "lookup")],
+        outputs=[dataset(DB, "clean", columns=[("id", "INTEGER"), ("email", "VARCHAR")])],
+    )
+    assert client.post("/api/v1/lineage", json=event).status_code == 201
+    assert client.put("/api/v1/tags/PII", json={"description": "personal data"}).status_code in (200, 201)
+    encoded = quote(DB, safe="")
+    assert client.post(f"/api/v1/namespaces/{encoded}/datasets/clean/fields/email/tags/PII").status_code == 200
+    _, _, body = graph(client, d("clean"), direction="upstream", depth=0)
+    assert [n["id"] for n in body["graph"]] == [d("clean")]  # depth 0 from a dataset: the dataset alone
+    _, _, body = graph(client, d("clean"), direction="upstream", depth=1)
+    by_id = {n["id"]: n for n in body["graph"]}
+    load = by_id[j("load")]["data"]
+    assert set(load) == {
+        "id", "type", "name", "simpleName", "parentJobName", "parentJobUuid", "currentRunUuid", "createdAt",
+        "updatedAt", "namespace", "inputs", "outputs", "location", "description", "latestRun",
+    }  # fmt: skip
+    assert load["inputs"] == [{"namespace": DB, "name": "lookup"}, {"namespace": DB, "name": "raw"}]
+    assert load["outputs"] == [{"namespace": DB, "name": "clean"}]
+    assert load["latestRun"]["id"] == str(run_id) == load["currentRunUuid"]
+    assert load["latestRun"]["state"] == "COMPLETED"
+    assert [v["datasetVersionId"]["name"] for v in load["latestRun"]["outputDatasetVersions"]] == ["clean"]
+    assert load["createdAt"].endswith("Z")
+    clean = by_id[d("clean")]["data"]
+    assert "facets" not in clean and "columnLineage" not in clean
+    assert clean["fields"] == [
+        {"name": "id", "type": "INTEGER", "tags": [], "description": None},
+        {"name": "email", "type": "VARCHAR", "tags": ["PII"], "description": None},
+    ]
+    assert (
+        clean["currentVersion"] == client.get(f"/api/v1/namespaces/{encoded}/datasets/clean").json()["currentVersion"]
+    )
+    # A dataset only ever read shows the schema its readers describe.
+    assert by_id[d("raw")]["data"]["fields"] == [{"name": "id", "type": "INTEGER", "tags": [], "description": None}]
+    raw = client.get(f"/api/v1/namespaces/{encoded}/datasets/raw").json()
+    assert by_id[d("raw")]["data"]["fields"] == raw["fields"]
 
 
 def test_cycles_terminate(client):

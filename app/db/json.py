@@ -14,8 +14,10 @@ class UnstorableJSON(ValueError):
 
 
 def dumps_bytes(value: Any, *, sort_keys: bool = False) -> bytes:
+    # UTC datetimes end in "Z", as pydantic writes them in every other response.
+    options = orjson.OPT_UTC_Z | (orjson.OPT_SORT_KEYS if sort_keys else 0)
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
+        return orjson.dumps(value, option=options)
     except orjson.JSONEncodeError:
         text = json.dumps(value, sort_keys=sort_keys, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         try:

@@ -16,7 +16,6 @@ from app.schemas.marquez import (
     ColumnLineage,
     ColumnLineageInputField,
     Dataset,
-    DatasetField,
     DatasetId,
     DatasetVersion,
     DatasetVersionId,
@@ -29,19 +28,19 @@ from app.services.namespaces import require_namespace
 from app.services.runs import hydrate_runs
 
 
-def _fields(
+def fields_of(
     version_fields: list[dict] | None, schema_facet: dict | None, field_tags: dict[str, list[str]]
-) -> list[DatasetField]:
-    """The current version's schema; for a dataset only ever read (no published version has a schema),
-    the schema its readers describe."""
+) -> list[dict]:
+    """The current version's schema as Marquez's fields; for a dataset only ever read (no published version
+    has a schema), the schema its readers describe."""
     fields = version_fields or (schema_facet or {}).get("fields") or []
     return [
-        DatasetField(
-            name=f["name"],
-            type=f.get("type") if isinstance(f.get("type"), str) else None,
-            tags=field_tags.get(f["name"], []),
-            description=f.get("description") if isinstance(f.get("description"), str) else None,
-        )
+        {
+            "name": f["name"],
+            "type": f.get("type") if isinstance(f.get("type"), str) else None,
+            "tags": field_tags.get(f["name"], []),
+            "description": f.get("description") if isinstance(f.get("description"), str) else None,
+        }
         for f in fields
         if isinstance(f, dict) and isinstance(f.get("name"), str)
     ]
@@ -90,7 +89,7 @@ def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid
     return result
 
 
-def _field_tags(conn: Connection, dataset_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, list[str]]]:
+def field_tags(conn: Connection, dataset_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, list[str]]]:
     """dataset id → field name → tag names."""
     found: dict[uuid.UUID, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     if dataset_ids:
@@ -118,7 +117,7 @@ def hydrate(conn: Connection, rows: list[Row]) -> list[Dataset]:
     facets = facets_by_entity(conn, [r.id for r in rows])
     lineage = _column_lineage(conn, version_ids)
     dataset_tags = tags.tags_of(conn, t.dataset_tags, "dataset_id", [r.id for r in rows])
-    field_tags = _field_tags(conn, [r.id for r in rows])
+    tags_by_field = field_tags(conn, [r.id for r in rows])
     datasets = []
     for r in rows:
         version = versions.get(r.current_version_id)
@@ -133,7 +132,9 @@ def hydrate(conn: Connection, rows: list[Row]) -> list[Dataset]:
                 updatedAt=r.updated_at,
                 namespace=r.namespace_name,
                 sourceName=r.source_name,
-                fields=_fields(version.fields if version else None, dataset_facets.get("schema"), field_tags[r.id]),
+                fields=fields_of(
+                    version.fields if version else None, dataset_facets.get("schema"), tags_by_field[r.id]
+                ),
                 tags=dataset_tags.get(r.id, []),
                 lastModifiedAt=r.last_modified_at,
                 lastLifecycleState=r.last_lifecycle_state,
@@ -182,7 +183,7 @@ def _hydrate_versions(conn: Connection, dataset: Row, rows: list[Row]) -> list[D
     facets = facets_by_entity(conn, [v.id for v in rows])
     runs = hydrate_runs(conn, [v.run_id for v in rows if v.run_id])
     dataset_tags = tags.tags_of(conn, t.dataset_tags, "dataset_id", [dataset.id]).get(dataset.id, [])
-    field_tags = _field_tags(conn, [dataset.id])[dataset.id]
+    tags_by_field = field_tags(conn, [dataset.id])[dataset.id]
     return [
         DatasetVersion(
             id=DatasetVersionId(namespace=dataset.namespace_name, name=dataset.name, version=str(v.id)),
@@ -193,7 +194,7 @@ def _hydrate_versions(conn: Connection, dataset: Row, rows: list[Row]) -> list[D
             version=str(v.id),
             namespace=dataset.namespace_name,
             sourceName=v.source_name or dataset.source_name,
-            fields=_fields(v.fields, None, field_tags),
+            fields=fields_of(v.fields, None, tags_by_field),
             tags=dataset_tags,
             lifecycleState=v.lifecycle_state,
             description=(facets.get(v.id, {}).get("documentation") or {}).get("description") or dataset.description,

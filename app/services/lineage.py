@@ -15,13 +15,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Row, func, literal, select
 
 from app.db import tables as t
 from app.db.dialect import in_values
 from app.db.engine import read_connection
 from app.services import datasets as dataset_service
 from app.services import jobs as job_service
+from app.services import tags
+from app.services.runs import run_documents
 
 Direction = Literal["upstream", "downstream", "both"]
 
@@ -95,6 +97,63 @@ def current_edges(
     return [(job, dataset) for job, dataset in conn.execute(query)]
 
 
+def _reached_jobs(
+    conn: Connection, *, start_job: uuid.UUID | None, start_dataset: uuid.UUID | None, depth: int, downstream: bool
+) -> list[tuple[uuid.UUID, int, uuid.UUID | None]]:
+    """The jobs reached within ``depth`` job hops, each with its fewest hops and the datasets it leads on to
+    (its outputs downstream, its inputs upstream): one recursive query over the current edges, skipping
+    hidden nodes. Rows are ``(job, hops, dataset or None)``."""
+    into_job, out_of_job = ("INPUT", "OUTPUT") if downstream else ("OUTPUT", "INPUT")
+    jobs = t.jobs.c
+    if start_job is not None:
+        seed = select(jobs.id.label("job_id"), literal(0).label("hops")).where(jobs.id == start_job)
+    else:
+        if depth < 1:
+            return []
+        first = t.lineage_edges.c
+        seed = (
+            select(first.job_id.label("job_id"), literal(1).label("hops"))
+            .join(t.jobs, jobs.id == first.job_id)
+            .where(
+                first.dataset_id == start_dataset,
+                first.io_type == into_job,
+                first.is_current,
+                jobs.is_hidden.is_(False),
+            )
+        )
+    reach = seed.cte("reach", recursive=True)
+    leave, enter = t.lineage_edges.alias("leave"), t.lineage_edges.alias("enter")
+    via, reader = t.datasets.alias("via"), t.jobs.alias("reader")
+    reach = reach.union(
+        select(enter.c.job_id, reach.c.hops + 1)
+        .join(leave, leave.c.job_id == reach.c.job_id)
+        .join(via, via.c.id == leave.c.dataset_id)
+        .join(enter, enter.c.dataset_id == leave.c.dataset_id)
+        .join(reader, reader.c.id == enter.c.job_id)
+        .where(
+            reach.c.hops < depth,
+            leave.c.io_type == out_of_job,
+            leave.c.is_current,
+            via.c.is_hidden.is_(False),
+            enter.c.io_type == into_job,
+            enter.c.is_current,
+            reader.c.is_hidden.is_(False),
+        )
+    )
+    reached = select(reach.c.job_id, func.min(reach.c.hops).label("hops")).group_by(reach.c.job_id).subquery()
+    e, d = t.lineage_edges.c, t.datasets.c
+    onward = (
+        select(e.job_id, e.dataset_id)
+        .join(t.datasets, d.id == e.dataset_id)
+        .where(e.io_type == out_of_job, e.is_current, d.is_hidden.is_(False))
+        .subquery()
+    )
+    query = select(reached.c.job_id, reached.c.hops, onward.c.dataset_id).outerjoin(
+        onward, onward.c.job_id == reached.c.job_id
+    )
+    return [tuple(row) for row in conn.execute(query).all()]
+
+
 def _walk(
     conn: Connection,
     walk: Walk,
@@ -105,27 +164,21 @@ def _walk(
     downstream: bool,
     max_nodes: int,
 ) -> None:
-    """Breadth-first, one query per step. Downstream: dataset -INPUT-> job -OUTPUT-> dataset; upstream the
-    reverse. Visited nodes are not expanded again, so cycles end."""
-    into_job, out_of_job = ("INPUT", "OUTPUT") if downstream else ("OUTPUT", "INPUT")
-    jobs_frontier = {start_job} if start_job else set()
-    datasets_frontier = {start_dataset} if start_dataset else set()
-    hops = 0
-    while True:
-        if jobs_frontier:
-            walk.jobs |= jobs_frontier
-            reached = {ds for _, ds in current_edges(conn, out_of_job, from_jobs=jobs_frontier)} - walk.datasets
-            walk.datasets |= reached
-            datasets_frontier, jobs_frontier = reached, set()
+    """Downstream: dataset -INPUT-> job -OUTPUT-> dataset; upstream the reverse. Nodes join the walk level by
+    level (fewest job hops first), so a walk past ``max_nodes`` stops at a whole level."""
+    levels: dict[int, dict[uuid.UUID, list[uuid.UUID]]] = defaultdict(dict)
+    for job, hops, dataset in _reached_jobs(
+        conn, start_job=start_job, start_dataset=start_dataset, depth=depth, downstream=downstream
+    ):
+        onward = levels[hops].setdefault(job, [])
+        if dataset is not None:
+            onward.append(dataset)
+    for hops in sorted(levels):
+        for job, onward in levels[hops].items():
+            walk.jobs.add(job)
+            walk.datasets.update(onward)
         if walk.size > max_nodes:
             walk.truncated = True
-            return
-        if not datasets_frontier or hops >= depth:
-            return
-        hops += 1
-        jobs_frontier = {job for job, _ in current_edges(conn, into_job, from_datasets=datasets_frontier)} - walk.jobs
-        datasets_frontier = set()
-        if not jobs_frontier:
             return
 
 
@@ -153,27 +206,33 @@ def lineage_graph(
 
 
 def _graph(conn: Connection, walk: Walk) -> list[dict]:
-    """Nodes sorted by id, each with its edges to other nodes of the graph (Marquez's shape)."""
-    e = t.lineage_edges.c
+    """Nodes sorted by id, each with its edges to other nodes of the graph (Marquez's shape).
+
+    The nodes' ``data`` are Marquez's lineage shapes (its JobData and DatasetData: no facets, no column
+    lineage), built as plain dicts straight from the rows: the answer can hold thousands of nodes, and the
+    full Job/Dataset wire models cost several times the queries."""
+    e, d = t.lineage_edges.c, t.datasets.c
     job_rows = list(conn.execute(select(t.jobs).where(in_values(conn, t.jobs.c.id, walk.jobs))))
     dataset_rows = list(conn.execute(select(t.datasets).where(in_values(conn, t.datasets.c.id, walk.datasets))))
     key = {r.id: node_id("JOB", r.namespace_name, r.name) for r in job_rows}
     key.update({r.id: node_id("DATASET", r.namespace_name, r.name) for r in dataset_rows})
+    # Every current edge of the graph's jobs: their inputs and outputs, and the graph's edges among them.
+    io: dict[tuple[uuid.UUID, str], list[dict]] = defaultdict(list)
     edges: list[tuple[str, str]] = []
-    for job, dataset, io_type in conn.execute(
-        select(e.job_id, e.dataset_id, e.io_type).where(
-            e.is_current, in_values(conn, e.job_id, walk.jobs), in_values(conn, e.dataset_id, walk.datasets)
-        )
+    for job, io_type, dataset, namespace, name in conn.execute(
+        select(e.job_id, e.io_type, e.dataset_id, d.namespace_name, d.name)
+        .join(t.datasets, d.id == e.dataset_id)
+        .where(e.is_current, in_values(conn, e.job_id, walk.jobs))
+        .order_by(d.namespace_name, d.name)
     ):
-        edges.append((key[dataset], key[job]) if io_type == "INPUT" else (key[job], key[dataset]))
+        io[(job, io_type)].append({"namespace": namespace, "name": name})
+        if dataset in walk.datasets:
+            edges.append((key[dataset], key[job]) if io_type == "INPUT" else (key[job], key[dataset]))
     edges.sort()
-    nodes = []
-    for row, job in zip(job_rows, job_service.hydrate(conn, job_rows, latest_runs=0), strict=True):
-        data = job.model_dump(mode="json")
-        data["currentRunUuid"] = str(row.current_run_id) if row.current_run_id else None
-        nodes.append((key[row.id], "JOB", data))
-    for row, dataset in zip(dataset_rows, dataset_service.hydrate(conn, dataset_rows), strict=True):
-        nodes.append((key[row.id], "DATASET", dataset.model_dump(mode="json")))
+    nodes = [(key[r.id], "JOB", data) for r, data in zip(job_rows, _job_data(conn, job_rows, io), strict=True)]
+    nodes += [
+        (key[r.id], "DATASET", data) for r, data in zip(dataset_rows, _dataset_data(conn, dataset_rows), strict=True)
+    ]
     nodes.sort(key=lambda n: n[0])
     incoming: dict[str, list[dict]] = defaultdict(list)
     outgoing: dict[str, list[dict]] = defaultdict(list)
@@ -184,4 +243,76 @@ def _graph(conn: Connection, walk: Walk) -> list[dict]:
     return [
         {"id": node, "type": kind, "data": data, "inEdges": incoming[node], "outEdges": outgoing[node]}
         for node, kind, data in nodes
+    ]
+
+
+def _job_data(conn: Connection, rows: list[Row], io: dict[tuple[uuid.UUID, str], list[dict]]) -> list[dict]:
+    """Marquez's JobData: the job, its current inputs and outputs, and its latest run."""
+    runs = run_documents(conn, [r.current_run_id for r in rows if r.current_run_id])
+    parent_ids = [r.parent_job_id for r in rows if r.parent_job_id]
+    parents = {}
+    if parent_ids:
+        j = t.jobs.c
+        parents = dict(conn.execute(select(j.id, j.name).where(in_values(conn, j.id, parent_ids))).all())
+    data = []
+    for r in rows:
+        data.append(
+            {
+                "id": {"namespace": r.namespace_name, "name": r.name},
+                "type": r.type,
+                "name": r.name,
+                "simpleName": r.simple_name,
+                "parentJobName": parents.get(r.parent_job_id),
+                "parentJobUuid": str(r.parent_job_id) if r.parent_job_id else None,
+                "currentRunUuid": str(r.current_run_id) if r.current_run_id else None,
+                "createdAt": r.created_at,
+                "updatedAt": r.updated_at,
+                "namespace": r.namespace_name,
+                "inputs": io.get((r.id, "INPUT"), []),
+                "outputs": io.get((r.id, "OUTPUT"), []),
+                "location": r.location,
+                "description": r.description,
+                "latestRun": runs.get(r.current_run_id),
+            }
+        )
+    return data
+
+
+def _dataset_data(conn: Connection, rows: list[Row]) -> list[dict]:
+    """Marquez's DatasetData: the dataset with its current schema and tags (plus its current version)."""
+    v, f = t.dataset_versions.c, t.facets.c
+    version_ids = [r.current_version_id for r in rows if r.current_version_id]
+    version_fields = dict(conn.execute(select(v.id, v.fields).where(in_values(conn, v.id, version_ids))).all())
+    # Datasets only ever read have no published schema: their readers' `schema` facet stands in.
+    unpublished = [r.id for r in rows if not version_fields.get(r.current_version_id)]
+    schema_facets = {}
+    if unpublished:
+        schema_facets = dict(
+            conn.execute(
+                select(f.entity_id, f.facet).where(in_values(conn, f.entity_id, unpublished), f.name == "schema")
+            ).all()
+        )
+    dataset_ids = [r.id for r in rows]
+    dataset_tags = tags.tags_of(conn, t.dataset_tags, "dataset_id", dataset_ids)
+    tags_by_field = dataset_service.field_tags(conn, dataset_ids)
+    return [
+        {
+            "id": {"namespace": r.namespace_name, "name": r.name},
+            "type": r.type,
+            "name": r.name,
+            "physicalName": r.physical_name,
+            "createdAt": r.created_at,
+            "updatedAt": r.updated_at,
+            "namespace": r.namespace_name,
+            "sourceName": r.source_name,
+            "fields": dataset_service.fields_of(
+                version_fields.get(r.current_version_id), schema_facets.get(r.id), tags_by_field.get(r.id, {})
+            ),
+            "tags": dataset_tags.get(r.id, []),
+            "lastModifiedAt": r.last_modified_at,
+            "description": r.description,
+            "lastLifecycleState": r.last_lifecycle_state,
+            "currentVersion": str(r.current_version_id) if r.current_version_id else None,
+        }
+        for r in rows
     ]
