@@ -100,7 +100,7 @@ def field_tags(conn: Connection, dataset_ids: list[uuid.UUID]) -> dict[uuid.UUID
             .join(t.tags, tg.id == ft.tag_id)
             .where(in_values(conn, f.dataset_id, dataset_ids))
             .order_by(tg.name)
-        )
+        ).all()
         for dataset_id, field_name, tag_name in rows:
             found[dataset_id][field_name].append(tag_name)
     return found

@@ -13,9 +13,10 @@ import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal
 
-from sqlalchemy import Connection, Engine, Row, func, literal, select
+from sqlalchemy import Connection, Engine, Row, Select, bindparam, func, literal, select
 
 from app.db import tables as t
 from app.db.dialect import in_values
@@ -94,7 +95,7 @@ def current_edges(
         query = query.where(in_values(conn, e.dataset_id, from_datasets))
     if from_jobs is not None:
         query = query.where(in_values(conn, e.job_id, from_jobs))
-    return [(job, dataset) for job, dataset in conn.execute(query)]
+    return [(job, dataset) for job, dataset in conn.execute(query).all()]
 
 
 def _reached_jobs(
@@ -103,19 +104,27 @@ def _reached_jobs(
     """The jobs reached within ``depth`` job hops, each with its fewest hops and the datasets it leads on to
     (its outputs downstream, its inputs upstream): one recursive query over the current edges, skipping
     hidden nodes. Rows are ``(job, hops, dataset or None)``."""
+    if start_job is None and depth < 1:
+        return []
+    query = _reach_query(downstream=downstream, from_job=start_job is not None)
+    rows = conn.execute(query, {"start": start_job or start_dataset, "depth": depth}).all()
+    return [tuple(row) for row in rows]
+
+
+@cache
+def _reach_query(*, downstream: bool, from_job: bool) -> Select:
+    """Built once per direction and kind of start: the statement is the same for every request."""
     into_job, out_of_job = ("INPUT", "OUTPUT") if downstream else ("OUTPUT", "INPUT")
-    jobs = t.jobs.c
-    if start_job is not None:
-        seed = select(jobs.id.label("job_id"), literal(0).label("hops")).where(jobs.id == start_job)
+    jobs, depth = t.jobs.c, bindparam("depth")
+    if from_job:
+        seed = select(jobs.id.label("job_id"), literal(0).label("hops")).where(jobs.id == bindparam("start"))
     else:
-        if depth < 1:
-            return []
         first = t.lineage_edges.c
         seed = (
             select(first.job_id.label("job_id"), literal(1).label("hops"))
             .join(t.jobs, jobs.id == first.job_id)
             .where(
-                first.dataset_id == start_dataset,
+                first.dataset_id == bindparam("start"),
                 first.io_type == into_job,
                 first.is_current,
                 jobs.is_hidden.is_(False),
@@ -148,10 +157,9 @@ def _reached_jobs(
         .where(e.io_type == out_of_job, e.is_current, d.is_hidden.is_(False))
         .subquery()
     )
-    query = select(reached.c.job_id, reached.c.hops, onward.c.dataset_id).outerjoin(
+    return select(reached.c.job_id, reached.c.hops, onward.c.dataset_id).outerjoin(
         onward, onward.c.job_id == reached.c.job_id
     )
-    return [tuple(row) for row in conn.execute(query).all()]
 
 
 def _walk(
@@ -212,8 +220,8 @@ def _graph(conn: Connection, walk: Walk) -> list[dict]:
     lineage), built as plain dicts straight from the rows: the answer can hold thousands of nodes, and the
     full Job/Dataset wire models cost several times the queries."""
     e, d = t.lineage_edges.c, t.datasets.c
-    job_rows = list(conn.execute(select(t.jobs).where(in_values(conn, t.jobs.c.id, walk.jobs))))
-    dataset_rows = list(conn.execute(select(t.datasets).where(in_values(conn, t.datasets.c.id, walk.datasets))))
+    job_rows = conn.execute(select(t.jobs).where(in_values(conn, t.jobs.c.id, walk.jobs))).all()
+    dataset_rows = conn.execute(select(t.datasets).where(in_values(conn, t.datasets.c.id, walk.datasets))).all()
     key = {r.id: node_id("JOB", r.namespace_name, r.name) for r in job_rows}
     key.update({r.id: node_id("DATASET", r.namespace_name, r.name) for r in dataset_rows})
     # Every current edge of the graph's jobs: their inputs and outputs, and the graph's edges among them.
@@ -224,7 +232,7 @@ def _graph(conn: Connection, walk: Walk) -> list[dict]:
         .join(t.datasets, d.id == e.dataset_id)
         .where(e.is_current, in_values(conn, e.job_id, walk.jobs))
         .order_by(d.namespace_name, d.name)
-    ):
+    ).all():
         io[(job, io_type)].append({"namespace": namespace, "name": name})
         if dataset in walk.datasets:
             edges.append((key[dataset], key[job]) if io_type == "INPUT" else (key[job], key[dataset]))

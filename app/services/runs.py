@@ -25,22 +25,18 @@ def run_documents(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID,
     if not run_ids:
         return {}
     r, jv = t.runs.c, t.job_versions.c
-    rows = list(
-        conn.execute(
-            select(t.runs, jv.namespace_name.label("jv_namespace"), jv.job_name.label("jv_name"))
-            .outerjoin(t.job_versions, jv.id == r.job_version_id)
-            .where(in_values(conn, r.id, run_ids))
-        )
-    )
+    rows = conn.execute(
+        select(t.runs, jv.namespace_name.label("jv_namespace"), jv.job_name.label("jv_name"))
+        .outerjoin(t.job_versions, jv.id == r.job_version_id)
+        .where(in_values(conn, r.id, run_ids))
+    ).all()
     io, d = t.run_io.c, t.datasets.c
-    links = list(
-        conn.execute(
-            select(io.run_id, io.id, io.io_type, io.dataset_version_id, d.namespace_name, d.name)
-            .join(t.datasets, d.id == io.dataset_id)
-            .where(in_values(conn, io.run_id, run_ids))
-            .order_by(d.namespace_name, d.name)
-        )
-    )
+    links = conn.execute(
+        select(io.run_id, io.id, io.io_type, io.dataset_version_id, d.namespace_name, d.name)
+        .join(t.datasets, d.id == io.dataset_id)
+        .where(in_values(conn, io.run_id, run_ids))
+        .order_by(d.namespace_name, d.name)
+    ).all()
     facets = facets_by_entity(conn, run_ids, also_of=select(io.id).where(in_values(conn, io.run_id, run_ids)))
     versions: dict[tuple[uuid.UUID, str], list[dict]] = defaultdict(list)
     for link in links:

@@ -62,7 +62,7 @@ def tags_of(conn: Connection, link: t.Table, key: str, row_ids: list[uuid.UUID])
             .join(t.tags, t.tags.c.id == link.c.tag_id)
             .where(in_values(conn, link.c[key], row_ids))
             .order_by(t.tags.c.name)
-        )
+        ).all()
         for row_id, name in rows:
             found[row_id].append(name)
     return found
