@@ -42,7 +42,7 @@ _LAST_MOMENT = timedelta(seconds=1)
 
 
 def _windows(windows: list[Window]) -> list[TimeWindow]:
-    return [TimeWindow(start=w.start, end=w.end) for w in windows]
+    return [TimeWindow.model_construct(start=w.start, end=w.end) for w in windows]
 
 
 def _columns(a: Affected) -> list[str] | None:
@@ -119,7 +119,7 @@ class _Builder:
         return PlanStep.model_construct(
             level=impact.level,
             nodeId=node_id("JOB", row.namespace_name, row.name),
-            job=NodeRef(namespace=row.namespace_name, name=row.name),
+            job=NodeRef.model_construct(namespace=row.namespace_name, name=row.name),
             isRoot=impact.is_root,
             airflow=self.airflow_task(impact),
             owners=self.owners(impact),
@@ -127,7 +127,7 @@ class _Builder:
             dependsOn=sorted(self.job_node(j) for j in self.result.upstream.get(impact.job_id, ())),
             inputs=[
                 ImpactedInput.model_construct(
-                    dataset=NodeRef(namespace=names[d].namespace_name, name=names[d].name),
+                    dataset=NodeRef.model_construct(namespace=names[d].namespace_name, name=names[d].name),
                     versions=sorted(str(v) for v in a.versions),
                     columns=_columns(a),
                     windows=_windows(a.windows),
@@ -168,9 +168,9 @@ class _Builder:
             steps.append(self.step(impact))
         steps.sort(key=lambda s: (s.level, s.nodeId))
         datasets = [
-            ImpactedDataset(
+            ImpactedDataset.model_construct(
                 nodeId=node_id("DATASET", row.namespace_name, row.name),
-                dataset=NodeRef(namespace=row.namespace_name, name=row.name),
+                dataset=NodeRef.model_construct(namespace=row.namespace_name, name=row.name),
                 versions=sorted(str(v) for v in result.datasets[d].versions),
                 columns=_columns(result.datasets[d]),
                 windows=_windows(result.datasets[d].windows),
