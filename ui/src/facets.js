@@ -77,3 +77,11 @@ export function facetSections(facets) {
   if (!known.length && !other.length) return [h('p', { class: 'muted' }, 'No facets.')];
   return [...known, other.length ? h('section', { class: 'facet' }, h('h4', {}, 'Other facets'), other) : null];
 }
+
+const QUALITY = ['dataQualityAssertions', 'dataQualityMetrics', 'inputStatistics'];
+RENDERERS.inputStatistics = (f) => [h('h4', {}, 'Input statistics'), h('p', {}, `Rows: ${f.rowCount ?? '—'} · Bytes: ${f.size ?? '—'}`)];
+
+// Data-quality facets only: OpenLineage sends them as input facets, on the run that read (tested) a dataset.
+export function qualitySections(facets) {
+  return QUALITY.filter((name) => facets?.[name]).map((name) => h('section', { class: `facet facet-${name}` }, RENDERERS[name](facets[name])));
+}

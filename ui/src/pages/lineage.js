@@ -1,7 +1,7 @@
-import { api, nodeId as makeNodeId } from '../api.js';
+import { api } from '../api.js';
 import { errorBox, formatDuration, formatTime, h, loading, replace, stateBadge } from '../dom.js';
 import { columnLineagePanel } from '../columns.js';
-import { facetSections } from '../facets.js';
+import { facetSections, qualitySections } from '../facets.js';
 import { drawGraph } from '../graph.js';
 import { go } from '../navigation.js';
 import { paths } from '../paths.js';
@@ -33,6 +33,32 @@ async function loadGraph(nodeId, up, down) {
   };
 }
 
+// Data-quality results the job's latest run reported on what it read.
+function inputQuality(run) {
+  const tested = (run?.inputDatasetVersions || []).filter((v) => qualitySections(v.facets).length);
+  if (!tested.length) return null;
+  return [
+    h('h3', {}, 'Data quality of its inputs (latest run)'),
+    tested.map((v) => h('div', { class: 'quality' }, h('p', {}, h('strong', {}, v.datasetVersionId.name)), qualitySections(v.facets))),
+  ];
+}
+
+// Data-quality results on this dataset, as reported by the latest runs of the jobs that read it.
+function readerQuality(node, byId) {
+  const { namespace, name } = node.data;
+  const reports = [];
+  for (const edge of node.outEdges) {
+    const reader = byId.get(edge.destination);
+    const run = reader?.data.latestRun;
+    for (const v of run?.inputDatasetVersions || []) {
+      if (v.datasetVersionId.namespace !== namespace || v.datasetVersionId.name !== name) continue;
+      const sections = qualitySections(v.facets);
+      if (sections.length) reports.push(h('div', { class: 'quality' }, h('p', { class: 'muted' }, `Reported by ${reader.data.name}, run ${run.id.slice(0, 8)} (${formatTime(run.startedAt)})`), sections));
+    }
+  }
+  return reports.length ? [h('h3', {}, 'Data quality'), reports] : null;
+}
+
 function jobDetails(node) {
   const job = node.data;
   const run = job.latestRun;
@@ -58,10 +84,11 @@ function jobDetails(node) {
     ),
     job.description ? h('p', {}, job.description) : null,
     facetSections(job.facets),
+    inputQuality(run),
   ];
 }
 
-function datasetDetails(node) {
+function datasetDetails(node, byId) {
   const dataset = node.data;
   const versions = h('div', {}, loading());
   api.datasetVersions(dataset.namespace, dataset.name, { limit: 5 }).then(
@@ -80,6 +107,7 @@ function datasetDetails(node) {
     dataset.description ? h('p', {}, dataset.description) : null,
     h('h3', {}, 'Schema'),
     schemaTable(dataset.fields || []),
+    readerQuality(node, byId),
     h('h3', {}, 'Column lineage'),
     columnLineagePanel(dataset.namespace, dataset.name, dataset.fields || [], { idPrefix: 'details-cl' }),
     h('h3', {}, 'Latest versions'),
@@ -143,7 +171,7 @@ export async function lineagePage(main, query) {
     onSelect: (id) => {
       const node = id && byId.get(id);
       if (!node) replace(details, h('p', { class: 'muted' }, 'Click a node to see its details.'));
-      else replace(details, node.type === 'JOB' ? jobDetails(node) : datasetDetails(node));
+      else replace(details, node.type === 'JOB' ? jobDetails(node) : datasetDetails(node, byId));
     },
   });
   if (data.truncated) graphArea.prepend(h('p', { class: 'warning', role: 'status' }, `Only the first ${MAX_NODES} nodes are drawn: lower the depth.`));
@@ -151,4 +179,3 @@ export async function lineagePage(main, query) {
   return () => main.classList.remove('wide');
 }
 
-export { makeNodeId };

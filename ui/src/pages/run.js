@@ -1,6 +1,6 @@
 import { api } from '../api.js';
 import { errorBox, formatDuration, formatTime, h, loading, replace, stateBadge } from '../dom.js';
-import { facetSections } from '../facets.js';
+import { facetSections, qualitySections } from '../facets.js';
 import { paths } from '../paths.js';
 
 async function jobOf(run) {
@@ -18,8 +18,8 @@ function versions(list) {
   return h(
     'ul',
     {},
-    list.map(({ datasetVersionId: v }) =>
-      h('li', {}, h('a', { href: paths.dataset(v.namespace, v.name) }, v.name), h('span', { class: 'muted mono' }, ` version ${v.version.slice(0, 8)}`)),
+    list.map(({ datasetVersionId: v, facets }) =>
+      h('li', {}, h('a', { href: paths.dataset(v.namespace, v.name) }, v.name), h('span', { class: 'muted mono' }, ` version ${v.version.slice(0, 8)}`), qualitySections(facets)),
     ),
   );
 }
