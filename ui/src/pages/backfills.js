@@ -199,7 +199,7 @@ export async function newBackfillPage(main, query) {
     replace(
       result,
       h('h2', {}, 'Plan'),
-      h('div', { class: 'inline-form save-form' }, h('label', { for: 'plan-name' }, 'Name'), nameInput, save),
+      h('div', { class: 'inline-form save-form' }, h('label', { for: 'plan-name' }, 'Plan name'), nameInput, save),
       saveStatus,
       planArea,
     );
