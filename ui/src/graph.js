@@ -97,7 +97,17 @@ export function drawGraph(container, { nodes, edges, rootId, onSelect, name = 'g
       })),
     ],
     style: STYLE,
-    layout: { name: 'dagre', rankDir: 'LR', nodeSep: 14, rankSep: 70, edgeSep: 6, fit: true, padding: 24 },
+    // network-simplex ranks best; longest-path is several times faster and good enough on large graphs.
+    layout: {
+      name: 'dagre',
+      rankDir: 'LR',
+      ranker: large ? 'longest-path' : 'network-simplex',
+      nodeSep: 14,
+      rankSep: 70,
+      edgeSep: 6,
+      fit: true,
+      padding: 24,
+    },
     minZoom: 0.03,
     maxZoom: 3,
     selectionType: 'single',
@@ -105,10 +115,14 @@ export function drawGraph(container, { nodes, edges, rootId, onSelect, name = 'g
     textureOnViewport: large,
     hideEdgesOnViewport: large,
   });
-  // A small graph fitted to a wide canvas would be drawn huge: never past natural size.
+  // A small graph fitted to a wide canvas would be drawn huge: never past natural size. A large one fitted
+  // is unreadable: start readable around the root instead ('Fit' shows it all).
   if (cy.zoom() > 1) {
     cy.zoom(1);
     cy.center();
+  } else if (large && rootId && !cy.getElementById(rootId).empty()) {
+    cy.zoom(0.8);
+    cy.center(cy.getElementById(rootId));
   }
   const center = () => ({ x: canvas.clientWidth / 2, y: canvas.clientHeight / 2 });
 
