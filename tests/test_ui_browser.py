@@ -348,8 +348,8 @@ def test_a_backfill_plan_from_a_failed_run_saved_and_opened_by_url(page, http):
     expect(page.locator("table.list tbody tr")).to_contain_text(["in progress · 1/3 steps · 1/3 runs"])
 
 
-def test_a_backfill_plan_for_a_job_and_dates(page, http):
-    three_days(http, failed_day=None)
+def test_a_backfill_plan_for_a_job_and_dates_and_for_a_dataset_version(page, http):
+    runs = three_days(http, failed_day=None)
     page.goto("/jobs/airflow-prod/bookings_etl.load_room_bookings")
     page.get_by_role("link", name="Plan backfill for dates").click()
     expect(page.get_by_label("A job, between two dates")).to_be_checked()
@@ -364,6 +364,22 @@ def test_a_backfill_plan_for_a_job_and_dates(page, http):
         "Logical dates: 2024-11-02 00:00Z … 2024-11-03 00:00Z"
     )
     screenshot(page, "backfill-job-window")
+
+    # From the dataset page: the version the ETL wrote for 2 November is bad.
+    page.goto("/datasets/postgres%3A%2F%2Fwarehouse.example.com%3A5432/bookings.public.room_bookings")
+    row = page.locator("table.versions tbody tr").filter(has_text=runs[1][:8])
+    version = http.get(f"/api/v1/jobs/runs/{runs[1]}").json()["outputDatasetVersions"][0]["datasetVersionId"]["version"]
+    expect(row).to_contain_text(version[:8])
+    row.get_by_role("link", name="Plan backfill").click()
+    expect(page.get_by_label("A bad dataset version")).to_be_checked()
+    expect(page.get_by_label("Bad version")).to_have_value(version)
+    expect(page.locator(".root-description")).to_contain_text(f"Version {version}")
+    levels = page.locator("li.level")
+    expect(levels).to_have_count(2)
+    expect(levels.nth(0).locator("article.step h4")).to_have_text(["bookings_reports.top_rooms"])
+    expect(levels.nth(1).locator("article.step h4")).to_have_text(["bookings_reports.publish_dashboard"])
+    expect(page.locator(".totals")).to_contain_text("2 jobs in 2 levels · 2 runs to redo · 1 Airflow DAG ·")
+    screenshot(page, "backfill-dataset-version")
 
 
 def test_a_500_node_graph_is_drawn_and_timed(page, http, engine):

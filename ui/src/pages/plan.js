@@ -15,6 +15,8 @@ export function progressBar(progress) {
   );
 }
 
+const count = (n, noun) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 function window_(w) {
   return `${formatTime(w.start)} → ${formatTime(w.end)}`;
 }
@@ -87,7 +89,9 @@ function stepCard(step, name) {
       ? h('p', {}, 'Bad inputs: ', step.inputs.map((i) => `${i.dataset.name}${i.columns ? ` (${i.columns.join(', ')})` : ''}`).join(', '))
       : null,
     step.windows.length ? h('p', {}, 'Data time to redo: ', step.windows.map(window_).join(', ')) : null,
-    runsTable(step.runs),
+    step.runs.length
+      ? runsTable(step.runs)
+      : h('p', { class: 'muted' }, 'No past run of it read the bad data: nothing to redo unless its next run is due.'),
   );
 }
 
@@ -125,7 +129,8 @@ export function renderPlan(container, plan) {
       h(
         'p',
         { class: 'totals' },
-        `${plan.totals.jobs} jobs in ${plan.totals.levels} levels · ${plan.totals.runs} runs to redo · ${plan.totals.dags} Airflow DAGs · ${plan.totals.datasets} datasets affected`,
+        `${count(plan.totals.jobs, 'job')} in ${count(plan.totals.levels, 'level')} · ${count(plan.totals.runs, 'run')} to redo · ` +
+          `${count(plan.totals.dags, 'Airflow DAG')} · ${count(plan.totals.datasets, 'dataset')} affected`,
       ),
       allOwners.length ? h('p', {}, 'Owners to coordinate: ', h('strong', {}, allOwners.join(', '))) : null,
       plan.root.failedAssertions?.length
