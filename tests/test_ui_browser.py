@@ -350,8 +350,17 @@ def test_a_backfill_plan_from_a_failed_run_saved_and_opened_by_url(page, http):
 
 def test_a_backfill_plan_for_a_job_and_dates_and_for_a_dataset_version(page, http):
     runs = three_days(http, failed_day=None)
-    page.goto("/jobs/airflow-prod/bookings_etl.load_room_bookings")
-    page.get_by_role("link", name="Plan backfill for dates").click()
+    # Keyboard only: search, arrow to the result, Enter; then Enter on a focused link.
+    page.goto("/")
+    page.get_by_role("combobox", name="Search jobs and datasets").focus()
+    page.keyboard.type("load_room")
+    expect(page.get_by_role("option")).to_have_count(1)
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_role("option").first).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/jobs/airflow-prod/bookings_etl\.load_room_bookings$"))
+    page.get_by_role("link", name="Plan backfill for dates").focus()
+    page.keyboard.press("Enter")
     expect(page.get_by_label("A job, between two dates")).to_be_checked()
     expect(page.get_by_label("Job", exact=True)).to_have_value("bookings_etl.load_room_bookings")
     page.get_by_label("From (data time, inclusive)").fill("2024-11-02")

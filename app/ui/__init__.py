@@ -17,7 +17,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 INDEX = STATIC_DIR / "index.html"
 
 # Top-level paths of the single-page app; each serves index.html for itself and everything below it.
-PAGES = ("namespaces", "jobs", "datasets", "runs", "lineage", "search", "backfills")
+PAGES = ("namespaces", "jobs", "datasets", "runs", "lineage", "backfills")
 
 router = APIRouter(include_in_schema=False)
 
