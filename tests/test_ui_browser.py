@@ -308,8 +308,13 @@ def test_a_backfill_plan_from_a_failed_run_saved_and_opened_by_url(page, http):
         "3 jobs in 3 levels · 3 runs to redo · 2 Airflow DAGs · 3 datasets affected"
     )
     wait_for_graph(page, "plan-graph")
-    assert drawn_nodes(page, "plan") == {ETL, TOP_ROOMS, PUBLISH}
-    assert set(page.evaluate("window.__headwater.plan.edgeIds()")) == {f"{ETL}->{TOP_ROOMS}", f"{TOP_ROOMS}->{PUBLISH}"}
+    cause = f"cause:run:{runs[1]}"
+    assert drawn_nodes(page, "plan") == {cause, ETL, TOP_ROOMS, PUBLISH}
+    assert set(page.evaluate("window.__headwater.plan.edgeIds()")) == {
+        f"{cause}->{ETL}",
+        f"{ETL}->{TOP_ROOMS}",
+        f"{TOP_ROOMS}->{PUBLISH}",
+    }
 
     etl_commands = page.locator('article.dag[data-dag-id="bookings_etl"] pre')
     clear = (

@@ -10,15 +10,15 @@ const STYLE = [
     selector: 'node',
     style: {
       label: 'data(label)',
-      'font-size': 11,
+      'font-size': 12,
       'font-family': 'system-ui, sans-serif',
       color: '#0f172a',
       'text-valign': 'center',
       'text-halign': 'center',
       'text-wrap': 'ellipsis',
-      'text-max-width': 150,
-      width: 164,
-      height: 34,
+      'text-max-width': 176,
+      width: 190,
+      height: 36,
       shape: 'round-rectangle',
       'background-color': '#e2e8f0',
       'border-width': 1,
@@ -30,6 +30,7 @@ const STYLE = [
   { selector: 'node.failed', style: { 'background-color': '#fee2e2', 'border-color': '#dc2626', 'border-width': 2 } },
   { selector: 'node.done', style: { 'background-color': '#bbf7d0', 'border-color': '#15803d', 'border-width': 2 } },
   { selector: 'node.root', style: { 'border-width': 3, 'border-style': 'double' } },
+  { selector: 'node.cause', style: { shape: 'diamond', width: 60, height: 60, 'text-valign': 'bottom', 'text-margin-y': 4 } },
   {
     selector: 'edge',
     style: {
@@ -47,6 +48,8 @@ const STYLE = [
   { selector: 'node:selected', style: { 'border-color': '#f59e0b', 'border-width': 4, 'overlay-opacity': 0 } },
 ];
 
+const KINDS = { JOB: 'Job', DATASET: 'Dataset', CAUSE: 'Root cause' };
+
 // Test and diagnostics hook: what the last graph drew, and how long it took.
 window.__headwater = window.__headwater || {};
 
@@ -55,7 +58,7 @@ window.__headwater = window.__headwater || {};
  * `onSelect(id | null)` is called when a node is picked (click, or the keyboard list).
  * Resolves with the cytoscape instance once the first frame is on screen.
  */
-export function drawGraph(container, { nodes, edges, rootId, onSelect, name = 'graph' }) {
+export function drawGraph(container, { nodes, edges, rootId, onSelect, onOpen, name = 'graph' }) {
   const started = performance.now();
   const large = nodes.length > 300;
   const canvas = h('div', { class: 'graph-canvas', role: 'img', 'aria-label': `Graph of ${nodes.length} nodes` });
@@ -65,7 +68,7 @@ export function drawGraph(container, { nodes, edges, rootId, onSelect, name = 'g
     h('option', { value: '' }, `Select a node (${nodes.length})`),
     [...nodes]
       .sort((a, b) => a.label.localeCompare(b.label))
-      .map((node) => h('option', { value: node.id }, `${node.kind === 'JOB' ? 'Job' : 'Dataset'}: ${node.label}`)),
+      .map((node) => h('option', { value: node.id }, `${KINDS[node.kind] || node.kind}: ${node.label}`)),
   );
   const status = h('span', { class: 'graph-status', role: 'status' });
   const button = (label, action) => h('button', { type: 'button', onclick: action }, label);
@@ -150,6 +153,7 @@ export function drawGraph(container, { nodes, edges, rootId, onSelect, name = 'g
   }
 
   cy.on('tap', 'node', (event) => pick(event.target.id()));
+  if (onOpen) cy.on('dbltap', 'node', (event) => onOpen(event.target.id()));
   cy.on('tap', (event) => {
     if (event.target === cy) pick(null);
   });

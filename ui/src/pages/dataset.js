@@ -14,12 +14,13 @@ export function schemaTable(fields) {
   );
 }
 
-export function versionsList(namespace, name, versions, current) {
+export function versionsList(namespace, name, versions, current, { compact = false } = {}) {
   if (!versions.length) return h('p', { class: 'muted' }, 'No versions.');
+  const head = compact ? ['Version', 'Created', 'Written by run', ''] : ['Version', 'Created', 'Written by run', 'Fields', ''];
   return h(
     'table',
     { class: 'list versions' },
-    h('thead', {}, h('tr', {}, ['Version', 'Created', 'Written by run', 'Fields', ''].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, head.map((c) => h('th', { scope: 'col' }, c)))),
     h(
       'tbody',
       {},
@@ -30,7 +31,7 @@ export function versionsList(namespace, name, versions, current) {
           h('td', { class: 'mono' }, v.version.slice(0, 8), v.version === current ? h('span', { class: 'tag' }, 'current') : null),
           h('td', {}, formatTime(v.createdAt)),
           h('td', {}, v.createdByRun ? h('a', { href: paths.run(v.createdByRun.id), class: 'mono' }, `${v.createdByRun.id.slice(0, 8)} (${v.createdByRun.state})`) : '—'),
-          h('td', {}, String(v.fields.length)),
+          compact ? null : h('td', {}, String(v.fields.length)),
           h('td', {}, h('a', { href: paths.newBackfill({ datasetNamespace: namespace, dataset: name, version: v.version }) }, 'Plan backfill')),
         ),
       ),

@@ -92,7 +92,7 @@ function datasetDetails(node, byId) {
   const dataset = node.data;
   const versions = h('div', {}, loading());
   api.datasetVersions(dataset.namespace, dataset.name, { limit: 5 }).then(
-    (page) => replace(versions, versionsList(dataset.namespace, dataset.name, page.versions, dataset.currentVersion)),
+    (page) => replace(versions, versionsList(dataset.namespace, dataset.name, page.versions, dataset.currentVersion, { compact: true })),
     (error) => replace(versions, errorBox(error)),
   );
   return [
@@ -146,6 +146,7 @@ export async function lineagePage(main, query) {
   replace(
     main,
     h('div', { class: 'lineage-head' }, h('h1', {}, 'Lineage of ', h('span', { class: 'mono' }, nodeId.slice(kind.length + 1))), form),
+    h('p', { class: 'muted hint' }, 'Drag to pan, scroll to zoom, click a node for its details and paths, double-click to centre the lineage on it.'),
     h('div', { class: 'lineage-layout' }, graphArea, details),
   );
   main.classList.add('wide');
@@ -168,6 +169,7 @@ export async function lineagePage(main, query) {
       classes: [n.type === 'JOB' ? 'job' : 'dataset', n.data.latestRun?.state === 'FAILED' ? 'failed' : ''].join(' ').trim(),
     })),
     edges: data.edges.map((e) => ({ source: e.origin, target: e.destination })),
+    onOpen: (id) => go(paths.lineage(id, { up, down })),
     onSelect: (id) => {
       const node = id && byId.get(id);
       if (!node) replace(details, h('p', { class: 'muted' }, 'Click a node to see its details.'));

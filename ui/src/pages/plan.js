@@ -161,17 +161,31 @@ export function renderPlan(container, plan) {
     graph.replaceWith(h('p', { class: 'muted' }, 'Nothing to redo.'));
     return Promise.resolve();
   }
+  // The root cause (a run, a dataset version, a job's window) on the left, then the steps by level.
   const steps = new Set(plan.jobs.map((s) => s.nodeId));
+  const cause = {
+    id: `cause:${plan.root.nodeId}`, // a job root is also its own first step
+    kind: 'CAUSE',
+    label: plan.root.kind === 'run' ? `Run ${plan.root.runs[0]?.slice(0, 8) ?? ''}` : plan.root.kind === 'dataset' ? plan.root.dataset.name : `${plan.root.job.name} (window)`,
+    classes: 'cause failed',
+  };
+  const firsts = plan.jobs.filter((s) => !s.dependsOn.some((d) => steps.has(d)));
   return drawGraph(graph, {
     name: 'plan',
-    rootId: plan.jobs.find((s) => s.isRoot)?.nodeId,
-    nodes: plan.jobs.map((s) => ({
-      id: s.nodeId,
-      kind: 'JOB',
-      label: `L${s.level} · ${s.job.name}`,
-      classes: ['job', s.done ? 'done' : '', s.isRoot && plan.root.kind === 'run' ? 'failed' : ''].join(' ').trim(),
-    })),
-    edges: plan.jobs.flatMap((s) => s.dependsOn.filter((d) => steps.has(d)).map((d) => ({ source: d, target: s.nodeId }))),
+    rootId: cause.id,
+    nodes: [
+      cause,
+      ...plan.jobs.map((s) => ({
+        id: s.nodeId,
+        kind: 'JOB',
+        label: `L${s.level} · ${s.job.name}`,
+        classes: ['job', s.done ? 'done' : ''].join(' ').trim(),
+      })),
+    ],
+    edges: [
+      ...firsts.map((s) => ({ source: cause.id, target: s.nodeId })),
+      ...plan.jobs.flatMap((s) => s.dependsOn.filter((d) => steps.has(d)).map((d) => ({ source: d, target: s.nodeId }))),
+    ],
     onSelect: (id) => {
       if (!id) return;
       const card = container.querySelector(`article.step[data-node-id="${CSS.escape(id)}"]`);
