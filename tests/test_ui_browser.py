@@ -343,7 +343,7 @@ def test_a_backfill_plan_from_a_failed_run_saved_and_opened_by_url(page, http):
 
     # The ETL task is re-run for 2 November: the saved plan shows that step done.
     rerun(http, "bookings_etl", "load_room_bookings", NOV + DAY, ["bookings"], ["room_bookings"])
-    page.reload()
+    page.get_by_role("button", name="Refresh progress").click()
     expect(page.locator(".progress").first).to_contain_text("in progress · 1/3 steps · 1/3 runs")
     expect(page.locator("li.level").nth(0).locator(".tag.done")).to_have_text("done")
     screenshot(page, "backfill-saved")

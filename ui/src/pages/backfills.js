@@ -231,7 +231,12 @@ export async function savedBackfillPage(main, id) {
     h('p', { class: 'crumbs' }, h('a', { href: paths.backfills() }, 'Backfill plans'), ' / '),
     h('h1', {}, plan.name || `Plan ${plan.id.slice(0, 8)}`),
     h('p', { class: 'meta' }, `Saved ${formatTime(plan.createdAt)} · `, progressBar(plan.progress)),
-    h('p', { class: 'muted' }, 'Progress follows the runs that complete after the plan was saved: reload to update.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Progress follows the runs that complete after the plan was saved. ',
+      h('button', { type: 'button', onclick: () => savedBackfillPage(main, id) }, 'Refresh progress'),
+    ),
     planArea,
   );
   await renderPlan(planArea, plan);
