@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench-ingest bench-explain bench-backfill bench-lineage openapi clean
+.PHONY: run ui test test-sqlite test-postgres bench-ingest bench-explain bench-backfill bench-lineage openapi clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -23,6 +23,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 ## Install, migrate and serve on http://localhost:5000 (embedded SQLite unless HEADWATER_DATABASE_URL / POSTGRES_HOST is set).
 run: $(VENV)/.installed
 	$(VENV)/bin/headwater serve
+
+## Rebuild the web UI (ui/, needs Node.js 20 and npm) into app/ui/static, which is committed: `make run` needs no Node.
+ui:
+	cd ui && npm ci --no-audit --no-fund && npm run build
 
 ## The whole suite twice: on SQLite, then on a throwaway PostgreSQL server the run starts itself.
 test: $(VENV)/.installed-dev

@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from app import __version__
+from app import __version__, ui
 from app.api import (
     admin,
     backfills,
     datasets,
     events,
+    failures,
     health,
     jobs,
     lineage,
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         datasets,
         jobs,
         runs,
+        failures,
         tags,
         backfills,
         health,
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in routers:
         dependencies = [] if module in open_routers else [Depends(require_read_key)]
         app.include_router(module.router, dependencies=dependencies)
+    ui.install(app)  # after the API, whose routes never overlap the UI's page paths
     return app
 
 

@@ -273,6 +273,8 @@ runs = Table(
     ),
     Index("ix_runs_job_nominal", "job_id", "nominal_start_time"),
     Index("ix_runs_parent_run_id", "parent_run_id"),
+    # Recent failures, newest first (GET /api/v1/runs/failures).
+    Index("ix_runs_state_ended", "state", "ended_at"),
 )
 
 # Append-only state history of each run: one row per event that carried an eventType.

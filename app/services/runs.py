@@ -10,7 +10,8 @@ from sqlalchemy import Connection, Engine, select
 from app.db import tables as t
 from app.db.dialect import in_values
 from app.db.engine import read_connection
-from app.schemas.marquez import Run, RunFacetsResponse
+from app.schemas.failures import FailedRun
+from app.schemas.marquez import JobId, Run, RunFacetsResponse
 from app.services.errors import NotFound
 from app.services.facets import facets_by_entity
 
@@ -97,3 +98,25 @@ def get_run_facets(engine: Engine, run_id: uuid.UUID, kind: str) -> RunFacetsRes
             raise NotFound(f"Run '{run_id}' not found.")
         entity = run_id if kind == "run" else job_id
         return RunFacetsResponse(runId=str(run_id), facets=facets_by_entity(conn, [entity]).get(entity, {}))
+
+
+def recent_failures(engine: Engine, *, limit: int) -> list[FailedRun]:
+    """The latest failed runs of visible jobs, newest end first (index ix_runs_state_ended)."""
+    r, j = t.runs.c, t.jobs.c
+    with read_connection(engine) as conn:
+        rows = list(
+            conn.execute(
+                select(r.id, r.namespace_name, r.job_name)
+                .join(t.jobs, j.id == r.job_id)
+                .where(r.state == "FAILED", r.ended_at.is_not(None), j.is_hidden.is_(False))
+                .order_by(r.ended_at.desc(), r.id)
+                .limit(limit)
+            )
+        )
+        hydrated = hydrate_runs(conn, [row.id for row in rows])
+    return [
+        FailedRun.model_construct(
+            job=JobId.model_construct(namespace=row.namespace_name, name=row.job_name), run=hydrated[row.id]
+        )
+        for row in rows
+    ]

@@ -1,0 +1,193 @@
+import { api } from '../api.js';
+import { errorBox, formatDuration, formatTime, h, loading, replace, stateBadge } from '../dom.js';
+import { columnLineagePanel } from '../columns.js';
+import { facetSections, qualitySections } from '../facets.js';
+import { drawGraph } from '../graph.js';
+import { go } from '../navigation.js';
+import { paths } from '../paths.js';
+import { schemaTable, versionsList } from './dataset.js';
+
+const MAX_NODES = 2000;
+
+function depthParam(query, key) {
+  const value = Number.parseInt(query.get(key) ?? '2', 10);
+  return Number.isFinite(value) && value >= 0 ? Math.min(value, 50) : 2;
+}
+
+// Upstream and downstream are walked separately, each to its own depth, and drawn as one graph.
+async function loadGraph(nodeId, up, down) {
+  const [upstream, downstream] = await Promise.all([
+    api.lineage(nodeId, { depth: up, direction: 'upstream', maxNodes: MAX_NODES }),
+    api.lineage(nodeId, { depth: down, direction: 'downstream', maxNodes: MAX_NODES }),
+  ]);
+  const byId = new Map();
+  const edges = new Map();
+  for (const node of [...upstream.graph, ...downstream.graph]) {
+    byId.set(node.id, node);
+    for (const edge of [...node.inEdges, ...node.outEdges]) edges.set(`${edge.origin}->${edge.destination}`, edge);
+  }
+  return {
+    nodes: [...byId.values()],
+    edges: [...edges.values()].filter((e) => byId.has(e.origin) && byId.has(e.destination)),
+    truncated: upstream.truncated || downstream.truncated,
+  };
+}
+
+// Lineage nodes carry Marquez's lineage shapes, without facets: the panel loads them from the job or dataset.
+function facetsOf(load) {
+  const box = h('div', {}, loading());
+  load().then(
+    (entity) => replace(box, facetSections(entity.facets)),
+    (error) => replace(box, errorBox(error)),
+  );
+  return box;
+}
+
+// Data-quality results the job's latest run reported on what it read.
+function inputQuality(run) {
+  const tested = (run?.inputDatasetVersions || []).filter((v) => qualitySections(v.facets).length);
+  if (!tested.length) return null;
+  return [
+    h('h3', {}, 'Data quality of its inputs (latest run)'),
+    tested.map((v) => h('div', { class: 'quality' }, h('p', {}, h('strong', {}, v.datasetVersionId.name)), qualitySections(v.facets))),
+  ];
+}
+
+// Data-quality results on this dataset, as reported by the latest runs of the jobs that read it.
+function readerQuality(node, byId) {
+  const { namespace, name } = node.data;
+  const reports = [];
+  for (const edge of node.outEdges) {
+    const reader = byId.get(edge.destination);
+    const run = reader?.data.latestRun;
+    for (const v of run?.inputDatasetVersions || []) {
+      if (v.datasetVersionId.namespace !== namespace || v.datasetVersionId.name !== name) continue;
+      const sections = qualitySections(v.facets);
+      if (sections.length) reports.push(h('div', { class: 'quality' }, h('p', { class: 'muted' }, `Reported by ${reader.data.name}, run ${run.id.slice(0, 8)} (${formatTime(run.startedAt)})`), sections));
+    }
+  }
+  return reports.length ? [h('h3', {}, 'Data quality'), reports] : null;
+}
+
+function jobDetails(node) {
+  const job = node.data;
+  const run = job.latestRun;
+  return [
+    h('h2', {}, h('span', { class: 'kind kind-job' }, 'Job'), ' ', job.name),
+    h('p', { class: 'muted' }, job.namespace),
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', {}, 'Latest run'),
+      h('dd', {}, run ? [stateBadge(run.state), ' ', h('a', { href: paths.run(run.id), class: 'mono' }, run.id.slice(0, 8))] : 'never run'),
+      h('dt', {}, 'Duration'),
+      h('dd', {}, run ? formatDuration(run.durationMs) : '—'),
+      h('dt', {}, 'Started'),
+      h('dd', {}, run ? formatTime(run.startedAt) : '—'),
+    ),
+    h(
+      'p',
+      { class: 'actions' },
+      h('a', { class: 'button', href: paths.job(job.namespace, job.name) }, 'Run history'),
+      h('a', { class: 'button', href: paths.lineage(node.id) }, 'Center here'),
+      run?.state === 'FAILED' ? h('a', { class: 'button primary', href: paths.newBackfill({ runId: run.id }) }, 'Plan backfill') : null,
+    ),
+    job.description ? h('p', {}, job.description) : null,
+    facetsOf(() => api.job(job.namespace, job.name)),
+    inputQuality(run),
+  ];
+}
+
+function datasetDetails(node, byId) {
+  const dataset = node.data;
+  const versions = h('div', {}, loading());
+  api.datasetVersions(dataset.namespace, dataset.name, { limit: 5 }).then(
+    (page) => replace(versions, versionsList(dataset.namespace, dataset.name, page.versions, dataset.currentVersion, { compact: true })),
+    (error) => replace(versions, errorBox(error)),
+  );
+  return [
+    h('h2', {}, h('span', { class: 'kind kind-dataset' }, 'Dataset'), ' ', dataset.name),
+    h('p', { class: 'muted' }, dataset.namespace),
+    h(
+      'p',
+      { class: 'actions' },
+      h('a', { class: 'button', href: paths.dataset(dataset.namespace, dataset.name) }, 'Dataset page'),
+      h('a', { class: 'button', href: paths.lineage(node.id) }, 'Center here'),
+    ),
+    dataset.description ? h('p', {}, dataset.description) : null,
+    h('h3', {}, 'Schema'),
+    schemaTable(dataset.fields || []),
+    readerQuality(node, byId),
+    h('h3', {}, 'Column lineage'),
+    columnLineagePanel(dataset.namespace, dataset.name, dataset.fields || [], { idPrefix: 'details-cl' }),
+    h('h3', {}, 'Latest versions'),
+    versions,
+    facetsOf(() => api.dataset(dataset.namespace, dataset.name)),
+  ];
+}
+
+export async function lineagePage(main, query) {
+  const nodeId = query.get('nodeId');
+  const up = depthParam(query, 'up');
+  const down = depthParam(query, 'down');
+  document.title = 'Lineage · Headwater';
+  if (!nodeId) {
+    replace(main, h('h1', {}, 'Lineage'), h('p', {}, 'Search for a job or dataset above, then open its lineage.'));
+    return;
+  }
+  const number = (id, label, value) => [
+    h('label', { for: id }, label),
+    h('input', { id, name: id, type: 'number', min: '0', max: '50', value: String(value), class: 'depth' }),
+  ];
+  const form = h(
+    'form',
+    { class: 'lineage-controls', 'aria-label': 'Lineage depth' },
+    number('depth-up', 'Upstream depth', up),
+    number('depth-down', 'Downstream depth', down),
+    h('button', { type: 'submit' }, 'Apply'),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    go(paths.lineage(nodeId, { up: form.elements['depth-up'].value, down: form.elements['depth-down'].value }), { replace: true });
+  });
+  const graphArea = h('div', { id: 'lineage-graph', class: 'graph' }, loading('Loading the graph…'));
+  const details = h('aside', { id: 'node-details', class: 'details', 'aria-label': 'Selected node', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Click a node to see its details.'));
+  const [kind] = nodeId.split(':', 1);
+  replace(
+    main,
+    h('div', { class: 'lineage-head' }, h('h1', {}, 'Lineage of ', h('span', { class: 'mono' }, nodeId.slice(kind.length + 1))), form),
+    h('p', { class: 'muted hint' }, 'Drag to pan, scroll to zoom, click a node for its details and paths, double-click to centre the lineage on it.'),
+    h('div', { class: 'lineage-layout' }, graphArea, details),
+  );
+  main.classList.add('wide');
+  let data;
+  try {
+    data = await loadGraph(nodeId, up, down);
+  } catch (error) {
+    replace(graphArea, errorBox(error));
+    return () => main.classList.remove('wide');
+  }
+  const byId = new Map(data.nodes.map((n) => [n.id, n]));
+  const rootId = byId.has(nodeId) ? nodeId : [...byId.keys()].find((id) => id.toLowerCase() === nodeId.toLowerCase());
+  const { pick } = await drawGraph(graphArea, {
+    name: 'lineage',
+    rootId,
+    nodes: data.nodes.map((n) => ({
+      id: n.id,
+      kind: n.type,
+      label: n.type === 'JOB' ? n.data.name : n.data.name,
+      classes: [n.type === 'JOB' ? 'job' : 'dataset', n.data.latestRun?.state === 'FAILED' ? 'failed' : ''].join(' ').trim(),
+    })),
+    edges: data.edges.map((e) => ({ source: e.origin, target: e.destination })),
+    onOpen: (id) => go(paths.lineage(id, { up, down })),
+    onSelect: (id) => {
+      const node = id && byId.get(id);
+      if (!node) replace(details, h('p', { class: 'muted' }, 'Click a node to see its details.'));
+      else replace(details, node.type === 'JOB' ? jobDetails(node) : datasetDetails(node, byId));
+    },
+  });
+  if (data.truncated) graphArea.prepend(h('p', { class: 'warning', role: 'status' }, `Only the first ${MAX_NODES} nodes are drawn: lower the depth.`));
+  if (rootId) pick(rootId);
+  return () => main.classList.remove('wide');
+}
+
