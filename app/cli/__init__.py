@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import contextmanager
+from datetime import timedelta
 
 import typer
 import uvicorn
@@ -11,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.backfill import backfill_cli
 from app.cli.demo import demo_cli
+from app.cli.maintenance import purge_command
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import log_config
@@ -21,6 +24,7 @@ db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(backfill_cli, name="backfill")
 cli.add_typer(demo_cli, name="demo")
+cli.command("purge")(purge_command)
 
 
 @cli.command()
@@ -39,6 +43,34 @@ def serve(
     finally:
         engine.dispose()
     host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
+    with _retention(settings):
+        _serve(settings, host, port, workers)
+
+
+@contextmanager
+def _retention(settings: Settings):
+    """Periodic retention (HEADWATER_RETENTION_DAYS) on a thread of this process: one schedule per `serve`,
+    however many workers it starts."""
+    if not settings.retention_days:
+        yield
+        return
+    from app.services.retention import RetentionSchedule
+
+    engine = create_db_engine(settings)
+    schedule = RetentionSchedule(
+        engine,
+        timedelta(days=settings.retention_days),
+        settings.retention_interval_seconds,
+        batch_size=settings.retention_batch_size,
+    ).start()
+    try:
+        yield
+    finally:
+        schedule.stop()
+        engine.dispose()
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     if workers == 1 and settings.admin_port:
         asyncio.run(_serve_with_admin_port(settings, host, port))
         return
