@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.backfill import backfill_cli
 from app.cli.demo import demo_cli
-from app.cli.maintenance import purge_command
+from app.cli.maintenance import purge_command, reindex_command
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import log_config
@@ -25,6 +25,7 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(backfill_cli, name="backfill")
 cli.add_typer(demo_cli, name="demo")
 cli.command("purge")(purge_command)
+cli.command("reindex")(reindex_command)
 
 
 @cli.command()

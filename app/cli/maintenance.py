@@ -56,3 +56,27 @@ def purge_command(
     for table, count in report.deleted.items():
         typer.echo(f"  {table:<18}{count:>10}")
     typer.echo(f"  {'total':<18}{report.total:>10}")
+
+
+def reindex_command(
+    chunk_size: int = typer.Option(500, min=1, help="Events read from the database at a time."),
+) -> None:
+    """Rebuild the model (datasets, jobs, runs, versions, facets, lineage) from the stored raw events, in one
+    transaction; tags, namespaces, sources and soft deletes set through the API are kept. Events that failed to
+    apply before (apply_error) are tried again."""
+    from app.services.reindex import reindex
+
+    engine = create_db_engine(Settings())
+    try:
+        with _progress_bar() as progress:
+            report = reindex(engine, chunk_size=chunk_size, progress=lambda n, total: progress("events", n, total))
+    finally:
+        engine.dispose()
+    typer.echo(f"rebuilt the model from {report.events} events")
+    if report.recovered:
+        typer.echo(f"  {report.recovered} events that had failed to apply before were applied")
+    if report.failed:
+        typer.echo(f"  {report.failed} events could not be applied (marked in lineage_events.apply_error):", err=True)
+        for event_id, error in list(report.errors.items())[:20]:
+            typer.echo(f"    event {event_id}: {error}", err=True)
+        raise typer.Exit(1)
