@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from datetime import timedelta
@@ -17,6 +20,7 @@ from app.cli.maintenance import purge_command, reindex_command
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import log_config
+from app.metrics import MULTIPROCESS_DIR
 from app.settings import Settings
 
 cli = typer.Typer(help="Headwater: OpenLineage metadata service, compatible with Marquez.", no_args_is_help=True)
@@ -76,17 +80,34 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
         asyncio.run(_serve_with_admin_port(settings, host, port))
         return
     # Several workers: uvicorn's process manager; the admin endpoints stay on the main port.
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level,
-        log_config=log_config(settings.log_format, settings.log_level),
-        access_log=False,  # RequestIdMiddleware writes the access lines, with the request id
-        timeout_graceful_shutdown=20,
-    )
+    with _shared_metrics_directory():
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+            log_config=log_config(settings.log_format, settings.log_level),
+            access_log=False,  # RequestIdMiddleware writes the access lines, with the request id
+            timeout_graceful_shutdown=20,
+        )
+
+
+@contextmanager
+def _shared_metrics_directory():
+    """prometheus_client's multiprocess mode for the workers (they inherit the environment): a fresh directory
+    for their metric files, removed afterwards. One the operator set (PROMETHEUS_MULTIPROC_DIR) is used as is."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="headwater-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_DIR]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _wait_for_database(engine, seconds: float) -> None:
