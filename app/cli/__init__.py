@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
 import time
 from contextlib import contextmanager
@@ -76,8 +77,8 @@ def _retention(settings: Settings):
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
-    if workers == 1 and settings.admin_port:
-        asyncio.run(_serve_with_admin_port(settings, host, port))
+    if workers == 1:
+        asyncio.run(_serve_in_process(settings, host, port))
         return
     # Several workers: uvicorn's process manager; the admin endpoints stay on the main port.
     with _shared_metrics_directory():
@@ -130,8 +131,19 @@ def _wait_for_database(engine, seconds: float) -> None:
             delay = min(delay * 2, 5)
 
 
-async def _serve_with_admin_port(settings: Settings, host: str, port: int) -> None:
-    """One app, two listeners: the API on ``port``, only /ping, /healthcheck and /metrics on the admin port."""
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to `serve`: uvicorn's own handling re-raises SIGTERM once it has
+    shut down gracefully, which would end the process with a signal instead of exit status 0."""
+
+    @contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def _serve_in_process(settings: Settings, host: str, port: int) -> None:
+    """One app, two listeners: the API on ``port``, only /ping, /healthcheck and /metrics on the admin port
+    (unless it is 0). SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to 20 s),
+    then returns; a second SIGINT stops at once."""
     from app.main import admin_only, create_app
 
     app = create_app(settings)
@@ -140,15 +152,26 @@ async def _serve_with_admin_port(settings: Settings, host: str, port: int) -> No
         "log_config": log_config(settings.log_format, settings.log_level),
         "access_log": False,  # RequestIdMiddleware writes the access lines, with the request id
     }
-    main = uvicorn.Server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=20, **logs))
-    admin_app = admin_only(app)
-    admin = uvicorn.Server(uvicorn.Config(admin_app, host=host, port=settings.admin_port, lifespan="off", **logs))
-    admin_task = asyncio.create_task(admin.serve())
+    servers = [_Server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=20, **logs))]
+    if settings.admin_port:
+        admin = uvicorn.Config(admin_only(app), host=host, port=settings.admin_port, lifespan="off", **logs)
+        servers.append(_Server(admin))
+
+    def stop(sig: signal.Signals) -> None:
+        for server in servers:
+            server.force_exit = server.should_exit and sig == signal.SIGINT
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+    admin_task = asyncio.create_task(servers[1].serve()) if len(servers) > 1 else None
     try:
-        await main.serve()
+        await servers[0].serve()
     finally:
-        admin.should_exit = True
-        await admin_task
+        if admin_task is not None:
+            servers[1].should_exit = True
+            await admin_task
 
 
 @db_cli.command("upgrade")
