@@ -17,7 +17,10 @@ DEFAULT_SQLITE_URL = "sqlite:///headwater.db"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HEADWATER_", extra="ignore", populate_by_name=True)
+    # An empty variable (compose's `${X:-}`) means unset.
+    model_config = SettingsConfigDict(
+        env_prefix="HEADWATER_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     host: str = "0.0.0.0"
     port: int = Field(5000, validation_alias=AliasChoices("HEADWATER_PORT", "MARQUEZ_PORT", "port"))

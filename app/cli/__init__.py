@@ -176,10 +176,14 @@ async def _serve_in_process(settings: Settings, host: str, port: int) -> None:
 
 @db_cli.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
-    """Apply the database migrations."""
-    engine = create_db_engine(Settings())
-    upgrade(engine, revision)
-    engine.dispose()
+    """Apply the database migrations (after waiting for the database, as `serve` does)."""
+    settings = Settings()
+    engine = create_db_engine(settings)
+    try:
+        _wait_for_database(engine, settings.db_wait_seconds)
+        upgrade(engine, revision)
+    finally:
+        engine.dispose()
     typer.echo(f"database at {revision}")
 
 
