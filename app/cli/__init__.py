@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging.config
 import os
 import shutil
 import signal
@@ -62,6 +63,7 @@ def _retention(settings: Settings):
         return
     from app.services.retention import RetentionSchedule
 
+    logging.config.dictConfig(log_config(settings.log_format, settings.log_level))  # before uvicorn does
     engine = create_db_engine(settings)
     schedule = RetentionSchedule(
         engine,
