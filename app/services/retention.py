@@ -131,8 +131,10 @@ def purge(
     batches = _Batches(engine, dry_run)
     with batches.run():
         # Runs first (their links and states go with them), then what no remaining run refers to.
-        while _purge_runs(batches, older_than, batch_size, report, progress):
-            pass  # a parent run can go once its children have gone: another pass finds it
+        # A parent run can go once its children have gone: another pass finds it.
+        passes = 1
+        while _purge_runs(batches, older_than, batch_size, report, progress, "runs" + f" ({passes})" * (passes > 1)):
+            passes += 1
         _purge_job_versions(batches, older_than, batch_size, report, progress)
         _purge_dataset_versions(batches, older_than, batch_size, report, progress)
         _purge_raw_events(batches, older_than, batch_size, report, progress)
@@ -152,7 +154,9 @@ def _candidates(conn: Connection, id_column, *where, after, limit: int) -> list:
     return list(conn.execute(stmt.order_by(id_column).limit(limit)).scalars())
 
 
-def _purge_runs(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress) -> int:
+def _purge_runs(
+    batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress, step: str
+) -> int:
     """One pass over the old runs; returns how many were deleted."""
     r, j, jv, d, v, io = t.runs.c, t.jobs.c, t.job_versions.c, t.datasets.c, t.dataset_versions.c, t.run_io.c
     child = t.runs.alias("child")
@@ -178,7 +182,7 @@ def _purge_runs(batches: _Batches, cutoff: datetime, size: int, report: PurgeRep
             )
             if doomed:
                 deleted_in_pass += _delete_runs(conn, doomed, report)
-        progress("runs", seen, total)
+        progress(step, seen, total)
     return deleted_in_pass
 
 
