@@ -110,6 +110,14 @@ class _Batches:
                 transaction.rollback()
 
     @contextmanager
+    def read(self) -> Iterator[Connection]:
+        if self._shared is not None:
+            yield self._shared
+            return
+        with self.engine.connect() as connection:
+            yield connection
+
+    @contextmanager
     def batch(self) -> Iterator[Connection]:
         if self._shared is not None:
             yield self._shared
@@ -142,7 +150,7 @@ def purge(
 
 
 def _count(batches: _Batches, table, *where) -> int:
-    with batches.batch() as conn:
+    with batches.read() as conn:
         return conn.execute(select(func.count()).select_from(table).where(*where)).scalar() or 0
 
 
