@@ -46,9 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:
             upgrade(engine)
         app.state.engine = engine
+        app.state.metrics.watch_pool(engine)
         log.info("Headwater %s using %s", __version__, engine.url.render_as_string(hide_password=True))
         yield
         engine.dispose()
+        app.state.metrics.process_exiting()
 
     app = FastAPI(
         title="Headwater",
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.metrics = Metrics(lambda: getattr(app.state, "engine", None))
+    app.state.metrics = Metrics()
     install_error_handlers(app)
     # Inside the slash middleware, which may hand on a new scope: the router marks the matched route on it.
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

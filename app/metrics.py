@@ -1,19 +1,19 @@
 """Prometheus metrics: request latency by route, events ingested by kind/type/producer, ingest rejections by
 reason, database pool use. One registry per app (made by the factory), so tests and apps never share counts.
 
-With several worker processes each process counts its own requests; scrape each worker or run one worker per
-container (documented limit: no multiprocess aggregation yet)."""
+Several worker processes (`headwater serve --workers N`) count together: `serve` points PROMETHEUS_MULTIPROC_DIR
+at a fresh directory before the workers start, prometheus_client then keeps every value in a per-process file
+there, and /metrics adds up the files of all workers (prometheus_client's multiprocess mode), whichever worker
+answers. Pool gauges are sums over the live workers; a worker that stops removes its gauges."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-from sqlalchemy import Engine
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from sqlalchemy import Engine, event
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 INGEST_PATH = "/api/v1/lineage"
@@ -30,24 +30,13 @@ REJECTION_REASONS = {
 }
 
 
-class _PoolCollector(Collector):
-    def __init__(self, engine: Callable[[], Engine | None]):
-        self._engine = engine
-
-    def collect(self):
-        engine = self._engine()
-        pool = getattr(engine, "pool", None)
-        in_use = GaugeMetricFamily("headwater_db_pool_connections_in_use", "Database connections checked out")
-        size = GaugeMetricFamily("headwater_db_pool_size", "Database connections the pool keeps open")
-        if pool is not None and hasattr(pool, "checkedout"):
-            in_use.add_metric([], pool.checkedout())
-            size.add_metric([], pool.size() if hasattr(pool, "size") else 0)
-        yield in_use
-        yield size
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
-    def __init__(self, engine: Callable[[], Engine | None]):
+    def __init__(self):
+        # Read by prometheus_client when it is first imported, so set before the worker process starts.
+        self.multiprocess = bool(os.environ.get(MULTIPROCESS_DIR))
         self.registry = CollectorRegistry()
         self.requests = Histogram(
             "headwater_http_request_duration_seconds",
@@ -68,7 +57,39 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self.registry.register(_PoolCollector(engine))
+        # Kept up to date by pool events rather than read at scrape time, so that in multiprocess mode the
+        # answering worker reports every worker's connections.
+        self.pool_in_use = Gauge(
+            "headwater_db_pool_connections_in_use",
+            "Database connections checked out",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.pool_size = Gauge(
+            "headwater_db_pool_size",
+            "Database connections the pool keeps open",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+
+    def watch_pool(self, engine: Engine) -> None:
+        pool = engine.pool
+        self.pool_size.set(pool.size() if hasattr(pool, "size") else 0)
+        event.listen(pool, "checkout", lambda *_: self.pool_in_use.inc())
+        event.listen(pool, "checkin", lambda *_: self.pool_in_use.dec())
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this app, or of all worker processes together in multiprocess mode."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+    def process_exiting(self) -> None:
+        """A worker stops: its live gauges stop counting (its counters and histograms still add up)."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())
 
     def ingested(self, kind: str, event_type: str | None, producer: str | None) -> None:
         self.events.labels(kind, event_type or "", (producer or "")[:200]).inc()

@@ -17,7 +17,10 @@ DEFAULT_SQLITE_URL = "sqlite:///headwater.db"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HEADWATER_", extra="ignore", populate_by_name=True)
+    # An empty variable (compose's `${X:-}`) means unset.
+    model_config = SettingsConfigDict(
+        env_prefix="HEADWATER_", extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
 
     host: str = "0.0.0.0"
     port: int = Field(5000, validation_alias=AliasChoices("HEADWATER_PORT", "MARQUEZ_PORT", "port"))
@@ -51,6 +54,11 @@ class Settings(BaseSettings):
     api_keys: str = Field("", repr=False)
     # With keys set: reads need a read+write key too.
     protect_reads: bool = False
+    # Periodic retention inside `headwater serve` (off when unset): what is older than this many days is purged
+    # every `retention_interval_seconds`, `retention_batch_size` rows per transaction (Marquez: 7 days, 15 min, 1000).
+    retention_days: float | None = Field(None, gt=0)
+    retention_interval_seconds: float = Field(900, gt=0)
+    retention_batch_size: int = Field(1000, gt=0)
 
     @property
     def api_key_list(self) -> list[str]:

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import tables as t
+from app.db.engine import create_db_engine
 from tests.support import model
 from tests.support.events import T0, dataset, facet, run_event
 from tests.support.live_server import LiveServer
@@ -128,3 +129,52 @@ def test_serve_with_two_workers_ingests_concurrently(database_url, engine, tmp_p
         assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == len(events)
         states = dict(conn.execute(select(t.runs.c.id, t.runs.c.state)).all())
     assert states == expected_states
+
+
+def test_metrics_add_up_across_workers(database_url, engine, settings, tmp_path):
+    """With two workers, /metrics counts every worker's events, whichever worker answers the scrape."""
+    from tests.test_admin_metrics import sample
+
+    # Independent jobs (no shared rows to contend for): this is about counting, not about races.
+    events = [
+        run_event(
+            kind,
+            job=("metrics", f"job_{i}"),
+            run_id=uuid.UUID(int=i + 1),
+            time=T0 + timedelta(minutes=i, seconds=offset),
+            outputs=[dataset("db", f"table_{i}", columns=[("id", "int")])],
+        )
+        for i in range(30)
+        for offset, kind in ((0, "START"), (1, "COMPLETE"))
+    ]
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    one_engine = create_db_engine(settings)
+    one_pool = one_engine.pool.size()  # what each worker's pool keeps
+    one_engine.dispose()
+    with LiveServer(database_url, workers=2, log_path=tmp_path / "workers.log", env=env) as server:
+
+        def post(event):
+            # A new connection each time, so the workers share them out. A 503 (the database stayed busy) is
+            # retried, as OpenLineage clients do; only accepted events are counted.
+            for _ in range(5):
+                with httpx.Client(timeout=60) as http:
+                    status = http.post(f"{server.url}/api/v1/lineage", json=event).status_code
+                if status != 503:
+                    return status
+            return status
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert set(pool.map(post, events)) == {201}
+        # Each worker that ingested keeps its counts in its own file; both did.
+        assert len(list(metrics_dir.glob("counter_*.db"))) == 2, sorted(p.name for p in metrics_dir.iterdir())
+        for _ in range(6):
+            with httpx.Client(timeout=10) as http:
+                text = http.get(f"{server.url}/metrics").text
+            total = sum(
+                sample(text, "headwater_events_ingested_total", event_type=kind) or 0
+                for kind in ("START", "RUNNING", "COMPLETE", "FAIL")
+            )
+            assert total == len(events)
+            assert sample(text, "headwater_db_pool_size") == 2 * one_pool

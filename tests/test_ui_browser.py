@@ -418,5 +418,3 @@ def test_a_500_node_graph_is_drawn_and_timed(page, http, engine):
     (SCREENSHOTS / f"{TEST_DB}-graph-render.json").write_text(json.dumps(report))
     print(f"\n{len(expected)}-node lineage graph drawn in {render_ms} ms ({TEST_DB})")
     assert render_ms < 30_000, report  # a sanity bound, not a benchmark
-
-

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging.config
+import os
+import shutil
+import signal
+import tempfile
 import time
+from contextlib import contextmanager
+from datetime import timedelta
 
 import typer
 import uvicorn
@@ -11,9 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.backfill import backfill_cli
 from app.cli.demo import demo_cli
+from app.cli.maintenance import purge_command, reindex_command
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import log_config
+from app.metrics import MULTIPROCESS_DIR
 from app.settings import Settings
 
 cli = typer.Typer(help="Headwater: OpenLineage metadata service, compatible with Marquez.", no_args_is_help=True)
@@ -21,6 +30,8 @@ db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(backfill_cli, name="backfill")
 cli.add_typer(demo_cli, name="demo")
+cli.command("purge")(purge_command)
+cli.command("reindex")(reindex_command)
 
 
 @cli.command()
@@ -39,21 +50,67 @@ def serve(
     finally:
         engine.dispose()
     host, port, workers = host or settings.host, port or settings.port, workers or settings.workers
-    if workers == 1 and settings.admin_port:
-        asyncio.run(_serve_with_admin_port(settings, host, port))
+    with _retention(settings):
+        _serve(settings, host, port, workers)
+
+
+@contextmanager
+def _retention(settings: Settings):
+    """Periodic retention (HEADWATER_RETENTION_DAYS) on a thread of this process: one schedule per `serve`,
+    however many workers it starts."""
+    if not settings.retention_days:
+        yield
+        return
+    from app.services.retention import RetentionSchedule
+
+    logging.config.dictConfig(log_config(settings.log_format, settings.log_level))  # before uvicorn does
+    engine = create_db_engine(settings)
+    schedule = RetentionSchedule(
+        engine,
+        timedelta(days=settings.retention_days),
+        settings.retention_interval_seconds,
+        batch_size=settings.retention_batch_size,
+    ).start()
+    try:
+        yield
+    finally:
+        schedule.stop()
+        engine.dispose()
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    if workers == 1:
+        asyncio.run(_serve_in_process(settings, host, port))
         return
     # Several workers: uvicorn's process manager; the admin endpoints stay on the main port.
-    uvicorn.run(
-        "app.main:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level,
-        log_config=log_config(settings.log_format, settings.log_level),
-        access_log=False,  # RequestIdMiddleware writes the access lines, with the request id
-        timeout_graceful_shutdown=20,
-    )
+    with _shared_metrics_directory():
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level,
+            log_config=log_config(settings.log_format, settings.log_level),
+            access_log=False,  # RequestIdMiddleware writes the access lines, with the request id
+            timeout_graceful_shutdown=20,
+        )
+
+
+@contextmanager
+def _shared_metrics_directory():
+    """prometheus_client's multiprocess mode for the workers (they inherit the environment): a fresh directory
+    for their metric files, removed afterwards. One the operator set (PROMETHEUS_MULTIPROC_DIR) is used as is."""
+    if os.environ.get(MULTIPROCESS_DIR):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="headwater-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS_DIR]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _wait_for_database(engine, seconds: float) -> None:
@@ -76,8 +133,19 @@ def _wait_for_database(engine, seconds: float) -> None:
             delay = min(delay * 2, 5)
 
 
-async def _serve_with_admin_port(settings: Settings, host: str, port: int) -> None:
-    """One app, two listeners: the API on ``port``, only /ping, /healthcheck and /metrics on the admin port."""
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to `serve`: uvicorn's own handling re-raises SIGTERM once it has
+    shut down gracefully, which would end the process with a signal instead of exit status 0."""
+
+    @contextmanager
+    def capture_signals(self):
+        yield
+
+
+async def _serve_in_process(settings: Settings, host: str, port: int) -> None:
+    """One app, two listeners: the API on ``port``, only /ping, /healthcheck and /metrics on the admin port
+    (unless it is 0). SIGTERM or SIGINT stops accepting connections, lets requests in flight finish (up to 20 s),
+    then returns; a second SIGINT stops at once."""
     from app.main import admin_only, create_app
 
     app = create_app(settings)
@@ -86,23 +154,38 @@ async def _serve_with_admin_port(settings: Settings, host: str, port: int) -> No
         "log_config": log_config(settings.log_format, settings.log_level),
         "access_log": False,  # RequestIdMiddleware writes the access lines, with the request id
     }
-    main = uvicorn.Server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=20, **logs))
-    admin_app = admin_only(app)
-    admin = uvicorn.Server(uvicorn.Config(admin_app, host=host, port=settings.admin_port, lifespan="off", **logs))
-    admin_task = asyncio.create_task(admin.serve())
+    servers = [_Server(uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=20, **logs))]
+    if settings.admin_port:
+        admin = uvicorn.Config(admin_only(app), host=host, port=settings.admin_port, lifespan="off", **logs)
+        servers.append(_Server(admin))
+
+    def stop(sig: signal.Signals) -> None:
+        for server in servers:
+            server.force_exit = server.should_exit and sig == signal.SIGINT
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+    admin_task = asyncio.create_task(servers[1].serve()) if len(servers) > 1 else None
     try:
-        await main.serve()
+        await servers[0].serve()
     finally:
-        admin.should_exit = True
-        await admin_task
+        if admin_task is not None:
+            servers[1].should_exit = True
+            await admin_task
 
 
 @db_cli.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
-    """Apply the database migrations."""
-    engine = create_db_engine(Settings())
-    upgrade(engine, revision)
-    engine.dispose()
+    """Apply the database migrations (after waiting for the database, as `serve` does)."""
+    settings = Settings()
+    engine = create_db_engine(settings)
+    try:
+        _wait_for_database(engine, settings.db_wait_seconds)
+        upgrade(engine, revision)
+    finally:
+        engine.dispose()
     typer.echo(f"database at {revision}")
 
 

@@ -275,6 +275,7 @@ runs = Table(
     Index("ix_runs_parent_run_id", "parent_run_id"),
     # Recent failures, newest first (GET /api/v1/runs/failures).
     Index("ix_runs_state_ended", "state", "ended_at"),
+    Index("ix_runs_job_version_id", "job_version_id"),  # retention: is a job version still used?
 )
 
 # Append-only state history of each run: one row per event that carried an eventType.
@@ -286,6 +287,7 @@ run_states = Table(
     Column("event_type", String(32), nullable=False),
     Column("state", String(16)),  # NULL for OTHER: recorded, but changes no state
     Column("transitioned_at", UTCDateTime(), nullable=False),
+    Index("ix_run_states_lineage_event_id", "lineage_event_id"),  # retention: is a raw event still named?
 )
 
 # Which dataset version each run read (INPUT) and wrote (OUTPUT).
@@ -319,6 +321,7 @@ facets = Table(
     # The event that set the value; NULL for a reader's description kept until a writer says otherwise.
     Column("lineage_event_id", BigIntPK),
     Index("ix_facets_kind_name", "kind", "name"),
+    Index("ix_facets_lineage_event_id", "lineage_event_id"),  # retention: is a raw event still named?
 )
 
 column_lineage = Table(

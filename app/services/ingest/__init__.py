@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -17,7 +18,7 @@ from app.db import json as json_codec
 from app.db import tables as t
 from app.db.dialect import is_retryable, is_unavailable, upsert
 from app.db.engine import write_transaction
-from app.schemas.openlineage import LineageEvent
+from app.schemas.openlineage import LineageEvent, event_class_for
 from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
 from app.services.ingest.statements import statements_for
 from app.services.ingest.writer import EventContext
@@ -106,6 +107,21 @@ def ingest_event(engine: Engine, payload: dict[str, Any], event: LineageEvent, *
             return _keep_unapplied(engine, row, exc)
         except Exception as exc:  # a mapping bug must not lose an accepted event
             return _keep_unapplied(engine, row, exc)
+
+
+def apply_stored_event(connection: Connection, event_id: int, event_hash_: str, payload: dict[str, Any]) -> None:
+    """Apply an event already in ``lineage_events`` to the model, inside the caller's transaction: what ingest
+    does after storing it (used by `headwater reindex`). Raises ValueError for a payload that no longer
+    validates."""
+    event_class = event_class_for(payload)
+    if event_class is None:
+        raise ValueError("not an OpenLineage event")
+    try:
+        event = event_class.model_validate(payload)
+    except ValidationError as exc:
+        raise ValueError(f"invalid {event_class.__name__}: {exc.error_count()} errors") from exc
+    ctx = EventContext(event_id, event_key(event.eventTime, event_hash_), event.eventTime)
+    _APPLY[event.KIND](connection, ctx, event)
 
 
 def _keep_unapplied(engine: Engine, row: dict[str, Any], exc: Exception) -> IngestResult:
