@@ -53,6 +53,7 @@ def test_compose_runs_postgres_and_headwater_with_marquez_variable_names():
     db, app = services["db"], services["headwater"]
 
     assert db["image"].startswith("postgres:")
+    assert "random_page_cost=1.1" in db["command"]  # the planner setting the README advises for SSDs
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
     # Named volumes, declared at the top level.
     assert [volume.split(":")[0] for volume in db["volumes"]] == list(COMPOSE["volumes"])
