@@ -14,6 +14,7 @@ from app.api import (
     datasets,
     events,
     health,
+    incidents,
     jobs,
     lineage,
     lineage_graph,
@@ -22,6 +23,7 @@ from app.api import (
     search,
     sources,
     stats,
+    subscriptions,
     tags,
 )
 from app.api.auth import require_read_key
@@ -31,12 +33,14 @@ from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import RequestIdMiddleware
 from app.metrics import Metrics, MetricsMiddleware
+from app.services.incidents.worker import Clock, IncidentWorker, system_clock
 from app.settings import Settings
 
 log = logging.getLogger("headwater")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    """``clock`` is what the incident worker takes for "now" (the late-dataset check): tests control time."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -46,8 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             upgrade(engine)
         app.state.engine = engine
         log.info("Headwater %s using %s", __version__, engine.url.render_as_string(hide_password=True))
-        yield
-        engine.dispose()
+        worker = IncidentWorker(engine, settings, clock) if settings.incident_worker else None
+        app.state.incident_worker = worker
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            engine.dispose()
 
     app = FastAPI(
         title="Headwater",
@@ -75,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs,
         tags,
         backfills,
+        incidents,
+        subscriptions,
         health,
         admin,
     )
