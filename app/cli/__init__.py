@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.backfill import backfill_cli
 from app.cli.demo import demo_cli
+from app.cli.incidents import incidents_cli, subscriptions_cli
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import log_config
@@ -21,6 +22,8 @@ db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(backfill_cli, name="backfill")
 cli.add_typer(demo_cli, name="demo")
+cli.add_typer(incidents_cli, name="incidents")
+cli.add_typer(subscriptions_cli, name="subscriptions")
 
 
 @cli.command()
