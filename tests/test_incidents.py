@@ -116,8 +116,10 @@ def test_a_failed_upstream_run_notifies_exactly_the_subscribers_of_impacted_asse
 ):
     client = worker_client
     bookings_day(client, NOV)
-    reports = subscribe(client, receiver.url("/reports"), "reports-secret", datasets=[{"namespace": POSTGRES_NS, "name": REPORTS}])
-    owner = subscribe(client, receiver.url("/owner"), "owner-secret", owners=["team-analytics"])
+    subscribe(
+        client, receiver.url("/reports"), "reports-secret", datasets=[{"namespace": POSTGRES_NS, "name": REPORTS}]
+    )
+    subscribe(client, receiver.url("/owner"), "owner-secret", owners=["team-analytics"])
     # Reached by three paths (two downstream datasets and their owner): hears about the incident once.
     everything = subscribe(
         client,
@@ -209,7 +211,8 @@ def failing_run(client, name="load_orders", *, time=NOV + DAY, output="orders"):
     post(
         client,
         run_event("START", job=(NS, name), run_id=run_id, time=time, outputs=[dataset(DB, output)]),
-        run_event("FAIL", job=(NS, name), run_id=run_id, time=time + timedelta(minutes=1), outputs=[dataset(DB, output)]),
+        run_event("FAIL", job=(NS, name), run_id=run_id, time=time + timedelta(minutes=1),
+                  outputs=[dataset(DB, output)]),
     )  # fmt: skip
     return str(run_id)
 
@@ -235,9 +238,7 @@ def test_a_receiver_that_never_answers_well_is_given_up_on(app_with_worker, rece
     subscription = subscribe(client, receiver.url("/down"), namespaces=[NS])
     failing_run(client)
     receiver.wait_for(3, "/down")
-    entry = wait_until(
-        lambda: (d := deliveries(client, subscription)["deliveries"][0])["status"] == "failed" and d
-    )
+    entry = wait_until(lambda: (d := deliveries(client, subscription)["deliveries"][0])["status"] == "failed" and d)
     assert entry["attempts"] == 3 and entry["lastStatusCode"] == 503 and entry["nextAttemptAt"] is None
     assert "x-headwater-signature" not in receiver.calls("/down")[0].headers  # no secret, no signature
     time.sleep(0.2)
@@ -248,7 +249,9 @@ def test_a_restart_between_incident_and_delivery_still_delivers(settings, engine
     """The incident and its outbox row are written at ingest; the first server has no worker running. A new
     server process, started later, delivers from the outbox."""
     with TestClient(create_app(settings)) as first:  # the test settings: no incident worker
-        subscription = subscribe(first, receiver.url("/ops"), "ops-secret", jobs=[{"namespace": NS, "name": "load_orders"}])
+        subscription = subscribe(
+            first, receiver.url("/ops"), "ops-secret", jobs=[{"namespace": NS, "name": "load_orders"}]
+        )
         run_id = failing_run(first)
         (incident,) = incidents(first, status="open")
         assert incident["runId"] == run_id
@@ -357,7 +360,10 @@ def test_a_failed_assertion_raises_a_data_quality_incident(client):
     assert incident["datasetVersion"] == version and incident["runId"] == test_run
     assert incident["details"]["failedAssertions"] == [{"assertion": "not_null", "column": "id", "success": False}]
     assert incident["details"]["reportedBy"] == {"namespace": "dbt", "name": "orders.test"}
-    assert incident["backfill"]["preview"]["body"] == {"dataset": {"namespace": DB, "name": "orders"}, "version": version}
+    assert incident["backfill"]["preview"]["body"] == {
+        "dataset": {"namespace": DB, "name": "orders"},
+        "version": version,
+    }
     # The worker is off here: reading the incident computes its impact (the check itself reads the data too:
     # it is re-run after the repair, as the backfill plan says).
     assert incident["impact"] is None
@@ -401,7 +407,7 @@ def test_metrics_breaking_a_configured_rule_raise_a_data_quality_incident(settin
 
 def test_a_dropped_column_used_downstream_raises_a_schema_incident(worker_client, receiver):
     client = worker_client
-    email = [(DB, "customers", "email")]
+    email, country = [(DB, "customers", "email")], [(DB, "customers", "country")]
     subscription = subscribe(client, receiver.url("/mailer"), jobs=[{"namespace": NS, "name": "marketing"}])
 
     def day(n, customers_columns):
@@ -409,7 +415,7 @@ def test_a_dropped_column_used_downstream_raises_a_schema_incident(worker_client
         scheduled_run(client, "marketing", n, output="mailing_list", inputs=["customers"], minutes=60,
                       columns=[("address", "text")], lineage=column_lineage({"address": email}))  # fmt: skip
         scheduled_run(client, "geo", n, output="by_country", inputs=["customers"], minutes=60,
-                      columns=[("country", "text")], lineage=column_lineage({"country": [(DB, "customers", "country")]}))  # fmt: skip
+                      columns=[("country", "text")], lineage=column_lineage({"country": country}))  # fmt: skip
 
     full = [("id", "int"), ("email", "text"), ("country", "text"), ("legacy_flag", "boolean")]
     day(0, full)
@@ -421,7 +427,11 @@ def test_a_dropped_column_used_downstream_raises_a_schema_incident(worker_client
     assert incident["status"] == "open" and incident["dataset"] == {"namespace": DB, "name": "customers"}
     assert incident["details"]["changedColumns"] == [{"name": "email", "before": "text", "after": None}]
     assert incident["details"]["downstreamColumns"] == [
-        {"nodeId": f"dataset:{DB}:mailing_list", "dataset": {"namespace": DB, "name": "mailing_list"}, "columns": ["address"]}
+        {
+            "nodeId": f"dataset:{DB}:mailing_list",
+            "dataset": {"namespace": DB, "name": "mailing_list"},
+            "columns": ["address"],
+        }
     ]
     assert incident["title"] == "Schema change on customers: email (dropped) — used downstream by mailing_list.address"
     assert [j["job"]["name"] for j in incident["impact"]["jobs"]] == ["marketing"]

@@ -98,9 +98,7 @@ def list_command(
     def local(engine):
         from app.services.incidents import service
 
-        return service.list_incidents(
-            engine, status=status, namespace=namespace, kind=kind, limit=limit, offset=offset
-        )
+        return service.list_incidents(engine, status=status, namespace=namespace, kind=kind, limit=limit, offset=offset)
 
     params = {k: v for k, v in {"status": status, "namespace": namespace, "kind": kind}.items() if v}
     found = _call(server, api_key, local, "GET", "/api/v1/incidents", IncidentList,

@@ -39,9 +39,7 @@ class WebhookReceiver:
             def do_POST(self):  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with receiver._lock:
-                    receiver.received.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
+                    receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     answers = receiver._answers.get(self.path)
                     code = answers.pop(0) if answers else 200
                 self.send_response(code)

@@ -17,7 +17,12 @@ from app.schemas.incidents import Incident
 SIGNATURE_HEADER = "X-Headwater-Signature"
 TIMESTAMP_HEADER = "X-Headwater-Timestamp"
 
-_ICON = {"run_failed": ":red_circle:", "data_quality": ":warning:", "late": ":hourglass:", "schema_change": ":scissors:"}
+_ICON = {
+    "run_failed": ":red_circle:",
+    "data_quality": ":warning:",
+    "late": ":hourglass:",
+    "schema_change": ":scissors:",
+}
 
 
 def _names(items: list[str], limit: int = 5) -> str:

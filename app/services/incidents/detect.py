@@ -20,9 +20,9 @@ from sqlalchemy import Connection, and_, exists, select
 from app.db import tables as t
 from app.db.dialect import in_values
 from app.schemas.openlineage import DatasetEvent, RunEvent
+from app.services.incidents import records
 from app.services.ingest.extract import flatten_fields
 from app.services.ingest.writer import DatasetRef, EventContext
-from app.services.incidents import records
 from app.settings import QualityRule
 
 ASSERTIONS, METRICS = "dataQualityAssertions", "dataQualityMetrics"
@@ -101,7 +101,9 @@ def evaluate_quality(
     for a in (assertions.get("assertions") if isinstance(assertions, dict) else None) or []:
         if isinstance(a, dict) and a.get("success") is False:
             column = a.get("column") if isinstance(a.get("column"), str) else None
-            failed.append({"assertion": str(a.get("assertion") or a.get("name") or "?"), "column": column, "success": False})
+            failed.append(
+                {"assertion": str(a.get("assertion") or a.get("name") or "?"), "column": column, "success": False}
+            )
     broken = []
     metrics = facets.get(METRICS)
     if isinstance(metrics, dict):
@@ -233,6 +235,8 @@ def _restores(conn: Connection, dataset_id: uuid.UUID, fields: list[dict]) -> st
         return None
     now = {f.name: f.type for f in flatten_fields(fields)}
     changed = details.get("changedColumns") or []
-    if all(c["name"] in now and (not c["before"] or not now[c["name"]] or now[c["name"]] == c["before"]) for c in changed):
+    if all(
+        c["name"] in now and (not c["before"] or not now[c["name"]] or now[c["name"]] == c["before"]) for c in changed
+    ):
         return key
     return None

@@ -86,7 +86,9 @@ def check(engine: Engine, settings: Settings, now: datetime) -> int:
     with read_connection(engine) as conn:
         keys = [records.open_key(kind, job) for job in by_job for kind in ("late", "run_failed")]
         already = set(conn.execute(select(i.open_key).where(in_values(conn, i.open_key, keys))).scalars())
-        wanted = {job for job in by_job if not {records.open_key("late", job), records.open_key("run_failed", job)} & already}
+        wanted = {
+            job for job in by_job if not {records.open_key("late", job), records.open_key("run_failed", job)} & already
+        }
         outputs = defaultdict(list)
         for job, dataset in current_edges(conn, "OUTPUT", from_jobs=wanted) if wanted else []:
             outputs[job].append(dataset)

@@ -85,7 +85,9 @@ def process_candidates(engine: Engine, now: datetime) -> int:
                 continue  # another process took it
             if not downstream:
                 continue  # nothing downstream derives a column from the changed ones
-            words = [f"{x['name']} ({'dropped' if x['after'] is None else 'retyped to ' + x['after']})" for x in changed]
+            words = [
+                f"{x['name']} ({'dropped' if x['after'] is None else 'retyped to ' + x['after']})" for x in changed
+            ]
             affected = ", ".join(f"{d.dataset.name}.{col}" for d in downstream for col in d.columns)
             opened += (
                 records.open_incident(
@@ -172,9 +174,7 @@ def fan_out(engine: Engine, settings: Settings, now: datetime) -> int:
                     index_elements=["subscription_id", "incident_id", "event"]
                 )
                 conn.execute(stmt, rows)
-            conn.execute(
-                update(t.incident_outbox).where(o.id == entry.id).values(fanned_out_at=now, lease_until=None)
-            )
+            conn.execute(update(t.incident_outbox).where(o.id == entry.id).values(fanned_out_at=now, lease_until=None))
         created += len(rows)
     return created
 
@@ -182,16 +182,20 @@ def fan_out(engine: Engine, settings: Settings, now: datetime) -> int:
 def deliver_due(engine: Engine, settings: Settings, client: httpx.Client, now: datetime) -> int:
     w, s = t.webhook_deliveries.c, t.subscriptions.c
     with read_connection(engine) as conn:
-        due = conn.execute(
-            select(w.id)
-            .where(
-                w.status == "pending",
-                w.next_attempt_at <= now,
-                or_(w.lease_until.is_(None), w.lease_until < now),
+        due = (
+            conn.execute(
+                select(w.id)
+                .where(
+                    w.status == "pending",
+                    w.next_attempt_at <= now,
+                    or_(w.lease_until.is_(None), w.lease_until < now),
+                )
+                .order_by(w.next_attempt_at, w.id)
+                .limit(BATCH)
             )
-            .order_by(w.next_attempt_at, w.id)
-            .limit(BATCH)
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     delivered = 0
     for delivery_id in due:
         if not _claim(engine, t.webhook_deliveries, delivery_id, now, w.status == "pending"):
@@ -210,7 +214,10 @@ def deliver_due(engine: Engine, settings: Settings, client: httpx.Client, now: d
             "attempts": attempts,
             "last_status_code": outcome.status_code,
             "last_error": outcome.error,
-            "history": [*row.history, {"at": now.isoformat(), "statusCode": outcome.status_code, "error": outcome.error}],
+            "history": [
+                *row.history,
+                {"at": now.isoformat(), "statusCode": outcome.status_code, "error": outcome.error},
+            ],
             "lease_until": None,
         }
         if outcome.ok:
@@ -257,8 +264,10 @@ class IncidentWorker:
 
     def _late(self) -> None:
         now = self.clock()
-        if self._next_late_check is None or now >= self._next_late_check or now < self._next_late_check - timedelta(
-            seconds=self.settings.late_check_seconds
+        if (
+            self._next_late_check is None
+            or now >= self._next_late_check
+            or now < self._next_late_check - timedelta(seconds=self.settings.late_check_seconds)
         ):
             self._next_late_check = now + timedelta(seconds=self.settings.late_check_seconds)
             late.check(self.engine, self.settings, now)
