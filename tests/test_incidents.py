@@ -15,7 +15,17 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.support.events import POSTGRES_NS, column_lineage, dataset, facet, nominal_time, run_event
+from tests.support.events import (
+    POSTGRES_NS,
+    airflow_dag_run,
+    airflow_dag_run_id,
+    airflow_task_run,
+    column_lineage,
+    dataset,
+    facet,
+    nominal_time,
+    run_event,
+)
 from tests.support.live_server import LiveServer
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.test_backfill_plans import DAY, NOV, bookings_day, daily, post
@@ -215,6 +225,26 @@ def failing_run(client, name="load_orders", *, time=NOV + DAY, output="orders"):
                   outputs=[dataset(DB, output)]),
     )  # fmt: skip
     return str(run_id)
+
+
+def test_a_dag_run_failing_because_its_task_did_is_one_incident(client):
+    dag_run = airflow_dag_run_id(NOV)
+    dag = {"namespace": "airflow-prod", "dag_id": "orders_etl", "logical_date": NOV, "dag_run_id": dag_run}
+    task = airflow_task_run(**dag, task_id="load", task_run_id=uuid.uuid4(), inputs=[dataset(DB, "raw")],
+                            outputs=[dataset(DB, "orders")], state="FAIL")  # fmt: skip
+    post(
+        client,
+        airflow_dag_run(**dag, event_type="START", time=NOV + DAY),
+        *task,
+        airflow_dag_run(**dag, event_type="FAIL", time=NOV + DAY + HOUR),
+    )
+    (incident,) = incidents(client)
+    assert incident["job"]["name"] == "orders_etl.load" and incident["runId"] == task[0]["run"]["runId"]
+    # A DAG run failing on its own is an incident of the DAG.
+    other = airflow_dag_run_id(NOV + DAY)
+    dag_only = {**dag, "logical_date": NOV + DAY, "dag_run_id": other}
+    post(client, airflow_dag_run(**dag_only, event_type="FAIL", time=NOV + 2 * DAY + HOUR))
+    assert [i["job"]["name"] for i in incidents(client)] == ["orders_etl", "orders_etl.load"]
 
 
 def test_a_receiver_answering_500_then_200_gets_the_delivery_on_retry(worker_client, receiver):

@@ -71,6 +71,20 @@ def _run_failed(conn: Connection, ctx: EventContext, event: RunEvent, job_id: uu
     ).scalar()
     if succeeded_since:
         return
+    # An Airflow DAG run that fails because a task run did: the task's incident already says it, more precisely,
+    # and downstream owners hear about the failure once.
+    i = t.incidents.c
+    task_failed = conn.execute(
+        select(
+            exists(
+                select(i.id)
+                .join(t.runs, r.id == i.run_id)
+                .where(i.status == "open", i.kind == "run_failed", r.parent_run_id == event.run.uuid)
+            )
+        )
+    ).scalar()
+    if task_failed:
+        return
     error = event.run.facets.get("errorMessage")
     message = error.get("message") if isinstance(error, dict) and isinstance(error.get("message"), str) else None
     ns, name = event.job.namespace, event.job.name
