@@ -8,6 +8,7 @@ import uuid
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from tests.test_backfill_plans import DAY, NOV
 
 SUBSCRIPTION = {
     "url": "https://hooks.example.com/services/T000/B000/XXXX",
@@ -92,3 +93,21 @@ def test_subscription_writes_need_the_write_key(settings, engine):
         assert client.delete(path).status_code == 401
         assert client.get(path).status_code == 200  # reads are open unless HEADWATER_PROTECT_READS
         assert client.delete(path, headers={"Authorization": "Bearer ops-key"}).status_code == 204
+
+
+def test_an_incident_can_be_resolved_by_hand(client):
+    from tests.test_incidents import failing_run
+
+    failing_run(client)
+    (incident,) = client.get("/api/v1/incidents").json()["incidents"]
+    path = f"/api/v1/incidents/{incident['id']}/resolve"
+    assert client.post(path, json={"reason": "retired", "colour": "red"}).status_code == 400
+    resolved = client.post(path, json={"reason": "load_orders was retired"})
+    assert resolved.status_code == 200, resolved.text
+    assert (resolved.json()["status"], resolved.json()["resolution"]) == ("resolved", "load_orders was retired")
+    again = client.post(path)
+    assert again.status_code == 400 and again.json()["message"] == f"Incident '{incident['id']}' is already resolved."
+    assert client.post(f"/api/v1/incidents/{uuid.uuid4()}/resolve").status_code == 404
+    # The job failing again is a new incident.
+    failing_run(client, time=NOV + 2 * DAY)
+    assert client.get("/api/v1/incidents", params={"status": "open"}).json()["totalCount"] == 1

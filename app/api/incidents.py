@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from app.api.auth import require_write_key
 from app.api.deps import EngineDep, get_settings
 from app.api.pagination import PageParams
-from app.schemas.incidents import Incident, IncidentKind, IncidentList
+from app.schemas.incidents import Incident, IncidentKind, IncidentList, ResolveRequest
 from app.services.incidents import service
 from app.settings import Settings
 
@@ -42,3 +43,20 @@ def get_incident(
     engine: EngineDep, settings: Annotated[Settings, Depends(get_settings)], incidentId: uuid.UUID
 ) -> Incident:
     return service.get(engine, incidentId, public_url=settings.public_url)
+
+
+@router.post(
+    "/incidents/{incidentId}/resolve",
+    response_model=Incident,
+    summary="Resolve an open incident by hand (e.g. a job retired on purpose)",
+    dependencies=[Depends(require_write_key)],
+)
+def resolve_incident(
+    engine: EngineDep,
+    settings: Annotated[Settings, Depends(get_settings)],
+    incidentId: uuid.UUID,
+    request: ResolveRequest | None = None,
+) -> Incident:
+    return service.resolve_by_hand(
+        engine, incidentId, request.reason if request else None, public_url=settings.public_url
+    )

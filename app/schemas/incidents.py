@@ -132,6 +132,12 @@ class Incident(BaseModel):
     resolution: str | None
 
 
+class ResolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(None, max_length=1024, description="Why (shown as the incident's resolution).")
+
+
 class IncidentList(BaseModel):
     incidents: list[Incident]
     totalCount: int

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, update
+from sqlalchemy import Connection, case, true, update
 
 from app.db import tables as t
 from app.db.dialect import upsert
@@ -80,9 +80,11 @@ def open_incident(conn: Connection, new: NewIncident) -> uuid.UUID | None:
     return inserted
 
 
-def resolve(conn: Connection, keys: list[str], *, at: datetime, resolution: str) -> list[uuid.UUID]:
+def resolve(
+    conn: Connection, keys: list[str], *, at: datetime, resolution: str, force: bool = False
+) -> list[uuid.UUID]:
     """Resolve the open incidents with these keys that opened before ``at`` (the event time of the good news:
-    an older success arriving late resolves nothing). Returns the ids resolved."""
+    an older success arriving late resolves nothing; ``force``: whenever). Returns the ids resolved."""
     if not keys:
         return []
     i = t.incidents.c
@@ -90,7 +92,7 @@ def resolve(conn: Connection, keys: list[str], *, at: datetime, resolution: str)
     resolved = list(
         conn.execute(
             update(t.incidents)
-            .where(i.open_key.in_(sorted(set(keys))), i.resolvable_after < at)
+            .where(i.open_key.in_(sorted(set(keys))), true() if force else i.resolvable_after < at)
             .values(status="resolved", open_key=None, resolved_at=at, resolution=resolution, updated_at=now)
             .returning(i.id)
         ).scalars()

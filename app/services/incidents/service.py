@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Connection, Engine, Row, func, select
 
 from app.db import tables as t
-from app.db.engine import read_connection
+from app.db.engine import read_connection, write_transaction
 from app.schemas.backfill import BackfillRequest, Impact, NodeRef
 from app.schemas.incidents import (
     BackfillLink,
@@ -26,7 +27,8 @@ from app.schemas.incidents import (
     IncidentList,
 )
 from app.services.backfill import planner
-from app.services.errors import NotFound
+from app.services.errors import InvalidRequest, NotFound
+from app.services.incidents import records
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,18 @@ def get(engine: Engine, incident_id: uuid.UUID, *, public_url: str = "") -> Inci
     # Not yet computed by the worker (or the worker is off): compute it for this answer.
     impact = compute_impact(engine, row.backfill_request) if row.impact is None else None
     return to_wire(row, public_url, impact)
+
+
+def resolve_by_hand(engine: Engine, incident_id: uuid.UUID, reason: str | None, *, public_url: str = "") -> Incident:
+    """Resolve an open incident (e.g. a job retired on purpose, so its data will never come); subscribers who were
+    told it opened hear it is over."""
+    now = datetime.now(UTC)
+    with write_transaction(engine) as conn:
+        row = load(conn, incident_id)
+        if row.status != "open":
+            raise InvalidRequest(f"Incident '{incident_id}' is already resolved.")
+        records.resolve(conn, [row.open_key], at=now, resolution=reason or "Resolved by hand.", force=True)
+    return get(engine, incident_id, public_url=public_url)
 
 
 def list_incidents(
