@@ -135,6 +135,7 @@ def check(engine: Engine, settings: Settings, now: datetime) -> int:
                     job=(job.namespace_name, job.name),
                     dataset=first,
                 ),
+                count_repeat=False,  # another server process may have seen it at the same moment
             )
         opened += incident is not None
     return opened

@@ -38,9 +38,9 @@ class NewIncident:
     impact: dict[str, Any] | None = None
 
 
-def open_incident(conn: Connection, new: NewIncident) -> uuid.UUID | None:
-    """Open the incident unless one about the same subject is open already (then count the occurrence).
-    Returns the new incident's id, or None."""
+def open_incident(conn: Connection, new: NewIncident, *, count_repeat: bool = True) -> uuid.UUID | None:
+    """Open the incident unless one about the same subject is open already (then count the occurrence, unless
+    ``count_repeat`` is off: the same observation made twice). Returns the new incident's id, or None."""
     now = datetime.now(UTC)
     key = open_key(new.kind, new.subject)
     row = {
@@ -67,6 +67,8 @@ def open_incident(conn: Connection, new: NewIncident) -> uuid.UUID | None:
     stmt = upsert(conn, t.incidents).on_conflict_do_nothing(index_elements=["open_key"])
     inserted = conn.execute(stmt.returning(t.incidents.c.id), row).scalar()
     i = t.incidents.c
+    if inserted is None and not count_repeat:
+        return None
     if inserted is None:
         # Seen again: only news from after this occurrence resolves it.
         later = case((i.resolvable_after < new.resolvable_after, new.resolvable_after), else_=i.resolvable_after)
