@@ -144,6 +144,13 @@ def test_a_failed_upstream_run_notifies_exactly_the_subscribers_of_impacted_asse
     unrelated = subscribe(
         client, receiver.url("/unrelated"), "x-secret-1", namespaces=["finance"], owners=["team-finance"]
     )
+    # Upstream of the failure: its data is fine.
+    upstream = subscribe(
+        client,
+        receiver.url("/upstream"),
+        "x-secret-3",
+        datasets=[{"namespace": POSTGRES_NS, "name": "bookings.public.bookings"}],
+    )
     kinds = subscribe(client, receiver.url("/late-only"), "x-secret-2", owners=["team-analytics"], kinds=["late"])
 
     failed = bookings_day(client, NOV + DAY, state="FAIL")
@@ -191,6 +198,7 @@ def test_a_failed_upstream_run_notifies_exactly_the_subscribers_of_impacted_asse
 
     assert deliveries(client, unrelated) == {"deliveries": [], "totalCount": 0}
     assert deliveries(client, kinds)["totalCount"] == 0
+    assert deliveries(client, upstream)["totalCount"] == 0
     log = deliveries(client, everything)
     assert log["totalCount"] == 1
     (entry,) = log["deliveries"]
