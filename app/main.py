@@ -50,7 +50,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
             upgrade(engine)
         app.state.engine = engine
         log.info("Headwater %s using %s", __version__, engine.url.render_as_string(hide_password=True))
-        worker = IncidentWorker(engine, settings, clock) if settings.incident_worker else None
+        worker = None
+        if settings.incident_worker:
+            attempts = app.state.metrics.webhook_attempts
+            worker = IncidentWorker(engine, settings, clock, lambda outcome: attempts.labels(outcome).inc())
         app.state.incident_worker = worker
         if worker is not None:
             worker.start()

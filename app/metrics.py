@@ -1,5 +1,6 @@
 """Prometheus metrics: request latency by route, events ingested by kind/type/producer, ingest rejections by
-reason, database pool use. One registry per app (made by the factory), so tests and apps never share counts.
+reason, database pool use, webhook attempts by outcome. One registry per app (made by the factory), so tests and
+apps never share counts.
 
 With several worker processes each process counts its own requests; scrape each worker or run one worker per
 container (documented limit: no multiprocess aggregation yet)."""
@@ -66,6 +67,12 @@ class Metrics:
             "headwater_ingest_rejections",
             "Events turned away by POST /api/v1/lineage, by reason",
             ["reason"],
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "headwater_webhook_attempts",
+            "Webhook calls made by the incident worker, by outcome (delivered, retry, failed: given up)",
+            ["outcome"],
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(engine))

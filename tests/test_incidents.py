@@ -268,6 +268,9 @@ def test_a_receiver_answering_500_then_200_gets_the_delivery_on_retry(worker_cli
     assert [a["statusCode"] for a in entry["history"]] == [500, 200]
     assert entry["history"][0]["error"].startswith("HTTP 500")
     assert len(receiver.calls()) == 2
+    metrics = worker_client.get("/metrics").text
+    assert 'headwater_webhook_attempts_total{outcome="retry"} 1.0' in metrics
+    assert 'headwater_webhook_attempts_total{outcome="delivered"} 1.0' in metrics
 
 
 def test_a_receiver_that_never_answers_well_is_given_up_on(app_with_worker, receiver):

@@ -179,7 +179,14 @@ def fan_out(engine: Engine, settings: Settings, now: datetime) -> int:
     return created
 
 
-def deliver_due(engine: Engine, settings: Settings, client: httpx.Client, now: datetime) -> int:
+def deliver_due(
+    engine: Engine,
+    settings: Settings,
+    client: httpx.Client,
+    now: datetime,
+    record: Callable[[str], None] = lambda outcome: None,
+) -> int:
+    """Send the deliveries that are due; ``record`` hears each attempt's outcome (delivered, retry, failed)."""
     w, s = t.webhook_deliveries.c, t.subscriptions.c
     with read_connection(engine) as conn:
         due = (
@@ -223,9 +230,12 @@ def deliver_due(engine: Engine, settings: Settings, client: httpx.Client, now: d
         if outcome.ok:
             values.update(status="delivered", delivered_at=now)
             delivered += 1
+            record("delivered")
         elif attempts >= settings.webhook_max_attempts:
             values.update(status="failed")
+            record("failed")
         else:
+            record("retry")
             backoff = min(settings.webhook_backoff_seconds * 2 ** (attempts - 1), settings.webhook_backoff_max_seconds)
             values.update(next_attempt_at=now + timedelta(seconds=backoff))
         with write_transaction(engine) as conn:
@@ -236,8 +246,15 @@ def deliver_due(engine: Engine, settings: Settings, client: httpx.Client, now: d
 class IncidentWorker:
     """Runs the steps above every `worker_poll_seconds` (the late check every `late_check_seconds`) in a thread."""
 
-    def __init__(self, engine: Engine, settings: Settings, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock = system_clock,
+        record_attempt: Callable[[str], None] = lambda outcome: None,
+    ) -> None:
         self.engine, self.settings, self.clock = engine, settings, clock
+        self.record_attempt = record_attempt
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_late_check: datetime | None = None
@@ -260,7 +277,7 @@ class IncidentWorker:
         fan_out(self.engine, self.settings, self.clock())
 
     def _deliver(self) -> None:
-        deliver_due(self.engine, self.settings, self._client, self.clock())
+        deliver_due(self.engine, self.settings, self._client, self.clock(), self.record_attempt)
 
     def _late(self) -> None:
         now = self.clock()
