@@ -485,3 +485,30 @@ def test_a_dropped_column_used_downstream_raises_a_schema_incident(worker_client
     assert resolved["status"] == "resolved"
     receiver.wait_for(2, "/mailer")
     assert deliveries(client, subscription)["totalCount"] == 2
+
+
+def test_quality_facets_of_odd_shapes_raise_nothing_and_keep_the_event(settings, engine, monkeypatch):
+    monkeypatch.setenv(
+        "HEADWATER_QUALITY_RULES",
+        '[{"metric": "rowCount", "min": 1}, {"column": "*", "metric": "nullCount", "max": 0}]',
+    )
+    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False)
+    odd = [
+        {"dataQualityAssertions": {"assertions": "none"}},
+        {"dataQualityAssertions": {"assertions": [1, None, {"success": "no"}]}},
+        {"dataQualityMetrics": {"rowCount": "many", "columnMetrics": [1, 2]}},
+        {"dataQualityMetrics": {"rowCount": True, "columnMetrics": {"a": None, "b": {"nullCount": "x"}}}},
+    ]
+    with TestClient(create_app(configured)) as client:
+        for n, facets in enumerate(odd):
+            run_id = uuid.uuid4()
+            event = run_event("COMPLETE", job=("dbt", f"check{n}"), run_id=run_id, time=NOV + n * HOUR,
+                              inputs=[dataset(DB, "orders", input_facets=facets)])  # fmt: skip
+            post(client, event)
+            assert client.get(f"/api/v1/jobs/runs/{run_id}").json()["state"] == "COMPLETED"
+        assert incidents(client) == []
+        # An assertion without a name still counts when it failed.
+        dq_run(client, "check", "orders", assertions=[{"success": False}], time=NOV + DAY)
+        assert incidents(client)[0]["details"]["failedAssertions"] == [
+            {"assertion": "?", "column": None, "success": False}
+        ]

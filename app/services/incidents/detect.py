@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
@@ -24,6 +25,8 @@ from app.services.incidents import records
 from app.services.ingest.extract import flatten_fields
 from app.services.ingest.writer import DatasetRef, EventContext
 from app.settings import QualityRule
+
+log = logging.getLogger(__name__)
 
 ASSERTIONS, METRICS = "dataQualityAssertions", "dataQualityMetrics"
 _DATASET_METRICS = ("rowCount", "bytes", "fileCount")
@@ -161,7 +164,11 @@ def _quality(
     reporter: tuple[str, str] | None,
     run_id: uuid.UUID | None,
 ) -> None:
-    failed, broken = evaluate_quality(facets, f"{ref.namespace}:{ref.name}", ctx.quality_rules)
+    try:
+        failed, broken = evaluate_quality(facets, f"{ref.namespace}:{ref.name}", ctx.quality_rules)
+    except Exception:  # a facet shaped like nothing we know must not keep the event from the model
+        log.exception("quality facets of %s:%s could not be read", ref.namespace, ref.name)
+        return
     key = records.open_key("data_quality", ref.id)
     if not failed and not broken:
         records.resolve(conn, [key], at=ctx.time, resolution="Its quality checks pass again.")
