@@ -83,15 +83,20 @@ def test_incident_reads_validate_their_filters(client):
     assert response.status_code == 404 and response.json()["message"] == f"Incident '{missing}' not found."
 
 
-def test_subscription_writes_need_the_write_key(settings, engine):
-    with TestClient(create_app(settings.model_copy(update={"api_keys": "ops-key"}))) as client:
+def test_subscription_writes_need_the_write_key_and_reads_a_read_write_key(settings, engine):
+    with TestClient(create_app(settings.model_copy(update={"api_keys": "ops-key,pipeline-key:write"}))) as client:
         assert client.post("/api/v1/subscriptions", json=SUBSCRIPTION).status_code == 401
         created = client.post("/api/v1/subscriptions", json=SUBSCRIPTION, headers={"Authorization": "Bearer ops-key"})
         assert created.status_code == 201
         path = f"/api/v1/subscriptions/{created.json()['id']}"
         assert client.put(path, json=SUBSCRIPTION).status_code == 401
         assert client.delete(path).status_code == 401
-        assert client.get(path).status_code == 200  # reads are open unless HEADWATER_PROTECT_READS
+        # Webhook URLs are credentials: reading them needs a read+write key, even with reads unprotected.
+        for read in (path, f"{path}/deliveries", "/api/v1/subscriptions"):
+            assert client.get(read).status_code == 401
+            assert client.get(read, headers={"Authorization": "Bearer pipeline-key"}).status_code == 403
+            assert client.get(read, headers={"Authorization": "Bearer ops-key"}).status_code == 200
+        assert client.get("/api/v1/incidents").status_code == 200  # incidents read like any metadata
         assert client.delete(path, headers={"Authorization": "Bearer ops-key"}).status_code == 204
 
 

@@ -1,4 +1,6 @@
-"""Webhook subscriptions (Headwater's own API): who hears about incidents, and the log of what was delivered."""
+"""Webhook subscriptions (Headwater's own API): who hears about incidents, and the log of what was delivered.
+A webhook URL often is a credential (Slack's embed a token): with API keys set, reading them needs a read+write
+key."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import uuid
 
 from fastapi import APIRouter, Depends, Response, status
 
-from app.api.auth import require_write_key
+from app.api.auth import require_read_write_key, require_write_key
 from app.api.deps import EngineDep
 from app.api.pagination import PageParams
 from app.schemas.incidents import DeliveryList, Subscription, SubscriptionList, SubscriptionRequest
@@ -26,12 +28,22 @@ def create_subscription(engine: EngineDep, request: SubscriptionRequest) -> Subs
     return subscriptions.create(engine, request)
 
 
-@router.get("/subscriptions", response_model=SubscriptionList, summary="Webhook subscriptions")
+@router.get(
+    "/subscriptions",
+    response_model=SubscriptionList,
+    summary="Webhook subscriptions",
+    dependencies=[Depends(require_read_write_key)],
+)
 def list_subscriptions(engine: EngineDep, page: PageParams) -> SubscriptionList:
     return subscriptions.list_subscriptions(engine, limit=page.limit, offset=page.offset)
 
 
-@router.get("/subscriptions/{subscriptionId}", response_model=Subscription, summary="A webhook subscription")
+@router.get(
+    "/subscriptions/{subscriptionId}",
+    response_model=Subscription,
+    summary="A webhook subscription",
+    dependencies=[Depends(require_read_write_key)],
+)
 def get_subscription(engine: EngineDep, subscriptionId: uuid.UUID) -> Subscription:
     return subscriptions.get(engine, subscriptionId)
 
@@ -61,6 +73,7 @@ def delete_subscription(engine: EngineDep, subscriptionId: uuid.UUID) -> Respons
     "/subscriptions/{subscriptionId}/deliveries",
     response_model=DeliveryList,
     summary="The delivery log of a subscription: each incident notification, its attempts and status codes",
+    dependencies=[Depends(require_read_write_key)],
 )
 def list_deliveries(engine: EngineDep, subscriptionId: uuid.UUID, page: PageParams) -> DeliveryList:
     return subscriptions.deliveries(engine, subscriptionId, limit=page.limit, offset=page.offset)
