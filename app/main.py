@@ -15,6 +15,7 @@ from app.api import (
     events,
     failures,
     health,
+    incidents,
     jobs,
     lineage,
     lineage_graph,
@@ -23,6 +24,7 @@ from app.api import (
     search,
     sources,
     stats,
+    subscriptions,
     tags,
 )
 from app.api.auth import require_read_key
@@ -32,12 +34,14 @@ from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import RequestIdMiddleware
 from app.metrics import Metrics, MetricsMiddleware
+from app.services.incidents.worker import Clock, IncidentWorker, system_clock
 from app.settings import Settings
 
 log = logging.getLogger("headwater")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
+    """``clock`` is what the incident worker takes for "now" (the late-dataset check): tests control time."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -48,9 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.metrics.watch_pool(engine)
         log.info("Headwater %s using %s", __version__, engine.url.render_as_string(hide_password=True))
-        yield
-        engine.dispose()
-        app.state.metrics.process_exiting()
+        worker = None
+        if settings.incident_worker:
+            attempts = app.state.metrics.webhook_attempts
+            worker = IncidentWorker(engine, settings, clock, lambda outcome: attempts.labels(outcome).inc())
+        app.state.incident_worker = worker
+        if worker is not None:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            engine.dispose()
+            app.state.metrics.process_exiting()
 
     app = FastAPI(
         title="Headwater",
@@ -79,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         failures,
         tags,
         backfills,
+        incidents,
+        subscriptions,
         health,
         admin,
     )

@@ -1,5 +1,6 @@
 """Prometheus metrics: request latency by route, events ingested by kind/type/producer, ingest rejections by
-reason, database pool use. One registry per app (made by the factory), so tests and apps never share counts.
+reason, database pool use, webhook attempts by outcome. One registry per app (made by the factory), so tests and
+apps never share counts.
 
 Several worker processes (`headwater serve --workers N`) count together: `serve` points PROMETHEUS_MULTIPROC_DIR
 at a fresh directory before the workers start, prometheus_client then keeps every value in a per-process file
@@ -55,6 +56,12 @@ class Metrics:
             "headwater_ingest_rejections",
             "Events turned away by POST /api/v1/lineage, by reason",
             ["reason"],
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "headwater_webhook_attempts",
+            "Webhook calls made by the incident worker, by outcome (delivered, retry, failed: given up)",
+            ["outcome"],
             registry=self.registry,
         )
         # Kept up to date by pool events rather than read at scrape time, so that in multiprocess mode the

@@ -9,11 +9,29 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 DEFAULT_SQLITE_URL = "sqlite:///headwater.db"
+
+
+class QualityRule(BaseModel):
+    """A bound on a `dataQualityMetrics` value: a dataset version whose metric breaks it raises a data-quality
+    incident. `dataset` and `column` are globs (`dataset` over `<namespace>:<name>`); metrics are the facet's
+    names: rowCount, bytes, fileCount (per dataset), nullCount, distinctCount, sum, count, min, max (per column)."""
+
+    dataset: str = "*"
+    column: str | None = Field(None, description="Column glob; None for a dataset-level metric.")
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> QualityRule:
+        if self.min is None and self.max is None:
+            raise ValueError("a quality rule needs min or max")
+        return self
 
 
 class Settings(BaseSettings):
@@ -59,6 +77,23 @@ class Settings(BaseSettings):
     retention_days: float | None = Field(None, gt=0)
     retention_interval_seconds: float = Field(900, gt=0)
     retention_batch_size: int = Field(1000, gt=0)
+
+    # Incidents and webhooks. The worker (fan-out to subscriptions, webhook delivery, the late-dataset check)
+    # runs in every server process; rows are claimed with leases, so each delivery is made once.
+    incident_worker: bool = True
+    worker_poll_seconds: float = Field(1.0, gt=0)  # how often the worker looks for work
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_max_attempts: int = Field(10, ge=1)
+    webhook_backoff_seconds: float = Field(10.0, gt=0)  # first retry delay; doubles per attempt
+    webhook_backoff_max_seconds: float = Field(3600.0, gt=0)
+    late_check_seconds: float = Field(60.0, gt=0)
+    # A dataset is late when its producing job has not completed a run for cadence × (1 + tolerance).
+    late_tolerance: float = Field(0.5, ge=0)
+    late_min_runs: int = Field(3, ge=2)  # completed runs with nominal times needed to learn a cadence
+    # JSON list of QualityRule, e.g. [{"dataset": "warehouse:*", "column": "id", "metric": "nullCount", "max": 0}].
+    quality_rules: list[QualityRule] = Field(default_factory=list)
+    # Where users reach this server (e.g. https://lineage.example.com): makes links in notifications absolute.
+    public_url: str = ""
 
     @property
     def api_key_list(self) -> list[str]:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
-from app.db.tables import MODEL_TABLES, backfill_plans, lineage_events
+from app.db.tables import INCIDENT_TABLES, MODEL_TABLES, backfill_plans, lineage_events
 from app.main import create_app
 from app.settings import Settings
 from tests.support.live_server import LiveServer
@@ -48,7 +48,8 @@ def database_url(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url) -> Settings:
-    return Settings(database_url=database_url, migrate_on_start=False)
+    # The incident worker runs in the tests of incidents (tests/test_incidents*.py), with their own clock.
+    return Settings(database_url=database_url, migrate_on_start=False, incident_worker=False)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +66,7 @@ def clean_database(request) -> None:
     if "engine" not in request.fixturenames:
         return
     engine: Engine = request.getfixturevalue("engine")
-    tables = [backfill_plans, *MODEL_TABLES, lineage_events]
+    tables = [*INCIDENT_TABLES, backfill_plans, *MODEL_TABLES, lineage_events]
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY CASCADE"))

@@ -31,7 +31,9 @@ def test_ping_and_healthcheck(client):
 
 def test_healthcheck_fails_when_the_database_is_unreachable():
     # Nothing listens on port 9 of the loopback: the connection is refused at once.
-    settings = Settings(database_url="postgresql://headwater:x@127.0.0.1:9/headwater", migrate_on_start=False)
+    settings = Settings(
+        database_url="postgresql://headwater:x@127.0.0.1:9/headwater", migrate_on_start=False, incident_worker=False
+    )
     with TestClient(create_app(settings)) as client:
         response = client.get("/healthcheck")
         assert response.status_code == 503 and response.json()["status"] == "unavailable"

@@ -210,7 +210,9 @@ def test_unreachable_database_gets_a_retryable_503():
     from tests.support.live_server import free_port
 
     # Nothing listens on this port: every connection attempt is refused at once.
-    down = Settings(database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/none", migrate_on_start=False)
+    down = Settings(
+        database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/none", migrate_on_start=False, incident_worker=False
+    )
     with TestClient(create_app(down)) as client:
         response = client.post("/api/v1/lineage", json=simple_event())
         assert response.status_code == 503

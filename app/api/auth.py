@@ -55,3 +55,16 @@ def require_read_key(request: Request, settings: Annotated[Settings, Depends(get
         raise ApiError(401, _UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
     if role != "readwrite":
         raise ApiError(403, "This API key may only write: reading needs a read+write key.")
+
+
+def require_read_write_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+    """Configuration that holds credentials (webhook URLs embed tokens): with keys set, only a read+write key
+    reads it, whatever HEADWATER_PROTECT_READS says."""
+    roles = settings.api_key_roles
+    if not roles:
+        return
+    role = _role(_presented_key(request), roles)
+    if role is None:
+        raise ApiError(401, _UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+    if role != "readwrite":
+        raise ApiError(403, "This API key may only write: reading subscriptions needs a read+write key.")

@@ -84,6 +84,8 @@ async def post_lineage(
 ) -> Response:
     payload = parse_json_object(await read_body(request, settings.max_body_bytes))
     event = validate_event(payload)
-    await run_in_threadpool(ingest_event, engine, payload, event, retries=settings.ingest_retries)
+    await run_in_threadpool(
+        ingest_event, engine, payload, event, retries=settings.ingest_retries, quality_rules=settings.quality_rules
+    )
     request.app.state.metrics.ingested(event.KIND, payload.get("eventType"), payload.get("producer"))
     return Response(status_code=201)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.cli.backfill import backfill_cli
 from app.cli.demo import demo_cli
+from app.cli.incidents import incidents_cli, subscriptions_cli
 from app.cli.maintenance import purge_command, reindex_command
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
@@ -30,6 +31,8 @@ db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(backfill_cli, name="backfill")
 cli.add_typer(demo_cli, name="demo")
+cli.add_typer(incidents_cli, name="incidents")
+cli.add_typer(subscriptions_cli, name="subscriptions")
 cli.command("purge")(purge_command)
 cli.command("reindex")(reindex_command)
 

@@ -389,6 +389,113 @@ backfill_plans = Table(
     Index("ix_backfill_plans_created_at", "created_at"),
 )
 
+# --- Incidents and webhooks ------------------------------------------------------------------------------
+# Incidents are detected at ingest from what the event carries (a failed run, a failed assertion, a schema
+# change) or by the server's periodic check (a late dataset). `open_key` names what an incident is about
+# ("run_failed:<job id>", "data_quality:<dataset id>"…) while it is open and is NULL once resolved: at most one
+# open incident per subject, whatever the number of failures or processes.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("kind", String(32), nullable=False),  # run_failed | data_quality | late | schema_change
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("open_key", String(128), unique=True),
+    Column("namespace", NAME, nullable=False),  # of the job or dataset it is about
+    Column("job_namespace", NAME),
+    Column("job_name", NAME),
+    Column("dataset_namespace", NAME),
+    Column("dataset_name", NAME),
+    Column("run_id", Uuid()),
+    Column("dataset_version_id", Uuid()),
+    Column("title", Text, nullable=False),
+    Column("details", JSONType, nullable=False),
+    # The backfill request (POST /api/v1/backfills/preview body) that plans the repair.
+    Column("backfill_request", JSONType, nullable=False),
+    # Downstream jobs, datasets, DAGs and owners: computed off the ingest path, by the delivery worker.
+    Column("impact", JSONType),
+    Column("occurrences", Integer, nullable=False, server_default="1"),
+    # Only news from after this moment (event time) resolves the incident: late-arriving old events do not.
+    Column("resolvable_after", UTCDateTime(), nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("resolution", Text),
+    Index("ix_incidents_status_opened", "status", "opened_at"),
+    Index("ix_incidents_opened", "opened_at"),
+)
+
+# Schema changes that dropped or retyped columns, recorded at ingest; whether downstream column lineage uses
+# those columns (a walk) is decided by the worker, which opens the incident.
+incident_candidates = Table(
+    "incident_candidates",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("dataset_id", Uuid(), nullable=False),
+    Column("dataset_version_id", Uuid(), nullable=False),
+    Column("details", JSONType, nullable=False),
+    Column("detected_at", UTCDateTime(), nullable=False),
+    Column("processed_at", UTCDateTime()),
+    Index("ix_incident_candidates_pending", "processed_at", "id"),
+)
+
+# The outbox: one row per incident opened or resolved, written in the transaction that opened or resolved it.
+# The worker fans each out to the matching subscriptions (webhook_deliveries) and marks it done.
+incident_outbox = Table(
+    "incident_outbox",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("incident_id", Uuid(), ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(32), nullable=False),  # incident.opened | incident.resolved
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime()),
+    Column("fanned_out_at", UTCDateTime()),
+    Index("ix_incident_outbox_pending", "fanned_out_at", "id"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text),  # HMAC key for the signature header; write-only through the API
+    Column("description", Text),
+    Column("namespaces", JSONType, nullable=False),  # ["ns", …]
+    Column("jobs", JSONType, nullable=False),  # [{"namespace", "name"}, …]
+    Column("datasets", JSONType, nullable=False),
+    Column("owners", JSONType, nullable=False),  # ["team-x", …]
+    Column("kinds", JSONType, nullable=False),  # incident kinds; [] = all
+    *_timestamps(),
+)
+
+# One webhook call to make per (subscription, incident, event): a subscriber hears about an incident once,
+# however many paths lead to it. Also the delivery log: attempts, last status code, every attempt's outcome.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("subscription_id", Uuid(), ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("incident_id", Uuid(), ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", JSONType, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("history", JSONType, nullable=False),  # [{"at", "statusCode", "error"}, …]
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime()),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Index("uq_webhook_deliveries_once", "subscription_id", "incident_id", "event", unique=True),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_subscription", "subscription_id", "created_at"),
+)
+
+INCIDENT_TABLES = [webhook_deliveries, subscriptions, incident_outbox, incident_candidates, incidents]
+"""Incident and webhook tables, children first."""
+
 MODEL_TABLES = [
     job_tags,
     dataset_field_tags,

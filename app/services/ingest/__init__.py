@@ -6,6 +6,7 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from app.schemas.openlineage import LineageEvent, event_class_for
 from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
 from app.services.ingest.statements import statements_for
 from app.services.ingest.writer import EventContext
+from app.settings import QualityRule
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,14 @@ def _store_raw(connection: Connection, row: dict[str, Any]) -> int | None:
     return connection.execute(statements_for(connection.dialect.name).store_raw_event, row).scalar()
 
 
-def ingest_event(engine: Engine, payload: dict[str, Any], event: LineageEvent, *, retries: int = 8) -> IngestResult:
+def ingest_event(
+    engine: Engine,
+    payload: dict[str, Any],
+    event: LineageEvent,
+    *,
+    retries: int = 8,
+    quality_rules: Sequence[QualityRule] = (),
+) -> IngestResult:
     """Store the raw event and apply it to the model in one transaction.
 
     The same event twice is stored and applied once. A transaction that lost a race (deadlock,
@@ -91,7 +100,9 @@ def ingest_event(engine: Engine, payload: dict[str, Any], event: LineageEvent, *
                 event_id = _store_raw(connection, row)
                 if event_id is None:
                     return IngestResult(None, duplicate=True)
-                ctx = EventContext(event_id, event_key(event.eventTime, digest), event.eventTime)
+                ctx = EventContext(
+                    event_id, event_key(event.eventTime, digest), event.eventTime, quality_rules=tuple(quality_rules)
+                )
                 _APPLY[event.KIND](connection, ctx, event)
                 return IngestResult(event_id)
         except DBAPIError as exc:

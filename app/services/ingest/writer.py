@@ -22,6 +22,7 @@ from app.db import tables as t
 from app.services import identifiers as ids
 from app.services.ingest import extract
 from app.services.ingest.statements import statements_for
+from app.settings import QualityRule
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class EventContext:
     lineage_event_id: int
     key: str  # sorts like the event time; ties broken by the event hash
     time: datetime
+    # Bounds on dataQualityMetrics (settings): a value outside one raises a data-quality incident.
+    quality_rules: tuple[QualityRule, ...] = ()
 
 
 @dataclass
