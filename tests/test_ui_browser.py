@@ -177,7 +177,14 @@ def test_incidents_search_lineage_and_node_details(page, http):
     room_revenue(http)
 
     page.goto("/")
-    incident = page.locator(f'article.incident[data-run-id="{runs[1]}"]')
+    # Open: the failed quality check that room_revenue's run reported on room_bookings, with its impact.
+    quality = page.locator('#incidents article.incident[data-kind="data_quality"]')
+    expect(quality).to_contain_text("bookings.public.room_bookings")
+    expect(quality).to_contain_text("Failed assertion not_null on room_id")
+    expect(quality.locator("ul.impacted li").first).to_be_visible()
+    # Resolved: day 2's run completed after day 1's failure, which still needs its backfill.
+    incident = page.locator(f'#resolved-incidents article.incident[data-run-id="{runs[1]}"]')
+    expect(incident).to_contain_text("Resolved")
     expect(incident).to_contain_text("bookings_etl.load_room_bookings")
     expect(incident).to_contain_text("relation does not exist")
     impact = http.get("/api/v1/impact", params={"runId": runs[1]}).json()

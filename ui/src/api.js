@@ -66,6 +66,9 @@ export const api = {
     get('/api/v1/column-lineage', { nodeId, depth, withDownstream }),
   recentFailures: (limit = 10) => get('/api/v1/runs/failures', { limit }),
   impact: (params) => get('/api/v1/impact', params),
+  impactOf: (request) => post('/api/v1/impact', request),
+  incidents: ({ status, namespace, kind, limit = 20, offset = 0 } = {}) =>
+    get('/api/v1/incidents', { status, namespace, kind, limit, offset }),
   previewPlan: (request) => post('/api/v1/backfills/preview', request),
   savePlan: (request) => post('/api/v1/backfills', request),
   plans: ({ limit = 50, offset = 0 } = {}) => get('/api/v1/backfills', { limit, offset }),

@@ -90,17 +90,17 @@ export async function newBackfillPage(main, query) {
   const datasetPanel = h(
     'div',
     { class: 'root-panel', dataset: { kind: 'dataset' } },
-    field('dataset-namespace', 'Namespace', { value: query.get('datasetNamespace') || '' }),
+    field('dataset-namespace', 'Namespace', { value: query.get('datasetNamespace') || query.get('namespace') || '' }),
     field('dataset-name', 'Dataset', { value: query.get('dataset') || '' }),
     h('div', { class: 'field' }, h('label', { for: 'dataset-version' }, 'Bad version'), versions),
   );
   const jobPanel = h(
     'div',
     { class: 'root-panel', dataset: { kind: 'job' } },
-    field('job-namespace', 'Namespace', { value: query.get('jobNamespace') || '' }),
+    field('job-namespace', 'Namespace', { value: query.get('jobNamespace') || query.get('namespace') || '' }),
     field('job-name', 'Job', { value: query.get('job') || '' }),
-    field('window-start', 'From (data time, inclusive)', { type: 'date', value: query.get('start') || '' }),
-    field('window-end', 'To (exclusive)', { type: 'date', value: query.get('end') || '' }),
+    field('window-start', 'From (data time, inclusive)', { type: 'date', value: (query.get('start') || '').slice(0, 10) }),
+    field('window-end', 'To (exclusive)', { type: 'date', value: (query.get('end') || '').slice(0, 10) }),
   );
   const form = h(
     'form',

@@ -1,29 +1,53 @@
 import { api } from '../api.js';
-import { errorBox, formatDuration, formatTime, h, loading, replace, stateBadge } from '../dom.js';
+import { errorBox, formatTime, h, loading, replace, stateBadge } from '../dom.js';
 import { loadIncidents } from '../incidents.js';
 import { paths } from '../paths.js';
 import { progressBar } from './plan.js';
 
+const KIND_LABELS = { run_failed: 'Run failed', data_quality: 'Quality check failed', late: 'Late', schema_change: 'Schema change' };
+
+// What was seen, by kind of incident.
+function observed(incident) {
+  const d = incident.details || {};
+  const lines = [];
+  if (d.errorMessage) lines.push(h('p', { class: 'error-message' }, d.errorMessage));
+  for (const a of d.failedAssertions || []) lines.push(h('p', { class: 'error-message' }, `Failed assertion ${a.assertion}${a.column ? ` on ${a.column}` : ''}`));
+  for (const r of d.brokenRules || []) lines.push(h('p', { class: 'error-message' }, `${r.metric}${r.column ? ` of ${r.column}` : ''} = ${r.value} (allowed ${r.min ?? '−∞'} … ${r.max ?? '∞'})`));
+  for (const c of d.changedColumns || []) lines.push(h('p', { class: 'error-message' }, c.after ? `Column ${c.name} retyped ${c.before} → ${c.after}` : `Column ${c.name} dropped`));
+  if (d.expectedBy) lines.push(h('p', { class: 'error-message' }, `Expected a completed run by ${formatTime(d.expectedBy)} (last ${formatTime(d.lastCompletedAt)})`));
+  return lines;
+}
+
 function incidentCard(incident) {
-  const { job } = incident;
+  const { job, dataset } = incident;
+  const subject = job
+    ? h('a', { href: paths.job(job.namespace, job.name) }, job.name)
+    : dataset
+      ? h('a', { href: paths.dataset(dataset.namespace, dataset.name) }, dataset.name)
+      : incident.title;
+  const node = job ? `job:${job.namespace}:${job.name}` : dataset ? `dataset:${dataset.namespace}:${dataset.name}` : null;
   return h(
     'article',
-    { class: 'incident', dataset: { runId: incident.runId } },
+    { class: `incident ${incident.status}`, dataset: { incidentId: incident.id, kind: incident.kind, ...(incident.runId ? { runId: incident.runId } : {}) } },
     h(
       'header',
       {},
-      stateBadge(incident.state),
-      h('h3', {}, h('a', { href: paths.job(job.namespace, job.name) }, job.name)),
-      h('span', { class: 'muted' }, job.namespace),
+      incident.kind === 'run_failed' && incident.details?.state ? stateBadge(incident.details.state) : h('span', { class: 'state state-incident' }, KIND_LABELS[incident.kind] || incident.kind),
+      h('h3', {}, subject),
+      h('span', { class: 'muted' }, (job || dataset)?.namespace || ''),
     ),
     h(
       'p',
       { class: 'meta' },
-      `Ended ${formatTime(incident.endedAt)} after ${formatDuration(incident.durationMs)}`,
-      incident.nominalStartTime ? ` · for ${formatTime(incident.nominalStartTime)}` : '',
+      incident.title,
+      ` · since ${formatTime(incident.openedAt)}`,
+      incident.occurrences > 1 ? ` · seen ${incident.occurrences} times` : '',
       incident.owners.length ? ` · owned by ${incident.owners.join(', ')}` : '',
     ),
-    incident.error ? h('p', { class: 'error-message' }, incident.error) : null,
+    incident.status === 'resolved'
+      ? h('p', { class: 'resolution' }, `Resolved ${formatTime(incident.resolvedAt)}${incident.resolution ? `: ${incident.resolution}` : ''}`)
+      : null,
+    observed(incident),
     incident.impactError
       ? h('p', { class: 'muted' }, `Impact unknown: ${incident.impactError}`)
       : incident.downstream.length
@@ -52,9 +76,9 @@ function incidentCard(incident) {
     h(
       'p',
       { class: 'actions' },
-      h('a', { class: 'button primary', href: paths.newBackfill({ runId: incident.runId }) }, 'Plan backfill'),
-      h('a', { class: 'button', href: paths.lineage(`job:${job.namespace}:${job.name}`, { up: 1, down: 3 }) }, 'Lineage'),
-      h('a', { class: 'button', href: paths.run(incident.runId) }, 'Run details'),
+      h('a', { class: 'button primary', href: incident.backfillUrl }, 'Plan backfill'),
+      node ? h('a', { class: 'button', href: paths.lineage(node, { up: 1, down: 3 }) }, 'Lineage') : null,
+      incident.runId ? h('a', { class: 'button', href: paths.run(incident.runId) }, 'Run details') : null,
     ),
   );
 }
@@ -62,20 +86,23 @@ function incidentCard(incident) {
 export async function homePage(main) {
   document.title = 'Incidents · Headwater';
   const incidents = h('section', { id: 'incidents', 'aria-labelledby': 'incidents-title' }, loading());
+  const resolved = h('section', { id: 'resolved-incidents', 'aria-labelledby': 'resolved-title' }, loading());
   const plans = h('section', { id: 'recent-plans', 'aria-labelledby': 'plans-title' }, loading());
   replace(
     main,
     h('h1', { id: 'incidents-title' }, 'Incidents at a glance'),
-    h('p', { class: 'muted' }, 'Recent failed runs and what they make bad downstream.'),
+    h('p', { class: 'muted' }, 'Open incidents — failed runs, failed quality checks, late data, breaking schema changes — and what they make bad downstream.'),
     incidents,
+    h('h2', { id: 'resolved-title' }, 'Recently resolved'),
+    h('p', { class: 'muted' }, 'A later success closes an incident; the data it made bad may still need a backfill.'),
+    resolved,
     h('h2', { id: 'plans-title' }, 'Backfill plans'),
     plans,
   );
-  loadIncidents().then(
-    (list) =>
-      replace(incidents, list.length ? h('div', { class: 'incident-list' }, list.map(incidentCard)) : h('p', {}, 'No failed runs. All clear.')),
-    (error) => replace(incidents, errorBox(error)),
-  );
+  const show = (section, empty) => (list) =>
+    replace(section, list.length ? h('div', { class: 'incident-list' }, list.map(incidentCard)) : h('p', {}, empty));
+  loadIncidents({ status: 'open' }).then(show(incidents, 'No open incidents. All clear.'), (error) => replace(incidents, errorBox(error)));
+  loadIncidents({ status: 'resolved', limit: 10 }).then(show(resolved, 'None.'), (error) => replace(resolved, errorBox(error)));
   api.plans({ limit: 5 }).then(
     ({ plans: saved, totalCount }) =>
       replace(
