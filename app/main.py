@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import asynccontextmanager
 
@@ -59,6 +60,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         app.state.incident_worker = worker
         if worker is not None:
             worker.start()
+        if settings.freeze_gc_after_start:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     ingest_retries: int = 8
     log_level: str = "info"
     log_format: str = Field("text", pattern="^(text|json)$")  # json: one JSON object per line
+    # Move what start-up made (modules, metadata, the app) out of the garbage collector's sight once the server
+    # is up: its full collections otherwise rescan it all while large responses are built (20-30% of a big
+    # lineage or backfill answer). Tests, which build many apps in one process, turn it off.
+    freeze_gc_after_start: bool = True
     # Comma-separated API keys; when set, writes need `Authorization: Bearer <one of them>`. Never logged.
     # `key` may read and write; `key:write` may only write (a pipeline's key, useless to read metadata with).
     api_keys: str = Field("", repr=False)

@@ -49,7 +49,9 @@ def database_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(database_url) -> Settings:
     # The incident worker runs in the tests of incidents (tests/test_incidents*.py), with their own clock.
-    return Settings(database_url=database_url, migrate_on_start=False, incident_worker=False)
+    return Settings(
+        database_url=database_url, migrate_on_start=False, incident_worker=False, freeze_gc_after_start=False
+    )
 
 
 @pytest.fixture(scope="session")
