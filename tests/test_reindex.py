@@ -153,6 +153,14 @@ def delivered(rng: random.Random, events: list[dict]) -> list[dict]:
     return deliveries
 
 
+def incident_rows(engine) -> dict[str, list]:
+    with engine.connect() as conn:
+        return {
+            table.name: conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+            for table in (t.incidents, t.incident_outbox)
+        }
+
+
 def post_all(client, events) -> None:
     for event in events:
         assert client.post("/api/v1/lineage", json=event).status_code == 201
@@ -167,9 +175,17 @@ def empty_everything(engine) -> None:
 def test_reindex_equals_the_model_before_and_a_fresh_ingest(client, engine):
     rng = random.Random(5)
     deliveries = delivered(rng, realistic_events(rng))
+    failed_export = run_event(
+        "FAIL", job=("spark-prod", "nightly_export"), run_id=uuid.UUID(int=rng.getrandbits(128), version=4),
+        time=T0 + timedelta(days=4), inputs=[dataset(POSTGRES_NS, "public.room_bookings")],
+    )  # fmt: skip
+    deliveries.append(failed_export)
     post_all(client, deliveries)
     before = model.snapshot(engine)
-    assert len(before["runs"]) == 10 and before["column_lineage"] and before["dataset_symlinks"]
+    assert len(before["runs"]) == 11 and before["column_lineage"] and before["dataset_symlinks"]
+    incidents_before = incident_rows(engine)
+    assert [row.kind for row in incidents_before["incidents"]] == ["run_failed"]  # the export's failure
+    assert incidents_before["incident_outbox"]  # and its notification
 
     # A model that drifted from its events (as after an upgrade that changed the mapping): rebuilt to match them.
     with engine.begin() as conn:
@@ -182,6 +198,8 @@ def test_reindex_equals_the_model_before_and_a_fresh_ingest(client, engine):
     assert report.events == len(before["lineage_events"]) and report.failed == 0
     rebuilt = model.snapshot(engine)
     assert rebuilt == before, model.describe_difference(before, rebuilt)
+    # Incidents are not part of the model: replaying history neither raises nor notifies them again.
+    assert incident_rows(engine) == incidents_before
 
     empty_everything(engine)
     post_all(client, deliveries)

@@ -131,7 +131,7 @@ def apply_stored_event(connection: Connection, event_id: int, event_hash_: str, 
         event = event_class.model_validate(payload)
     except ValidationError as exc:
         raise ValueError(f"invalid {event_class.__name__}: {exc.error_count()} errors") from exc
-    ctx = EventContext(event_id, event_key(event.eventTime, event_hash_), event.eventTime)
+    ctx = EventContext(event_id, event_key(event.eventTime, event_hash_), event.eventTime, detect_incidents=False)
     _APPLY[event.KIND](connection, ctx, event)
 
 

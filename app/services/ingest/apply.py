@@ -313,16 +313,17 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         w.drop_superseded_version(old, new, run_id)
 
     # Incidents from what this event says (failed run, quality checks); see app/services/incidents/detect.py.
-    incident_detection.on_run_event(
-        conn,
-        ctx,
-        event,
-        job_id=job_id,
-        state=state[0] if state else None,
-        inputs=inputs,
-        outputs=outputs,
-        versions=event_io,
-    )
+    if ctx.detect_incidents:
+        incident_detection.on_run_event(
+            conn,
+            ctx,
+            event,
+            job_id=job_id,
+            state=state[0] if state else None,
+            inputs=inputs,
+            outputs=outputs,
+            versions=event_io,
+        )
 
     # Lineage edges, job version, current dataset versions.
     run_io = {key: (row.dataset_version_id, row.namespace_name, row.name) for key, row in earlier_io.items()}
@@ -351,7 +352,8 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
     if completes or streaming:
         published = {ds: v for (ds, io), (v, _, _) in run_io.items() if io == "OUTPUT"}
-        incident_detection.on_publish(conn, ctx, published)
+        if ctx.detect_incidents:
+            incident_detection.on_publish(conn, ctx, published)
         w.publish_versions(published)
 
 
@@ -372,9 +374,11 @@ def apply_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent
         entries += [(version, "DATASET_VERSION", n, v) for n, v in d.facets.items()]
     winners = w.upsert_facets(entries)
     _follow_facet_winners(w, winners, job_id=None, job_is_new=False, new_datasets=new, dataset_ids={ref.id})
-    incident_detection.on_dataset_event(conn, ctx, event, ref, version)
+    if ctx.detect_incidents:
+        incident_detection.on_dataset_event(conn, ctx, event, ref, version)
     if version is not None:
-        incident_detection.on_publish(conn, ctx, {ref.id: version})
+        if ctx.detect_incidents:
+            incident_detection.on_publish(conn, ctx, {ref.id: version})
         w.publish_versions({ref.id: version})
 
 

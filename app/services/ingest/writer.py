@@ -32,6 +32,9 @@ class EventContext:
     time: datetime
     # Bounds on dataQualityMetrics (settings): a value outside one raises a data-quality incident.
     quality_rules: tuple[QualityRule, ...] = ()
+    # False when rebuilding the model from stored events (`headwater reindex`): incidents are not part of the
+    # model, and replaying history must not raise or notify them again.
+    detect_incidents: bool = True
 
 
 @dataclass
