@@ -63,8 +63,9 @@ class Settings(BaseSettings):
     db_wait_seconds: float = 30
     # Largest accepted request body (after gzip inflation), in bytes.
     max_body_bytes: int = 16 * 1024 * 1024
-    # How often a transaction that hit a deadlock / serialization failure / busy SQLite is retried.
-    ingest_retries: int = 8
+    # How long an event whose transaction keeps losing races (deadlock, serialization failure, busy SQLite) is
+    # retried, with growing pauses, before the client gets a 503. Under the OpenLineage client's 5 s timeout.
+    ingest_retry_seconds: float = 3.0
     log_level: str = "info"
     log_format: str = Field("text", pattern="^(text|json)$")  # json: one JSON object per line
     # Move what start-up made (modules, metadata, the app) out of the garbage collector's sight once the server

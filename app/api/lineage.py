@@ -85,7 +85,12 @@ async def post_lineage(
     payload = parse_json_object(await read_body(request, settings.max_body_bytes))
     event = validate_event(payload)
     await run_in_threadpool(
-        ingest_event, engine, payload, event, retries=settings.ingest_retries, quality_rules=settings.quality_rules
+        ingest_event,
+        engine,
+        payload,
+        event,
+        retry_seconds=settings.ingest_retry_seconds,
+        quality_rules=settings.quality_rules,
     )
     request.app.state.metrics.ingested(event.KIND, payload.get("eventType"), payload.get("producer"))
     return Response(status_code=201)

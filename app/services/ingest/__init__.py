@@ -82,17 +82,19 @@ def ingest_event(
     payload: dict[str, Any],
     event: LineageEvent,
     *,
-    retries: int = 8,
+    retry_seconds: float = 3.0,
     quality_rules: Sequence[QualityRule] = (),
 ) -> IngestResult:
     """Store the raw event and apply it to the model in one transaction.
 
     The same event twice is stored and applied once. A transaction that lost a race (deadlock,
-    serialization failure, busy SQLite) is retried from the start.
+    serialization failure, busy SQLite) is retried from the start, after a pause that doubles each time (with
+    jitter, so racing writers fall out of step), for up to ``retry_seconds``.
     """
     digest = event_hash(payload)
     row = _raw_row(payload, event, digest)
-    attempt = 0
+    deadline = time.monotonic() + retry_seconds
+    attempt, pause = 0, 0.005
     while True:
         attempt += 1
         try:
@@ -107,12 +109,15 @@ def ingest_event(
                 return IngestResult(event_id)
         except DBAPIError as exc:
             if is_retryable(exc):
-                if attempt <= retries:
+                wait = random.uniform(0.5, 1.5) * pause
+                if time.monotonic() + wait < deadline:
                     log.debug("retrying event %s after %s", digest, type(exc.orig).__name__)
-                    time.sleep(random.uniform(0.002, 0.02) * attempt)
+                    time.sleep(wait)
+                    pause = min(pause * 2, 0.25)
                     continue
                 # Still losing races: let the client retry later rather than store a half-known event.
-                raise DatabaseUnavailable(f"gave up after {retries} retries: {exc.orig}") from exc
+                log.warning("event %s: gave up after %d attempts: %s", digest, attempt, type(exc.orig).__name__)
+                raise DatabaseUnavailable(f"gave up after {attempt} attempts: {exc.orig}") from exc
             if is_unavailable(exc):
                 raise DatabaseUnavailable(str(exc.orig)) from exc
             return _keep_unapplied(engine, row, exc)
