@@ -30,7 +30,10 @@ class SearchSort(CaseInsensitiveEnum):
 @router.get("/search", response_model=SearchResultList, summary="Search jobs and datasets by name")
 def search(
     engine: EngineDep,
-    q: Annotated[str, Query(description="Text to find in job and dataset names (case-insensitive).")],
+    # Names are at most 1,024 characters, so a longer q matches nothing; it would also overflow SQLite's LIKE.
+    q: Annotated[
+        str, Query(max_length=1024, description="Text to find in job and dataset names (case-insensitive).")
+    ],
     filter: SearchFilter | None = None,
     sort: SearchSort = SearchSort.name,
     limit: Annotated[int, Query(ge=0, le=MAX_PAGE_VALUE)] = 10,
