@@ -9,8 +9,11 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db.dialect import is_unavailable
 from app.db.json import UnstorableJSON
 from app.services.errors import InvalidRequest, JobMoved, NotFound
 from app.services.ingest import DatabaseUnavailable
@@ -97,11 +100,25 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unstorable(_: Request, exc: UnstorableJSON):
         return JSONResponse(error_body(400, f"Request body cannot be stored: {exc}"), 400)
 
+    @app.exception_handler(DataError)
+    async def _unstorable_value(_: Request, exc: DataError):
+        # The database refused a value the request carried (a NUL in a text, a number out of its range).
+        reason = str(exc.orig).splitlines()[0] if exc.orig else "invalid value"
+        return JSONResponse(error_body(400, f"A value in the request cannot be stored: {reason}"), 400)
+
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(_: Request, exc: DatabaseUnavailable):
         return JSONResponse(
             error_body(503, "The database is busy or unavailable; retry shortly."), 503, headers={"Retry-After": "2"}
         )
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_error(request: Request, exc: Exception):
+        # A read while the database is down or restarting: retryable, like an ingest that could not commit.
+        if is_unavailable(exc):
+            return await _unavailable(request, DatabaseUnavailable(str(exc)))
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from urllib.parse import quote, unquote
 
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ENCODED_SLASH = "\ue000"
@@ -35,6 +36,11 @@ class EncodedSlashMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if scope["type"] == "http" and _has_nul(raw or b"", scope.get("query_string", b"")):
+            # No database can index a name holding U+0000 (Postgres cannot store it in text at all).
+            message = "The URL contains a NUL character (%00), which no name or parameter may hold."
+            await JSONResponse({"code": 400, "message": message}, 400)(scope, receive, send)
+            return
         if raw:
             raw = raw.split(b"?", 1)[0]
             if b"%2f" in raw.lower():
@@ -42,3 +48,7 @@ class EncodedSlashMiddleware:
                 path = "/".join(unquote(s).replace("/", ENCODED_SLASH) for s in segments)
                 scope = {**scope, "path": path}
         await self.app(scope, receive, send)
+
+
+def _has_nul(raw_path: bytes, query: bytes) -> bool:
+    return b"%00" in raw_path or b"%00" in query or b"\x00" in raw_path or b"\x00" in query

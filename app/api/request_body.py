@@ -49,13 +49,31 @@ def _inflate(body: bytes, limit: int, *, gzip: bool) -> bytes:
     return data
 
 
+# Deepest JSON an event may be. Every reader (pydantic's serializer, orjson) stops at ~255 levels, and the
+# read API wraps facets a few levels deeper still (an event inside a list inside a page): anything the server
+# accepts must be servable back. Real facets are a handful of levels deep.
+MAX_JSON_DEPTH = 128
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0, ``{}`` is 1), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse the event. The standard library parser keeps integers of any size exactly (facets are stored
-    verbatim); NaN/Infinity, invalid UTF-8 and absurd nesting are rejected with a 400."""
+    verbatim); NaN/Infinity, invalid UTF-8 and nesting past MAX_JSON_DEPTH are rejected with a 400."""
     if not body.strip():
         raise ApiError(400, "Request body is empty; expected an OpenLineage event as a JSON object.")
     try:
@@ -65,6 +83,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise ApiError(400, f"Request body is not valid JSON: {reason}") from None
     if not isinstance(value, dict):
         raise ApiError(400, f"Request body must be a JSON object (an OpenLineage event), not {_json_type(value)}.")
+    if (depth := json_depth(value)) > MAX_JSON_DEPTH:
+        raise ApiError(
+            400, f"Request body is not valid JSON: nesting is too deep ({depth} levels; the limit is {MAX_JSON_DEPTH})."
+        )
     if b"\\u0000" in body and (path := find_nul(value)) is not None:
         raise ApiError(422, f"{path}: contains a NUL character (\\u0000), which cannot be stored.")
     return value

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from app.api.deps import EngineDep
 from app.api.enums import CaseInsensitiveEnum
 from app.api.errors import ApiError
+from app.api.pagination import MAX_PAGE_VALUE
 from app.schemas.marquez import SearchResultList
 from app.services import search as search_service
 
@@ -29,10 +30,11 @@ class SearchSort(CaseInsensitiveEnum):
 @router.get("/search", response_model=SearchResultList, summary="Search jobs and datasets by name")
 def search(
     engine: EngineDep,
-    q: Annotated[str, Query(description="Text to find in job and dataset names (case-insensitive).")],
+    # Names are at most 1,024 characters, so a longer q matches nothing; it would also overflow SQLite's LIKE.
+    q: Annotated[str, Query(max_length=1024, description="Text to find in job and dataset names (case-insensitive).")],
     filter: SearchFilter | None = None,
     sort: SearchSort = SearchSort.name,
-    limit: Annotated[int, Query(ge=0)] = 10,
+    limit: Annotated[int, Query(ge=0, le=MAX_PAGE_VALUE)] = 10,
     namespace: Annotated[str | None, Query(max_length=1024)] = None,
     before: Annotated[date | None, Query(description="Updated before this date (YYYY-MM-DD).")] = None,
     after: Annotated[date | None, Query(description="Updated after this date (YYYY-MM-DD).")] = None,

@@ -4,6 +4,7 @@ order-independent and transactional). Called inside the event's transaction, aft
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Connection
@@ -236,6 +237,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     superseded: list[tuple[uuid.UUID, uuid.UUID]] = []
     event_io: dict[tuple[uuid.UUID, str], uuid.UUID] = {}
     read_keys: dict[uuid.UUID, str] = {}
+    kept_keys: dict[tuple[uuid.UUID, str], str] = {}
     for r in inputs:
         version, version_key = _version_read(w, r, current.get(r.id), ctx)
         if version is None:
@@ -251,13 +253,14 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     for r in outputs:
         earlier = earlier_io.get((r.id, "OUTPUT"))
         fields = extract.schema_fields(r.facets)
-        if earlier is not None and (earlier.event_key > ctx.key or fields is None):
-            # A later event of this run already fixed the version, or this one adds no schema to it.
+        if earlier is not None and (fields is None or (earlier.event_key > ctx.key and earlier.fields)):
+            # This event adds no schema to the version, or a later event of this run already fixed it with
+            # a schema (a schema-less version gives way to one with a schema, whatever their order).
             version = earlier.dataset_version_id
-            if fields is not None and _content_version(r, fields, run_id) == version:
+            if _content_version(r, fields or [], run_id) == version:
                 # Same content seen earlier than first thought: the upsert moves created_at back.
                 version_rows.append(
-                    _new_version_row(r, version, fields, run_id, ctx, extract.external_version(r.facets))
+                    _new_version_row(r, version, fields or [], run_id, ctx, extract.external_version(r.facets))
                 )
         else:
             version = _content_version(r, fields or [], run_id)
@@ -266,6 +269,9 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             )
             if earlier is not None and earlier.dataset_version_id != version:
                 superseded.append((earlier.dataset_version_id, version))
+                if earlier.event_key > ctx.key:
+                    # Replacing a later schema-less version: the link keeps that later event's key.
+                    kept_keys[(r.id, "OUTPUT")] = earlier.event_key
         event_io[(r.id, "OUTPUT")] = version
     w.insert_versions(version_rows)
     for dataset_id, version in adopt:
@@ -278,7 +284,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                 "io_type": io_type,
                 "id": ids.run_io_id(run_id, dataset_id, io_type),
                 "dataset_version_id": version,
-                "event_key": ctx.key,
+                "event_key": kept_keys.get((dataset_id, io_type), ctx.key),
                 "version_key": read_keys.get(dataset_id, "") if io_type == "INPUT" else "",
             }
             for (dataset_id, io_type), version in event_io.items()
@@ -288,14 +294,16 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     # Facets: run, job, dataset, dataset version, and the run's input/output facets.
     entries, reader_entries = _run_event_facets(event, run_id, job_id, inputs, outputs, event_io)
     winners = w.upsert_facets(entries)
-    w.add_reader_facets(reader_entries)
+    # A reader's facet that is new describes the dataset until a writer says otherwise, whichever came
+    # first: its mirrored columns (description...) follow it as they follow a writer's.
+    winners += w.add_reader_facets(reader_entries)
     _follow_facet_winners(
         w,
         winners,
         job_id=job_id,
         job_is_new=job_is_new,
         new_datasets=new_datasets,
-        dataset_ids={r.id for r in outputs},
+        dataset_ids={r.id for r in [*inputs, *outputs]},
     )
 
     # Column lineage is derived from the version's merged facets when the version is published; a late
@@ -330,30 +338,102 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     for r in [*inputs, *outputs]:
         for io_type in IO_TYPES:
             if (r.id, io_type) in event_io and (
-                (r.id, io_type) not in earlier_io or earlier_io[(r.id, io_type)].event_key < ctx.key
+                (r.id, io_type) not in earlier_io
+                or earlier_io[(r.id, io_type)].event_key < ctx.key
+                or (r.id, io_type) in kept_keys
             ):
                 run_io[(r.id, io_type)] = (event_io[(r.id, io_type)], r.namespace, r.name)
     event_edges = {io: [ds for (ds, kind) in event_io if kind == io] for io in IO_TYPES}
     if not terminal_or_streaming:
-        w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
+        _upsert_event_edges(w, job_id, event_edges, run_id, current_version_key)
+        finished = w.finished_run(run_id) if event_io else None
+        if finished is not None:
+            # The run's terminal event arrived before this one and did not know this IO (e.g. a COMPLETE
+            # without datasets before the START that listed them): finish the run again as that terminal
+            # event, now with the whole IO, so the result is the one of the events in order.
+            terminal = ModelWriter(conn, replace(ctx, key=finished.state_key, time=finished.ended_at))
+            _finish_run(
+                terminal,
+                job_id=job_id,
+                job=(job_ns, job_name, location),
+                run_id=run_id,
+                run_io=run_io,
+                publishes=finished.state == "COMPLETED",
+                replaces_version=finished.job_version_id,
+                current_version_key=current_version_key,
+                event_edges={io: [] for io in IO_TYPES},
+            )
         return
+    _finish_run(
+        w,
+        job_id=job_id,
+        job=(job_ns, job_name, location),
+        run_id=run_id,
+        run_io=run_io,
+        publishes=completes or streaming,
+        replaces_version=None,
+        current_version_key=current_version_key,
+        event_edges=event_edges,
+    )
+
+
+def _upsert_event_edges(
+    w: ModelWriter,
+    job_id: uuid.UUID,
+    event_edges: dict[str, list[uuid.UUID]],
+    run_id: uuid.UUID,
+    current_version_key: str,
+) -> None:
+    """The edges one event saw. They are current when the event is later than the job's current version;
+    an older event's edge is current unless a later completion would have retired it, had the events come
+    in order (a completion retires its direction's other edges, unless it reported nothing there)."""
+    if w.ctx.key > current_version_key:
+        w.upsert_edges(job_id, event_edges, current=True, run_id=run_id)
+        return
+    for io in IO_TYPES:
+        for dataset_id in event_edges[io]:
+            current = not w.retired_by_later_completion(job_id, io, dataset_id)
+            w.upsert_edges(job_id, {io: [dataset_id]}, current=current, run_id=run_id)
+
+
+def _finish_run(
+    w: ModelWriter,
+    *,
+    job_id: uuid.UUID,
+    job: tuple[str, str, str | None],
+    run_id: uuid.UUID,
+    run_io: dict,
+    publishes: bool,
+    replaces_version: uuid.UUID | None,
+    current_version_key: str,
+    event_edges: dict[str, list[uuid.UUID]],
+) -> None:
+    """What a run's terminal (or streaming) event does with everything the run read and wrote: the job
+    version, the current lineage edges, and (when it completed) publishing its outputs. ``replaces_version``
+    is the job version this run was finished with before more of its IO arrived."""
     io_lists = {
         io: sorted(((ns, name, ds) for (ds, kind), (_, ns, name) in run_io.items() if kind == io)) for io in IO_TYPES
     }
-    job_version = w.record_job_version(job_id, job_ns, job_name, location, io_lists, run_id)
+    job_version = w.record_job_version(job_id, *job, io_lists, run_id)
     w.set_run_job_version(run_id, job_version)
+    if replaces_version is not None and replaces_version != job_version:
+        w.replace_job_version(job_id, run_id, replaces_version, job_version)
     run_edges = {io: [ds for _, _, ds in io_lists[io]] for io in IO_TYPES}
-    if (completes or streaming) and w.make_job_version_current(job_id, job_version):
+    made_current = publishes and w.make_job_version_current(job_id, job_version)
+    if publishes and not made_current and replaces_version is not None:
+        made_current = w.is_current_job_version(job_id, job_version)  # replaced in place just above
+    if made_current:
         for io in IO_TYPES:
             if run_edges[io]:  # a run that reported nothing in one direction does not wipe those edges
                 w.retire_edges(job_id, io, run_edges[io])
         w.upsert_edges(job_id, run_edges, current=True, run_id=run_id)
     else:
-        w.upsert_edges(job_id, event_edges, current=ctx.key > current_version_key, run_id=run_id)
-    if completes or streaming:
+        # A completion older than the job's current version still saw the run's edges when it happened.
+        _upsert_event_edges(w, job_id, run_edges if publishes else event_edges, run_id, current_version_key)
+    if publishes:
         published = {ds: v for (ds, io), (v, _, _) in run_io.items() if io == "OUTPUT"}
-        if ctx.detect_incidents:
-            incident_detection.on_publish(conn, ctx, published)
+        if w.ctx.detect_incidents:
+            incident_detection.on_publish(w.conn, w.ctx, published)
         w.publish_versions(published)
 
 
@@ -397,7 +477,7 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
 
     winners = w.upsert_facets([(job_id, "JOB", n, v) for n, v in event.job.facets.items()])
     # Declared datasets are described the way readers describe them: only where nothing else has.
-    w.add_reader_facets(
+    winners += w.add_reader_facets(
         [
             (r.id, "DATASET", n, v)
             for r, d in zip([*inputs, *outputs], [*event.inputs, *event.outputs], strict=False)
@@ -405,7 +485,12 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
         ]
     )
     _follow_facet_winners(
-        w, winners, job_id=job_id, job_is_new=job_is_new, new_datasets=new_datasets, dataset_ids=set()
+        w,
+        winners,
+        job_id=job_id,
+        job_is_new=job_is_new,
+        new_datasets=new_datasets,
+        dataset_ids={r.id for r in [*inputs, *outputs]},
     )
 
     # Declared (design-time) lineage is the job's current IO unless a later event says otherwise.

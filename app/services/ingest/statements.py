@@ -17,6 +17,8 @@ from app.db.types import UTCDateTime
 
 NOW = bindparam("p_now", type_=UTCDateTime())
 KEY = bindparam("p_key", type_=String())
+# Event keys of facets sent by a dataset's readers: "!" sorts before every writer's key (an event time).
+READER_KEY_PREFIX = "!"
 
 
 def ids_param(name: str = "p_ids"):
@@ -43,12 +45,14 @@ class IngestStatements:
         self._insert_ignore: dict[tuple[str, bool], object] = {}
         self._set_columns: dict[tuple[str, tuple[str, ...]], object] = {}
 
-    def insert_ignore(self, table: Table, returning_id: bool = False):
-        """INSERT … ON CONFLICT DO NOTHING (takes no lock on a row that exists)."""
-        key = (table.name, returning_id)
+    def insert_ignore(self, table: Table, returning_id: bool = False, returning: tuple[str, ...] = ()):
+        """INSERT … ON CONFLICT DO NOTHING (takes no lock on a row that exists); RETURNING gives the rows
+        actually inserted."""
+        returning = ("id",) if returning_id else returning
+        key = (table.name, returning)
         if key not in self._insert_ignore:
             stmt = upsert(self.dialect, table).on_conflict_do_nothing()
-            self._insert_ignore[key] = stmt.returning(table.c.id) if returning_id else stmt
+            self._insert_ignore[key] = stmt.returning(*(table.c[n] for n in returning)) if returning else stmt
         return self._insert_ignore[key]
 
     def set_columns(self, table: Table, names: tuple[str, ...]):
@@ -282,6 +286,66 @@ class IngestStatements:
             .values(current_version_id=bindparam("p_version"), current_version_key=KEY)
         )
 
+    @cached_property
+    def finished_run(self):
+        r = t.runs.c
+        return select(r.state, r.state_key, r.ended_at, r.job_version_id).where(r.id == bindparam("p_run"))
+
+    @cached_property
+    def replace_current_job_version(self):
+        j = t.jobs.c
+        return (
+            update(t.jobs)
+            .where(j.id == bindparam("p_job"), j.current_version_id == bindparam("p_old"), j.current_version_key == KEY)
+            .values(current_version_id=bindparam("p_new"))
+        )
+
+    @cached_property
+    def delete_unused_job_version(self):
+        v, r, j = t.job_versions.c, t.runs.c, t.jobs.c
+        return delete(t.job_versions).where(
+            v.id == bindparam("p_old"),
+            ~exists().where(r.job_version_id == v.id),
+            ~exists().where(j.current_version_id == v.id),
+        )
+
+    @cached_property
+    def refresh_job_version_latest_run(self):
+        """A version a run no longer has keeps as its latest run the latest of the runs that still have it."""
+        v, r = t.job_versions.c, t.runs.c
+        latest = (
+            select(r.id, r.state_key, r.ended_at).where(r.job_version_id == v.id).order_by(r.state_key.desc()).limit(1)
+        )
+        return (
+            update(t.job_versions)
+            .where(v.id == bindparam("p_old"), v.latest_run_id == bindparam("p_run"))
+            .values(
+                latest_run_id=latest.with_only_columns(r.id).scalar_subquery(),
+                latest_run_key=latest.with_only_columns(r.state_key).scalar_subquery(),
+                updated_at=latest.with_only_columns(r.ended_at).scalar_subquery(),
+            )
+        )
+
+    @cached_property
+    def retired_by_later_completion(self):
+        """Whether a completed run of the job, later than this event, finished with IO in this direction
+        that leaves this dataset out: had this event come first, that completion would have retired its edge."""
+        r, x = t.runs.c, t.job_version_io.c
+        other = t.job_version_io.alias("other")
+        return select(
+            exists().where(
+                r.job_id == bindparam("p_job"),
+                r.state == "COMPLETED",
+                r.state_key > KEY,
+                exists().where(x.job_version_id == r.job_version_id, x.io_type == bindparam("p_io")),
+                ~exists().where(
+                    other.c.job_version_id == r.job_version_id,
+                    other.c.io_type == bindparam("p_io"),
+                    other.c.dataset_id == bindparam("p_dataset"),
+                ),
+            )
+        )
+
     # --- lineage edges --------------------------------------------------------------------------------
 
     @cached_property
@@ -370,7 +434,8 @@ class IngestStatements:
                 "event_key": ex.event_key,
                 "version_key": ex.version_key,
             },
-            where=ex.event_key > col.event_key,
+            # >=: a version with a schema replacing a later schema-less one comes with that later key.
+            where=ex.event_key >= col.event_key,
         )
 
     # --- facets and column lineage --------------------------------------------------------------------
@@ -389,6 +454,29 @@ class IngestStatements:
             },
             where=ex.event_key > col.event_key,
         ).returning(col.entity_id, col.name, col.facet)
+
+    @cached_property
+    def replace_reader_facet(self):
+        """A reader's facet replaces another reader's only if its event is earlier (reader keys start with
+        "!", below every writer's key). Matches, and so locks, no row in the steady state of later readers."""
+        f = t.facets.c
+        return (
+            update(t.facets)
+            .where(
+                f.entity_id == bindparam("p_entity"),
+                f.name == bindparam("p_name"),
+                f.event_key > KEY,
+                f.event_key.startswith(READER_KEY_PREFIX),
+            )
+            .values(facet=bindparam("p_facet", type_=t.facets.c.facet.type), event_key=KEY)
+        )
+
+    @cached_property
+    def reader_facets_of_event(self):
+        f = t.facets.c
+        return select(f.entity_id, f.name, f.facet).where(
+            f.entity_id.in_(bindparam("p_entities", expanding=True)), f.event_key == KEY
+        )
 
     @cached_property
     def upsert_column_lineage(self):

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, delete, exists, or_, select, update
 from app.db import tables as t
 from app.services import identifiers as ids
 from app.services.ingest import extract
-from app.services.ingest.statements import statements_for
+from app.services.ingest.statements import READER_KEY_PREFIX, statements_for
 from app.settings import QualityRule
 
 
@@ -129,9 +129,15 @@ class ModelWriter:
     def ensure_datasets(self, refs: Iterable[DatasetRef]) -> set[uuid.UUID]:
         """Insert missing datasets; un-hide soft-deleted ones. Returns the ids that were new."""
         now = self.ctx.time
+        refs = list(refs)
+        # One event may name a dataset twice (read and written): a new row is described by the facets the
+        # facet rows will hold, the later (writer's) facet winning per name, the reader's filling in.
+        merged: dict[uuid.UUID, dict[str, Any]] = {}
+        for ref in refs:
+            merged.setdefault(ref.id, {}).update(ref.facets)
         rows = []
         for ref in refs:
-            attrs = _dataset_attributes(ref.facets)
+            attrs = _dataset_attributes(merged[ref.id])
             rows.append(
                 {
                     "id": ref.id,
@@ -396,6 +402,27 @@ class ModelWriter:
         self._insert_ignore(t.job_version_io, _dedupe(links, "dataset_id", "io_type"))
         return version_id
 
+    def finished_run(self, run_id: uuid.UUID):
+        """(state, state_key, ended_at, job_version_id) of a run in a terminal state, else None. Read after
+        the run's row was upserted (and so locked) by this transaction: a concurrent terminal event is seen."""
+        row = self.conn.execute(self.sql.finished_run, {"p_run": run_id}).one_or_none()
+        return row if row is not None and row.state in extract.TERMINAL_STATES else None
+
+    def replace_job_version(self, job_id: uuid.UUID, run_id: uuid.UUID, old: uuid.UUID, new: uuid.UUID) -> None:
+        """A run finished with version ``old`` now finishes with ``new`` (more of its IO arrived): the job
+        points at ``new`` where it pointed at ``old`` for this event, and ``old`` goes if no run has it."""
+        params = {"p_job": job_id, "p_old": old, "p_new": new, "p_key": self.ctx.key}
+        self.conn.execute(self.sql.replace_current_job_version, params)
+        self.conn.execute(self.sql.delete_unused_job_version, params)
+        self.conn.execute(self.sql.refresh_job_version_latest_run, {**params, "p_run": run_id})
+
+    def is_current_job_version(self, job_id: uuid.UUID, version_id: uuid.UUID) -> bool:
+        j = t.jobs.c
+        stmt = select(j.id).where(
+            j.id == job_id, j.current_version_id == version_id, j.current_version_key == self.ctx.key
+        )
+        return self.conn.execute(stmt).first() is not None
+
     def make_job_version_current(self, job_id: uuid.UUID, version_id: uuid.UUID) -> bool:
         params = {"p_job": job_id, "p_version": version_id, "p_key": self.ctx.key}
         return self.conn.execute(self.sql.make_job_version_current, params).rowcount > 0
@@ -426,6 +453,10 @@ class ModelWriter:
         )
         if rows:
             self.conn.execute(self.sql.upsert_edges, rows)
+
+    def retired_by_later_completion(self, job_id: uuid.UUID, io_type: str, dataset_id: uuid.UUID) -> bool:
+        params = {"p_job": job_id, "p_io": io_type, "p_dataset": dataset_id, "p_key": self.ctx.key}
+        return bool(self.conn.execute(self.sql.retired_by_later_completion, params).scalar())
 
     def retire_edges(self, job_id: uuid.UUID, io_type: str, keep: Iterable[uuid.UUID]) -> None:
         """Edges in this direction that the job's new current version no longer has stop being current,
@@ -537,11 +568,34 @@ class ModelWriter:
             "name",
         )
 
-    def add_reader_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> None:
+    def add_reader_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """Dataset facets sent by a *reader* of the dataset: kept only where nothing says otherwise yet
-        (event key "", so any writer's facet wins). Readers of a busy table thus never lock its facets."""
-        rows = [{**r, "lineage_event_id": None} for r in self._facet_rows(entries, "") if r["facet"] is not None]
-        self._insert_ignore(t.facets, rows)
+        (a reader's event key sorts below any writer's, so any writer's facet wins; between readers the
+        earliest event wins). Readers of a busy table thus never lock its facets in the steady state.
+        Returns the (entity, name, facet) rows that were new, so the columns mirroring them can follow."""
+        key = READER_KEY_PREFIX + self.ctx.key
+        rows = [{**r, "lineage_event_id": None} for r in self._facet_rows(entries, key) if r["facet"] is not None]
+        if not rows:
+            return []
+        stmt = self.sql.insert_ignore(t.facets, returning=("entity_id", "name", "facet"))
+        won = [tuple(r) for r in self.conn.execute(stmt, rows)]
+        inserted = {(entity, name) for entity, name, _ in won}
+        existing = [r for r in rows if (r["entity_id"], r["name"]) not in inserted]
+        if existing:
+            # Between readers the earliest event's facet wins, so readers agree in any arrival order.
+            params = [
+                {"p_entity": r["entity_id"], "p_name": r["name"], "p_facet": r["facet"], "p_key": key} for r in existing
+            ]
+            self.conn.execute(self.sql.replace_reader_facet, params)
+            mirrored = {r["entity_id"] for r in existing if r["name"] in MIRRORED_DATASET_FACETS}
+            if mirrored:
+                params = {"p_entities": sorted(mirrored, key=str), "p_key": key}
+                won += [
+                    tuple(r)
+                    for r in self.conn.execute(self.sql.reader_facets_of_event, params)
+                    if r.name in MIRRORED_DATASET_FACETS
+                ]
+        return won
 
     def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
@@ -571,6 +625,9 @@ def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:
         attrs["source_id"] = ids.source_id(source[0])
         attrs["source_name"] = source[0]
     return attrs
+
+
+MIRRORED_DATASET_FACETS = frozenset({"documentation", "lifecycleStateChange", "dataSource"})
 
 
 def dataset_columns_for(name: str, value: dict | None) -> dict[str, Any]:

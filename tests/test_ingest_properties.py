@@ -1,0 +1,124 @@
+"""Idempotency and order independence as properties (hypothesis).
+
+For any history of a few jobs over a few datasets (each job writes its own table and reads the others) — runs sending START/RUNNING/OTHER at any times and at most one
+COMPLETE/FAIL/ABORT after the run's other events, with changing inputs, outputs, schemas and facets, including facet deletions —
+delivering the events in any order, any number of times, builds the same model as delivering each once in
+event-time order. The model is compared whole (tests/support/model.py's snapshot: every model table).
+
+Deterministic (derandomize) and kept small for the suite; raise PROPERTY_EXAMPLES locally to search harder.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.db import tables as t
+from tests.support import model
+from tests.support.events import T0, dataset, facet, run_event
+
+JOBS = ["load", "transform", "report"]
+DATASETS = ["raw.bookings", "clean.bookings", "mart.top_rooms", "mart.daily"]
+SCHEMAS = [[("id", "int")], [("id", "bigint"), ("room", "text")], None]  # None: no schema facet
+
+PROPERTY_EXAMPLES = int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "25"))
+
+
+@st.composite
+def dataset_refs(draw, names_from: list[str]) -> list[dict]:
+    names = draw(st.lists(st.sampled_from(names_from), max_size=2, unique=True))
+    refs = []
+    for name in names:
+        extra = {}
+        if draw(st.booleans()):
+            extra["documentation"] = facet("DocumentationDatasetFacet", description=draw(st.sampled_from("xyz")))
+        refs.append(dataset("warehouse", name, columns=draw(st.sampled_from(SCHEMAS)), facets=extra))
+    return refs
+
+
+@st.composite
+def run_history(draw, run_number: int) -> list[dict]:
+    """The events of one run: 1-4 events within half an hour (ties included)."""
+    job = draw(st.sampled_from(JOBS))
+    # Each job writes its own table and reads the others' (a pipeline: no run reads what it writes).
+    own = DATASETS[JOBS.index(job)]
+    others = [d for d in DATASETS if d != own]
+    run_id = uuid.UUID(int=run_number + 1, version=4)
+    # A run ends once: at most one terminal event, after its other events; the others are START/RUNNING/OTHER
+    # at any times (ties included). Delivery order is free (the property's point).
+    types = draw(st.lists(st.sampled_from(["START", "RUNNING", "OTHER"]), min_size=0, max_size=3))
+    types += draw(st.lists(st.sampled_from(["COMPLETE", "FAIL", "ABORT"]), max_size=1))
+    minutes = sorted(draw(st.lists(st.integers(0, 30), min_size=len(types), max_size=len(types))))
+    if types and types[-1] in ("COMPLETE", "FAIL", "ABORT"):
+        minutes[-1] = max(minutes) + 1  # strictly after: with equal times the hash decides which is "later"
+    else:
+        minutes = draw(st.permutations(minutes))
+    events = []
+    for event_type, minute in zip(types or ["START"], minutes or [0], strict=True):
+        run_facets = {}
+        if draw(st.booleans()):
+            run_facets["progress"] = facet("Custom", step=draw(st.integers(0, 3)))
+        if draw(st.integers(0, 5)) == 0:
+            run_facets["progress"] = {"_deleted": True}
+        job_facets = {}
+        if draw(st.booleans()):
+            job_facets["documentation"] = facet("DocumentationJobFacet", description=draw(st.sampled_from("abc")))
+        events.append(
+            run_event(
+                event_type,
+                job=("pipeline", job),
+                run_id=run_id,
+                time=T0 + timedelta(minutes=minute),
+                inputs=draw(dataset_refs(others)),
+                outputs=draw(dataset_refs([own])),
+                run_facets=run_facets,
+                job_facets=job_facets,
+            )
+        )
+    return events
+
+
+@st.composite
+def histories_and_deliveries(draw) -> tuple[list[dict], list[dict]]:
+    runs = draw(st.integers(1, 5))
+    events = [event for r in range(runs) for event in draw(run_history(r))]
+    # Any order, with any events repeated (client retries, redeliveries).
+    repeats = draw(st.lists(st.sampled_from(events), max_size=len(events)))
+    deliveries = draw(st.permutations(events + repeats))
+    return events, deliveries
+
+
+def _empty(engine) -> None:
+    with engine.begin() as conn:
+        for table in [*t.MODEL_TABLES, t.lineage_events]:
+            conn.execute(table.delete())
+
+
+def _ingest(client, events) -> None:
+    for event in events:
+        response = client.post("/api/v1/lineage", json=event)
+        assert response.status_code == 201, response.text
+
+
+@settings(
+    max_examples=PROPERTY_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(histories_and_deliveries())
+def test_any_order_any_repetition_builds_the_model_of_one_ordered_pass(client, engine, history):
+    events, deliveries = history
+    _empty(engine)
+    _ingest(client, sorted(events, key=lambda e: e["eventTime"]))
+    in_order = model.snapshot(engine)
+
+    _empty(engine)
+    _ingest(client, deliveries)
+    shuffled = model.snapshot(engine)
+    assert shuffled == in_order, model.describe_difference(in_order, shuffled)
