@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Table, any_, bindparam
+from sqlalchemy import JSON, ColumnElement, Connection, Table, any_, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -96,6 +96,14 @@ def declared_for(dialect_name: str):
         return dialect_name in wanted
 
     return include_object
+
+
+def serialize_on(conn: Connection, key: str) -> None:
+    """Make transactions that name the same ``key`` run one after another (Postgres: a transaction-scoped
+    advisory lock; SQLite already runs one writer at a time). Taken first thing in a transaction, before any
+    row lock, it cannot join a deadlock."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.db import json as json_codec
 from app.db import tables as t
-from app.db.dialect import is_retryable, is_unavailable, upsert
+from app.db.dialect import is_retryable, is_unavailable, serialize_on, upsert
 from app.db.engine import write_transaction
 from app.schemas.openlineage import LineageEvent, event_class_for
 from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
@@ -93,12 +93,18 @@ def ingest_event(
     """
     digest = event_hash(payload)
     row = _raw_row(payload, event, digest)
+    job = getattr(event, "job", None)
+    job_key = f"job:{job.namespace}:{job.name}" if job is not None else None
     deadline = time.monotonic() + retry_seconds
     attempt, pause = 0, 0.005
     while True:
         attempt += 1
         try:
             with write_transaction(engine) as connection:
+                if job_key is not None:
+                    # Events of one job touch the same rows (the job, its version, its edges, its run) in orders
+                    # that depend on what each carries: run them one at a time instead of deadlocking.
+                    serialize_on(connection, job_key)
                 event_id = _store_raw(connection, row)
                 if event_id is None:
                     return IngestResult(None, duplicate=True)
