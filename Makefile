@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-sqlite test-postgres bench-ingest bench-load bench-explain bench-backfill bench-lineage openapi clean
+AIRFLOW_VENV ?= .venv-airflow
+
+.PHONY: e2e run test test-sqlite test-postgres bench-ingest bench-load bench-explain bench-backfill bench-lineage openapi clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -58,6 +60,16 @@ bench-backfill: $(VENV)/.installed-dev
 ## Lineage, column lineage and search latency on ~20,000 jobs / 40,000 datasets, at 20k and then 2M runs.
 bench-lineage: $(VENV)/.installed-dev
 	$(PY) -m bench.lineage $(BENCH_ARGS)
+
+## Real Airflow end to end (not part of `make test`): Airflow and its OpenLineage and Postgres providers in their
+## own virtualenv ($(AIRFLOW_VENV)), two DAGs run with `airflow dags test` against a throwaway Postgres,
+## lineage, runs and a backfill plan checked in Headwater.
+$(AIRFLOW_VENV)/bin/airflow:
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet apache-airflow apache-airflow-providers-openlineage apache-airflow-providers-postgres
+
+e2e: $(VENV)/.installed-dev $(AIRFLOW_VENV)/bin/airflow
+	AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m e2e.airflow
 
 ## Regenerate the checked-in OpenAPI document from the app.
 openapi: $(VENV)/.installed
