@@ -86,7 +86,7 @@ def main() -> int:
                 (f"dataset:{ns}:warehouse.public.room_bookings", f"job:{NAMESPACE}:{downstream}"),
                 (f"job:{NAMESPACE}:{downstream}", f"dataset:{ns}:warehouse.public.top_room_bookings"),
             ]
-            check(all(edge in edges for edge in chain), "cross-DAG lineage bookings → room_bookings → top_room_bookings")
+            check(all(e in edges for e in chain), "cross-DAG lineage bookings → room_bookings → top_room_bookings")
             for job in (upstream, downstream):
                 runs = api.get(f"/namespaces/{NAMESPACE}/jobs/{job}/runs").json()["runs"]
                 check(

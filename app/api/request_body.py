@@ -84,7 +84,9 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ApiError(400, f"Request body must be a JSON object (an OpenLineage event), not {_json_type(value)}.")
     if (depth := json_depth(value)) > MAX_JSON_DEPTH:
-        raise ApiError(400, f"Request body is not valid JSON: nesting is too deep ({depth} levels; the limit is {MAX_JSON_DEPTH}).")
+        raise ApiError(
+            400, f"Request body is not valid JSON: nesting is too deep ({depth} levels; the limit is {MAX_JSON_DEPTH})."
+        )
     if b"\\u0000" in body and (path := find_nul(value)) is not None:
         raise ApiError(422, f"{path}: contains a NUL character (\\u0000), which cannot be stored.")
     return value

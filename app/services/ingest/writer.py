@@ -413,7 +413,9 @@ class ModelWriter:
 
     def is_current_job_version(self, job_id: uuid.UUID, version_id: uuid.UUID) -> bool:
         j = t.jobs.c
-        stmt = select(j.id).where(j.id == job_id, j.current_version_id == version_id, j.current_version_key == self.ctx.key)
+        stmt = select(j.id).where(
+            j.id == job_id, j.current_version_id == version_id, j.current_version_key == self.ctx.key
+        )
         return self.conn.execute(stmt).first() is not None
 
     def make_job_version_current(self, job_id: uuid.UUID, version_id: uuid.UUID) -> bool:
