@@ -184,12 +184,8 @@ def test_huge_but_valid_events_are_stored_faithfully(http, engine):
     text = "λ" * 5_000_000  # 10 MB of UTF-8
     big = valid_event("bad-input", "big")
     big["job"]["facets"]["documentation"] = facet("DocumentationJobFacet", description=text)
-    assert (
-        http.post(
-            "/api/v1/lineage", content=gzip.compress(json.dumps(big, ensure_ascii=False).encode()), headers=GZIP
-        ).status_code
-        == 201
-    )
+    body = gzip.compress(json.dumps(big, ensure_ascii=False).encode())
+    assert http.post("/api/v1/lineage", content=body, headers=GZIP).status_code == 201
     assert http.get("/api/v1/namespaces/bad-input/jobs/big").json()["description"] == text
 
 

@@ -1,9 +1,9 @@
 """Idempotency and order independence as properties (hypothesis).
 
-For any history of a few jobs over a few datasets (each job writes its own table and reads the others) — runs sending START/RUNNING/OTHER at any times and at most one
-COMPLETE/FAIL/ABORT after the run's other events, with changing inputs, outputs, schemas and facets, including facet deletions —
-delivering the events in any order, any number of times, builds the same model as delivering each once in
-event-time order. The model is compared whole (tests/support/model.py's snapshot: every model table).
+For any history of a few jobs over a few datasets (each job writes its own table and reads the others) —
+runs sending START/RUNNING/OTHER at any times and at most one COMPLETE/FAIL/ABORT after the run's other
+events, with changing inputs, schemas and facets (including facet deletions) — delivering the events in any
+order, any number of times, builds the same model as delivering each once in event-time order. The model is compared whole (tests/support/model.py's snapshot: every model table).
 
 Deterministic (derandomize) and kept small for the suite; raise PROPERTY_EXAMPLES locally to search harder.
 """
@@ -29,14 +29,15 @@ PROPERTY_EXAMPLES = int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "25"))
 
 
 @st.composite
-def dataset_refs(draw, names_from: list[str]) -> list[dict]:
+def dataset_refs(draw, names_from: list[str], columns=None) -> list[dict]:
     names = draw(st.lists(st.sampled_from(names_from), max_size=2, unique=True))
     refs = []
     for name in names:
         extra = {}
         if draw(st.booleans()):
             extra["documentation"] = facet("DocumentationDatasetFacet", description=draw(st.sampled_from("xyz")))
-        refs.append(dataset("warehouse", name, columns=draw(st.sampled_from(SCHEMAS)), facets=extra))
+        schema = columns if columns is not None else draw(st.sampled_from(SCHEMAS))
+        refs.append(dataset("warehouse", name, columns=schema, facets=extra))
     return refs
 
 
@@ -47,6 +48,8 @@ def run_history(draw, run_number: int) -> list[dict]:
     # Each job writes its own table and reads the others' (a pipeline: no run reads what it writes).
     own = DATASETS[JOBS.index(job)]
     others = [d for d in DATASETS if d != own]
+    # A run reports the same schema for what it writes in every event that lists it (readers vary freely).
+    written_schema = draw(st.sampled_from(SCHEMAS[:2]))
     run_id = uuid.UUID(int=run_number + 1, version=4)
     # A run ends once: at most one terminal event, after its other events; the others are START/RUNNING/OTHER
     # at any times (ties included). Delivery order is free (the property's point).
@@ -74,7 +77,7 @@ def run_history(draw, run_number: int) -> list[dict]:
                 run_id=run_id,
                 time=T0 + timedelta(minutes=minute),
                 inputs=draw(dataset_refs(others)),
-                outputs=draw(dataset_refs([own])),
+                outputs=draw(dataset_refs([own], columns=written_schema)),
                 run_facets=run_facets,
                 job_facets=job_facets,
             )

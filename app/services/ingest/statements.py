@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache, cached_property
 
-from sqlalchemy import String, Table, Uuid, and_, bindparam, case, delete, exists, or_, select, tuple_, update
+from sqlalchemy import String, Table, Uuid, and_, bindparam, case, delete, exists, func, or_, select, tuple_, update
 
 from app.db import tables as t
 from app.db.dialect import upsert
@@ -324,6 +324,17 @@ class IngestStatements:
                 latest_run_key=latest.with_only_columns(r.state_key).scalar_subquery(),
                 updated_at=latest.with_only_columns(r.ended_at).scalar_subquery(),
             )
+        )
+
+    @cached_property
+    def refresh_job_version_created_at(self):
+        """A version this run made first, which other runs still have, dates from the first of those."""
+        v, r = t.job_versions.c, t.runs.c
+        first = select(func.min(r.ended_at)).where(r.job_version_id == v.id).scalar_subquery()
+        return (
+            update(t.job_versions)
+            .where(v.id == bindparam("p_old"), v.created_at == bindparam("p_now"), first.is_not(None))
+            .values(created_at=first)
         )
 
     @cached_property

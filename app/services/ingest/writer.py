@@ -130,8 +130,8 @@ class ModelWriter:
         """Insert missing datasets; un-hide soft-deleted ones. Returns the ids that were new."""
         now = self.ctx.time
         refs = list(refs)
-        # One event may name a dataset twice (read and written): a new row is described by the facets the
-        # facet rows will hold, the later (writer's) facet winning per name, the reader's filling in.
+        # One event may name a dataset twice (read and written, or only in column lineage): a new row is
+        # described by the facets the facet rows will hold, the later (writer's) winning per name.
         merged: dict[uuid.UUID, dict[str, Any]] = {}
         for ref in refs:
             merged.setdefault(ref.id, {}).update(ref.facets)
@@ -146,8 +146,8 @@ class ModelWriter:
                     "name": ref.name,
                     "physical_name": ref.name,
                     "type": "DB_TABLE",
-                    "source_id": ids.source_id(ref.source_name),
-                    "source_name": ref.source_name,
+                    "source_id": attrs.get("source_id", ids.source_id("default")),
+                    "source_name": attrs.get("source_name", "default"),
                     **{k: v for k, v in attrs.items() if k not in ("source_id", "source_name")},
                     "created_at": now,
                     "updated_at": now,
@@ -415,6 +415,7 @@ class ModelWriter:
         self.conn.execute(self.sql.replace_current_job_version, params)
         self.conn.execute(self.sql.delete_unused_job_version, params)
         self.conn.execute(self.sql.refresh_job_version_latest_run, {**params, "p_run": run_id})
+        self.conn.execute(self.sql.refresh_job_version_created_at, {**params, "p_now": self.ctx.time})
 
     def is_current_job_version(self, job_id: uuid.UUID, version_id: uuid.UUID) -> bool:
         j = t.jobs.c
