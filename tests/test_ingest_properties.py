@@ -3,7 +3,8 @@
 For any history of a few jobs over a few datasets (each job writes its own table and reads the others) —
 runs sending START/RUNNING/OTHER at any times and at most one COMPLETE/FAIL/ABORT after the run's other
 events, with changing inputs, schemas and facets (including facet deletions) — delivering the events in any
-order, any number of times, builds the same model as delivering each once in event-time order. The model is compared whole (tests/support/model.py's snapshot: every model table).
+order, any number of times, builds the same model as delivering each once in event-time order. The model is
+compared whole (tests/support/model.py's snapshot: every model table).
 
 Deterministic (derandomize) and kept small for the suite; raise PROPERTY_EXAMPLES locally to search harder.
 """
