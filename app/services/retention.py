@@ -211,81 +211,77 @@ def _delete_runs(conn: Connection, run_ids: list, report: PurgeReport) -> int:
     return count
 
 
-def _purge_job_versions(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):
-    jv, j, r = t.job_versions.c, t.jobs.c, t.runs.c
-    old = jv.updated_at < cutoff
-    total, after, seen = _count(batches, t.job_versions, old), None, 0
+def _old_batches(
+    batches: _Batches, id_column, old, size: int, progress: Progress, step: str
+) -> Iterator[tuple[Connection, list]]:
+    """The ids of rows matching ``old``, a batch at a time, each with the connection of the batch's own
+    transaction (committed when the caller is done with it), reporting progress after each."""
+    total, after, seen = _count(batches, id_column.table, old), None, 0
     while True:
         with batches.batch() as conn:
-            ids = _candidates(conn, jv.id, old, after=after, limit=size)
+            ids = _candidates(conn, id_column, old, after=after, limit=size)
             if not ids:
-                break
+                return
             after, seen = ids[-1], seen + len(ids)
-            doomed = list(
-                conn.execute(
-                    select(jv.id).where(
-                        in_values(conn, jv.id, ids),
-                        ~exists().where(j.id == jv.job_id, j.current_version_id == jv.id),
-                        ~exists().where(r.job_version_id == jv.id),
-                    )
-                ).scalars()
+            yield conn, ids
+        progress(step, seen, total)
+
+
+def _purge_job_versions(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):
+    jv, j, r = t.job_versions.c, t.jobs.c, t.runs.c
+    for conn, ids in _old_batches(batches, jv.id, jv.updated_at < cutoff, size, progress, "job versions"):
+        doomed = (
+            conn.execute(
+                select(jv.id).where(
+                    in_values(conn, jv.id, ids),
+                    ~exists().where(j.id == jv.job_id, j.current_version_id == jv.id),
+                    ~exists().where(r.job_version_id == jv.id),
+                )
             )
-            if doomed:
-                io = t.job_version_io.c
-                count = conn.execute(delete(t.job_version_io).where(in_values(conn, io.job_version_id, doomed)))
-                report.add("job_version_io", count.rowcount)
-                count = conn.execute(delete(t.job_versions).where(in_values(conn, jv.id, doomed)))
-                report.add("job_versions", count.rowcount)
-        progress("job versions", seen, total)
+            .scalars()
+            .all()
+        )
+        if doomed:
+            io = t.job_version_io.c
+            count = conn.execute(delete(t.job_version_io).where(in_values(conn, io.job_version_id, doomed)))
+            report.add("job_version_io", count.rowcount)
+            count = conn.execute(delete(t.job_versions).where(in_values(conn, jv.id, doomed)))
+            report.add("job_versions", count.rowcount)
 
 
 def _purge_dataset_versions(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):
     v, d, io = t.dataset_versions.c, t.datasets.c, t.run_io.c
-    old = v.created_at < cutoff
-    total, after, seen = _count(batches, t.dataset_versions, old), None, 0
-    while True:
-        with batches.batch() as conn:
-            ids = _candidates(conn, v.id, old, after=after, limit=size)
-            if not ids:
-                break
-            after, seen = ids[-1], seen + len(ids)
-            doomed = list(
-                conn.execute(
-                    select(v.id).where(
-                        in_values(conn, v.id, ids),
-                        ~exists().where(d.id == v.dataset_id, d.current_version_id == v.id),
-                        ~exists().where(io.dataset_version_id == v.id),
-                    )
-                ).scalars()
+    for conn, ids in _old_batches(batches, v.id, v.created_at < cutoff, size, progress, "dataset versions"):
+        doomed = (
+            conn.execute(
+                select(v.id).where(
+                    in_values(conn, v.id, ids),
+                    ~exists().where(d.id == v.dataset_id, d.current_version_id == v.id),
+                    ~exists().where(io.dataset_version_id == v.id),
+                )
             )
-            if doomed:
-                f, cl = t.facets.c, t.column_lineage.c
-                count = conn.execute(delete(t.facets).where(in_values(conn, f.entity_id, doomed))).rowcount
-                report.add("facets", count)
-                lineage = delete(t.column_lineage).where(in_values(conn, cl.output_version_id, doomed))
-                report.add("column_lineage", conn.execute(lineage).rowcount)
-                count = conn.execute(delete(t.dataset_versions).where(in_values(conn, v.id, doomed))).rowcount
-                report.add("dataset_versions", count)
-        progress("dataset versions", seen, total)
+            .scalars()
+            .all()
+        )
+        if doomed:
+            f, cl = t.facets.c, t.column_lineage.c
+            count = conn.execute(delete(t.facets).where(in_values(conn, f.entity_id, doomed))).rowcount
+            report.add("facets", count)
+            lineage = delete(t.column_lineage).where(in_values(conn, cl.output_version_id, doomed))
+            report.add("column_lineage", conn.execute(lineage).rowcount)
+            count = conn.execute(delete(t.dataset_versions).where(in_values(conn, v.id, doomed))).rowcount
+            report.add("dataset_versions", count)
 
 
 def _purge_raw_events(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):
     e, rs, f = t.lineage_events.c, t.run_states.c, t.facets.c
-    old = e.event_time < cutoff
-    total, after, seen = _count(batches, t.lineage_events, old), None, 0
-    while True:
-        with batches.batch() as conn:
-            ids = _candidates(conn, e.id, old, after=after, limit=size)
-            if not ids:
-                break
-            after, seen = ids[-1], seen + len(ids)
-            named = and_(
-                in_values(conn, e.id, ids),
-                ~exists().where(rs.lineage_event_id == e.id),
-                ~exists().where(f.lineage_event_id == e.id),
-            )
-            report.add("lineage_events", conn.execute(delete(t.lineage_events).where(named)).rowcount)
-        progress("raw events", seen, total)
+    for conn, ids in _old_batches(batches, e.id, e.event_time < cutoff, size, progress, "raw events"):
+        named = and_(
+            in_values(conn, e.id, ids),
+            ~exists().where(rs.lineage_event_id == e.id),
+            ~exists().where(f.lineage_event_id == e.id),
+        )
+        report.add("lineage_events", conn.execute(delete(t.lineage_events).where(named)).rowcount)
 
 
 class RetentionSchedule:
