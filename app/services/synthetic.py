@@ -368,7 +368,8 @@ def add_history(
 def analyze(engine: Engine) -> None:
     """After a bulk load (Postgres): what autovacuum gives a real installation in its steady state — planner
     statistics, hint bits and the visibility map — done now, so that measurements do not share the machine with
-    autovacuum working through millions of fresh rows."""
+    autovacuum working through millions of fresh rows, or with the checkpoint writing them out."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM (ANALYZE)"))
+            conn.execute(text("CHECKPOINT"))  # and the gigabytes just written flushed now, not while measuring
