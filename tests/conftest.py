@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
@@ -69,12 +71,21 @@ def clean_database(request) -> None:
         return
     engine: Engine = request.getfixturevalue("engine")
     tables = [*INCIDENT_TABLES, backfill_plans, *MODEL_TABLES, lineage_events]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(table.delete())
+    # A live server's incident worker may be writing while we empty the tables; TRUNCATE locks them one by one,
+    # so Postgres can pick it as the victim of a deadlock with the worker. The worker's pass is short: try again.
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)} RESTART IDENTITY CASCADE"))
+                else:
+                    for table in tables:
+                        conn.execute(table.delete())
+            return
+        except OperationalError as error:
+            if attempt == 4 or "deadlock" not in str(error.orig).lower():
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture
