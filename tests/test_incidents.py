@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.services.incidents import late
 from app.settings import Settings
 from tests.support.events import (
     POSTGRES_NS,
@@ -512,3 +513,15 @@ def test_quality_facets_of_odd_shapes_raise_nothing_and_keep_the_event(settings,
         assert incidents(client)[0]["details"]["failedAssertions"] == [
             {"assertion": "?", "column": None, "success": False}
         ]
+
+
+def test_a_jobs_cadence_is_learned_from_its_newest_runs_only(client, engine, settings):
+    """Twelve daily runs, then ten runs every three days: the job now runs every three days, whatever its
+    longer history says (the median over all 22 runs would be one day)."""
+    days = [*range(12), *range(14, 42, 3)]
+    for day in days:
+        last = scheduled_run(client, "load_orders", day, output="orders")
+    (overdue,) = late.overdue_jobs(engine, settings, last + 5 * DAY)
+    assert overdue.cadence == 3 * DAY
+    assert overdue.last_completed == last
+    assert late.overdue_jobs(engine, settings, last + 4 * DAY) == []  # 3 days × 1.5 tolerance = 4.5 days

@@ -11,7 +11,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Table, any_, bindparam, text
+from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, any_, bindparam, func, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -36,6 +36,22 @@ def in_values(conn: Connection, column: ColumnElement, values: Iterable[Any]) ->
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+def newest_per_key(
+    conn: Connection, keys: ColumnElement, rows: Select, key: ColumnElement, newest_first: ColumnElement, limit: int
+) -> Select:
+    """The ``limit`` first rows of ``rows`` (ordered by ``newest_first``) for each value of ``keys`` (a column
+    of the table the keys live in, e.g. ``jobs.id``; ``key`` is the matching column of ``rows``).
+
+    On Postgres it is one index probe per key (``LATERAL … LIMIT``), reading only the rows it returns however
+    long the history; SQLite has no LATERAL, so there it ranks every row with a window (embedded installations
+    are small)."""
+    if conn.dialect.name == "postgresql":
+        per_key = rows.where(key == keys).order_by(newest_first).limit(limit).lateral()
+        return select(per_key).select_from(keys.table.join(per_key, true()))
+    ranked = rows.add_columns(func.row_number().over(partition_by=key, order_by=newest_first).label("rank_")).subquery()
+    return select(*[c for c in ranked.c if c.name != "rank_"]).where(ranked.c.rank_ <= limit)
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]], *, chunk: int = 5000) -> int:
