@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     incident_worker: bool = True
     worker_poll_seconds: float = Field(1.0, gt=0)  # how often the worker looks for work
     webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_concurrency: int = Field(8, ge=1)  # deliveries in flight at once, per server process
     webhook_max_attempts: int = Field(10, ge=1)
     webhook_backoff_seconds: float = Field(10.0, gt=0)  # first retry delay; doubles per attempt
     webhook_backoff_max_seconds: float = Field(3600.0, gt=0)

@@ -525,3 +525,18 @@ def test_a_jobs_cadence_is_learned_from_its_newest_runs_only(client, engine, set
     assert overdue.cadence == 3 * DAY
     assert overdue.last_completed == last
     assert late.overdue_jobs(engine, settings, last + 4 * DAY) == []  # 3 days × 1.5 tolerance = 4.5 days
+
+
+def test_a_slow_receiver_does_not_hold_up_the_other_subscribers(app_with_worker, receiver):
+    """Two receivers that take their time answering: both are called at once, neither waits for the other's
+    timeout; each is recorded as delivered when it answers."""
+    client = app_with_worker(webhook_timeout_seconds=30)
+    bookings_day(client, NOV)
+    slow = {path: receiver.hold(path) for path in ("/slow-1", "/slow-2")}
+    ids = [subscribe(client, receiver.url(path), owners=["team-analytics"]) for path in slow]
+    bookings_day(client, NOV + DAY, state="FAIL")
+    assert sorted(c.path for c in receiver.wait_for(2, timeout=10)) == ["/slow-1", "/slow-2"]
+    assert [deliveries(client, i)["deliveries"][0]["status"] for i in ids] == ["pending", "pending"]
+    for held in slow.values():
+        held.set()
+    wait_until(lambda: all(deliveries(client, i)["deliveries"][0]["status"] == "delivered" for i in ids))

@@ -32,6 +32,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self._answers: dict[str, list[int]] = {}
+        self._held: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         receiver = self
 
@@ -42,6 +43,9 @@ class WebhookReceiver:
                     receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     answers = receiver._answers.get(self.path)
                     code = answers.pop(0) if answers else 200
+                    held = receiver._held.get(self.path)
+                if held is not None:
+                    held.wait(30)
                 self.send_response(code)
                 self.send_header("content-length", "2")
                 self.end_headers()
@@ -59,6 +63,12 @@ class WebhookReceiver:
     def answer(self, path: str, *codes: int) -> None:
         """Answer the next calls to ``path`` with these codes (200 afterwards)."""
         self._answers[path] = list(codes)
+
+    def hold(self, path: str) -> threading.Event:
+        """Record calls to ``path`` at once but answer them only when the returned event is set (a slow
+        receiver)."""
+        self._held[path] = threading.Event()
+        return self._held[path]
 
     def calls(self, path: str | None = None) -> list[Received]:
         with self._lock:
@@ -78,5 +88,7 @@ class WebhookReceiver:
         return self
 
     def __exit__(self, *exc) -> None:
+        for held in self._held.values():
+            held.set()
         self._server.shutdown()
         self._server.server_close()

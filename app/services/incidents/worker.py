@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -187,7 +188,7 @@ def deliver_due(
     record: Callable[[str], None] = lambda outcome: None,
 ) -> int:
     """Send the deliveries that are due; ``record`` hears each attempt's outcome (delivered, retry, failed)."""
-    w, s = t.webhook_deliveries.c, t.subscriptions.c
+    w = t.webhook_deliveries.c
     with read_connection(engine) as conn:
         due = (
             conn.execute(
@@ -203,44 +204,56 @@ def deliver_due(
             .scalars()
             .all()
         )
-    delivered = 0
-    for delivery_id in due:
-        if not _claim(engine, t.webhook_deliveries, delivery_id, now, w.status == "pending"):
-            continue
-        with read_connection(engine) as conn:
-            row = conn.execute(
-                select(t.webhook_deliveries, s.url, s.secret)
-                .join(t.subscriptions, s.id == w.subscription_id)
-                .where(w.id == delivery_id)
-            ).first()
-        if row is None:
-            continue  # its subscription was deleted meanwhile
-        outcome = delivery.send(client, row.url, row.secret, row.payload, delivery_id=str(row.id), now=now)
-        attempts = row.attempts + 1
-        values = {
-            "attempts": attempts,
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error,
-            "history": [
-                *row.history,
-                {"at": now.isoformat(), "statusCode": outcome.status_code, "error": outcome.error},
-            ],
-            "lease_until": None,
-        }
-        if outcome.ok:
-            values.update(status="delivered", delivered_at=now)
-            delivered += 1
-            record("delivered")
-        elif attempts >= settings.webhook_max_attempts:
-            values.update(status="failed")
-            record("failed")
-        else:
-            record("retry")
-            backoff = min(settings.webhook_backoff_seconds * 2 ** (attempts - 1), settings.webhook_backoff_max_seconds)
-            values.update(next_attempt_at=now + timedelta(seconds=backoff))
-        with write_transaction(engine) as conn:
-            conn.execute(update(t.webhook_deliveries).where(w.id == delivery_id).values(**values))
-    return delivered
+    if not due:
+        return 0
+    # One slow or unreachable receiver must not hold up everyone else's webhooks for its whole timeout.
+    with ThreadPoolExecutor(max_workers=min(settings.webhook_concurrency, len(due))) as pool:
+        outcomes = list(pool.map(lambda delivery_id: _attempt(engine, settings, client, delivery_id, now), due))
+    for outcome in outcomes:
+        if outcome is not None:
+            record(outcome)
+    return outcomes.count("delivered")
+
+
+def _attempt(engine: Engine, settings: Settings, client: httpx.Client, delivery_id, now: datetime) -> str | None:
+    """Claim one due delivery, send it once and record the outcome: delivered, retry or failed (None when
+    another worker claimed it or its subscription is gone)."""
+    w, s = t.webhook_deliveries.c, t.subscriptions.c
+    if not _claim(engine, t.webhook_deliveries, delivery_id, now, w.status == "pending"):
+        return None
+    with read_connection(engine) as conn:
+        row = conn.execute(
+            select(t.webhook_deliveries, s.url, s.secret)
+            .join(t.subscriptions, s.id == w.subscription_id)
+            .where(w.id == delivery_id)
+        ).first()
+    if row is None:
+        return None  # its subscription was deleted meanwhile
+    outcome = delivery.send(client, row.url, row.secret, row.payload, delivery_id=str(row.id), now=now)
+    attempts = row.attempts + 1
+    values = {
+        "attempts": attempts,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error,
+        "history": [
+            *row.history,
+            {"at": now.isoformat(), "statusCode": outcome.status_code, "error": outcome.error},
+        ],
+        "lease_until": None,
+    }
+    if outcome.ok:
+        values.update(status="delivered", delivered_at=now)
+        result = "delivered"
+    elif attempts >= settings.webhook_max_attempts:
+        values.update(status="failed")
+        result = "failed"
+    else:
+        backoff = min(settings.webhook_backoff_seconds * 2 ** (attempts - 1), settings.webhook_backoff_max_seconds)
+        values.update(next_attempt_at=now + timedelta(seconds=backoff))
+        result = "retry"
+    with write_transaction(engine) as conn:
+        conn.execute(update(t.webhook_deliveries).where(w.id == delivery_id).values(**values))
+    return result
 
 
 class IncidentWorker:
