@@ -3,10 +3,13 @@ without a Content-Length, bounded by a size limit (checked while streaming and a
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import zlib
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 
 from app.api.errors import ApiError
@@ -55,20 +58,34 @@ def _inflate(body: bytes, limit: int, *, gzip: bool) -> bytes:
 MAX_JSON_DEPTH = 128
 
 
-def json_depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a scalar is 0, ``{}`` is 1), without recursion."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            depth += 1
-            deepest = max(deepest, depth)
-            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
+_JSON_STRING = re.compile(rb'"(?:[^"\\\\]|\\\\.)*"')
+_LONG_DIGITS = re.compile(rb"[0-9]{18}")
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"{}[]")
+_BRACKET_STEP = {ord("{"): 1, ord("["): 1, ord("}"): -1, ord("]"): -1}
+
+
+def json_depth(body: bytes) -> int:
+    """Nesting depth of a JSON text already known to be valid (a scalar is 0, ``{}`` is 1): the deepest
+    running count of brackets outside strings. Regex and ``bytes.translate`` do the scanning in C, where a walk
+    over the parsed value costs a Python step per value of every event."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_A_BRACKET)
+    return max(itertools.accumulate(_BRACKET_STEP[b] for b in brackets), default=0)
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _loads(body: bytes) -> Any:
+    """orjson is several times faster, but reads integers past 64 bits as floats. A body with a long run of
+    digits anywhere, and whatever orjson refuses, goes to the standard parser, which keeps integers of any size
+    exactly (facets are stored verbatim) and words the errors clients see."""
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body, parse_constant=_reject_constant)
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -77,13 +94,13 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise ApiError(400, "Request body is empty; expected an OpenLineage event as a JSON object.")
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        value = _loads(body)
     except (ValueError, RecursionError) as exc:
         reason = "nesting is too deep" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(400, f"Request body is not valid JSON: {reason}") from None
     if not isinstance(value, dict):
         raise ApiError(400, f"Request body must be a JSON object (an OpenLineage event), not {_json_type(value)}.")
-    if (depth := json_depth(value)) > MAX_JSON_DEPTH:
+    if (depth := json_depth(body)) > MAX_JSON_DEPTH:
         raise ApiError(
             400, f"Request body is not valid JSON: nesting is too deep ({depth} levels; the limit is {MAX_JSON_DEPTH})."
         )
