@@ -43,7 +43,7 @@ test-sqlite: $(VENV)/.installed-dev
 test-postgres: $(VENV)/.installed-dev
 	HEADWATER_TEST_DB=postgres $(PY) -m pytest $(PYTEST_ARGS)
 
-## Ingest throughput over HTTP into Postgres, next to a raw-insert floor measured in the same run.
+## Ingest throughput over HTTP into Postgres, next to a raw-insert floor and the HTTP layer without the database (its ceiling), measured in the same run.
 bench-ingest: $(VENV)/.installed-dev
 	$(PY) -m bench.ingest $(BENCH_ARGS)
 

@@ -2,14 +2,16 @@
 
     python -m bench.ingest [--events N] [--workers W] [--concurrency C] [--warmup K] [--time-limit S]
 
-The *floor* is what the same PostgreSQL server does with the same serialized events when nothing but a
-bare ``INSERT ... jsonb`` + commit per event is asked of it, at the same concurrency. Headwater / floor
-then says how much of the database's raw write capacity the service delivers as ingested events.
+The *HTTP ceiling* is the same requests against the endpoint minus the database (bench/http_ceiling_app.py):
+what the machine can ingest through the HTTP layer at all. The *floor* is what the same PostgreSQL server
+does with the same serialized events when nothing but a bare ``INSERT ... jsonb`` + commit per event is
+asked of it, at the same concurrency. Headwater / floor then says how much of the database's raw write
+capacity the service delivers as ingested events.
 
-Both phases run in one invocation against one server, so the ratio is meaningful on any machine even
-when the absolute figures are not. The load generator is this process and the server a subprocess
-(``LiveServer``), so they share no GIL; but they do share the machine's cores, so CPU seconds are reported
-for the client, the server and PostgreSQL, which shows whether a run was bound by the client.
+The phases run in one invocation (the floor and Headwater against one server), so the ratios are
+meaningful on any machine even when the absolute figures are not. The load generator is this process and
+the server a subprocess (``LiveServer``), so they share no GIL; but they do share the machine's cores, so CPU
+seconds are reported for the client, the server and PostgreSQL, which shows whether a run was bound by the client.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import random
 import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +41,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, free_port
 from tests.support.postgres import TemporaryPostgres
 
 # -- event generation ----------------------------------------------------------------------------------
@@ -382,6 +385,47 @@ def run_floor(pg: TemporaryPostgres, events: list[bytes], warmup: list[bytes], c
     return Phase(len(events), seconds, cpu)
 
 
+def run_http_ceiling(events: list[bytes], warmup: list[bytes], workers: int, concurrency: int) -> Phase:
+    """The same requests against the endpoint minus the database (bench/http_ceiling_app.py), `workers`
+    uvicorn processes: the most this machine can ingest through Headwater's HTTP layer at all."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.http_ceiling_app:app", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                probe.request("GET", "/api/v1/health")
+                if probe.getresponse().status == 200:
+                    probe.close()
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the HTTP ceiling server did not start") from None
+                time.sleep(0.1)
+        sessions = [_HttpSession("127.0.0.1", port, Phase(0, 0.0, {})) for _ in range(concurrency)]
+        _drive(warmup, sessions, _HttpSession.post)
+        for s in sessions:
+            s.phase = Phase(0, 0.0, {})
+        before = (_process_tree_cpu(process.pid), _self_cpu())
+        seconds = _drive(events, sessions, _HttpSession.post)
+        cpu = {"client": _self_cpu() - before[1], "server": _process_tree_cpu(process.pid) - before[0]}
+        for s in sessions:
+            s.conn.close()
+    finally:
+        process.terminate()
+        process.wait(20)
+    phase = _merge(s.phase for s in sessions)
+    if phase.ok != len(events):
+        raise RuntimeError(f"HTTP ceiling: {dict(phase.statuses)} for {len(events)} events")
+    phase.events, phase.seconds, phase.cpu = len(events), seconds, cpu
+    return phase
+
+
 def _merge(phases) -> Phase:
     merged = Phase(0, 0.0, {})
     for phase in phases:
@@ -517,6 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    ceiling = run_http_ceiling(events, warmup, args.workers, args.concurrency)
+    print(f"HTTP ceiling (no database): {ceiling.rate:.0f} events/s", flush=True)
     log_path = args.server_log or Path(tempfile.mkdtemp(prefix="headwater-bench-")) / "server.log"
     with TemporaryPostgres() as pg:
         floor = run_floor(pg, events, warmup, args.concurrency)
@@ -553,6 +599,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  throughput      {floor.rate:8.0f} events/s")
     print(f"  cpu             {_cpu(floor)}")
     print(f"Headwater / floor {measured.rate / floor.rate:8.2f}")
+    print(f"HTTP ceiling: the endpoint without the database (parse, validate, hash), {args.workers} workers")
+    print(f"  throughput      {ceiling.rate:8.0f} events/s")
+    per_event = ceiling.cpu["server"] * 1000 / ceiling.events
+    print(f"  cpu             {_cpu(ceiling)}   ({per_event:.2f} ms of server CPU per event)")
+    print(f"Headwater / HTTP ceiling {measured.rate / ceiling.rate:5.2f}")
     print("Stored")
     print(
         f"  lineage_events  {counts['lineage_events']:8d}   (2xx responses incl. warm-up: {sent_ok}"
