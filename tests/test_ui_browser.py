@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -169,12 +170,30 @@ def three_days(http, *, failed_day: int | None = 1) -> dict[int, str]:
     }
 
 
+def incidents_with_impact(http, timeout: float = 15) -> list[dict]:
+    """Open and resolved incidents, once the worker has stored the impact of each."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [
+            incident
+            for status in ("open", "resolved")
+            for incident in http.get("/api/v1/incidents", params={"status": status}).json()["incidents"]
+        ]
+        if found and all(incident["impact"] is not None for incident in found):
+            return found
+        assert time.monotonic() < deadline, f"impacts not stored in {timeout}s: {found}"
+        time.sleep(0.1)
+
+
 # --- the tests ----------------------------------------------------------------------------------------------
 
 
 def test_incidents_search_lineage_and_node_details(page, http):
     runs = three_days(http)
     room_revenue(http)
+    # An incident's impact is the downstream when the worker stored it (the page asks /impact until then):
+    # open the page once every incident has its stored impact, so the page and the API read the same.
+    stored = incidents_with_impact(http)
 
     page.goto("/")
     # Open: the failed quality check that room_revenue's run reported on room_bookings, with its impact.
@@ -187,8 +206,8 @@ def test_incidents_search_lineage_and_node_details(page, http):
     expect(incident).to_contain_text("Resolved")
     expect(incident).to_contain_text("bookings_etl.load_room_bookings")
     expect(incident).to_contain_text("relation does not exist")
-    impact = http.get("/api/v1/impact", params={"runId": runs[1]}).json()
-    downstream = [s["job"]["name"] for s in impact["jobs"] if not s["isRoot"]]
+    (failed,) = [i for i in stored if i["runId"] == str(runs[1])]
+    downstream = [j["job"]["name"] for j in failed["impact"]["jobs"]]
     assert {"bookings_reports.top_rooms", "bookings_reports.publish_dashboard"} <= set(downstream)
     expect(incident.locator("ul.impacted li")).to_have_text([re.compile(re.escape(n)) for n in downstream])
     expect(incident).to_contain_text(f"{len(downstream)} downstream jobs")
