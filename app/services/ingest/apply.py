@@ -422,10 +422,14 @@ def _finish_run(
     made_current = publishes and w.make_job_version_current(job_id, job_version)
     if publishes and not made_current and replaces_version is not None:
         made_current = w.is_current_job_version(job_id, job_version)  # replaced in place just above
-    if made_current:
+    if publishes:
+        # A completion retires the edges of its directions that it left out and no later event has seen
+        # (retire_edges compares keys), also when a later completion is already current: in key order it came
+        # first and retired them then (what retired_by_later_completion assumes of an older event's edges).
         for io in IO_TYPES:
             if run_edges[io]:  # a run that reported nothing in one direction does not wipe those edges
                 w.retire_edges(job_id, io, run_edges[io])
+    if made_current:
         w.upsert_edges(job_id, run_edges, current=True, run_id=run_id)
     else:
         # A completion older than the job's current version still saw the run's edges when it happened.
