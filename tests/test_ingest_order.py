@@ -53,3 +53,29 @@ def test_completion_delivered_after_a_later_one_still_retires_the_inputs_it_left
         _empty(engine)
         _deliver(client, order)
         assert _job_io(client) == (["new"], []), [(e["eventType"], e["eventTime"]) for e in order]
+
+
+def test_a_read_moved_to_a_published_version_leaves_no_placeholder(client, engine):
+    # Run R reads raw before any writer is seen (a placeholder version stands for what it read), the
+    # writer's COMPLETE follows, then R reads raw again and now sees the published version. Delivered in
+    # that order the placeholder stayed, read by nothing; delivered with the COMPLETE last, the COMPLETE
+    # re-pointed the read and dropped it. The user saw two versions of raw or one, depending on order.
+    r = uuid.uuid4()
+    events = [
+        run_event("START", job=JOB, run_id=r, time=T0, inputs=[dataset("warehouse", "raw")]),
+        run_event(
+            "COMPLETE",
+            job=("pipeline", "load"),
+            run_id=uuid.uuid4(),
+            time=T0 + timedelta(seconds=30),
+            outputs=[dataset("warehouse", "raw", columns=[("id", "int")])],
+        ),
+        run_event("RUNNING", job=JOB, run_id=r, time=T0 + timedelta(minutes=1), inputs=[dataset("warehouse", "raw")]),
+    ]
+    for order in itertools.permutations(events):
+        _empty(engine)
+        _deliver(client, order)
+        versions = client.get("/api/v1/namespaces/warehouse/datasets/raw/versions").json()["versions"]
+        assert [v["fields"] for v in versions] == [[{"name": "id", "type": "int", "tags": [], "description": None}]], [
+            (e["eventType"], e["eventTime"]) for e in order
+        ]

@@ -291,6 +291,20 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         ]
     )
 
+    # Placeholders nothing reads: the one this event made for a read that a later event of the run already
+    # moved to a published version, or one a read this event moved (as when a publish re-points reads).
+    w.drop_unread_placeholders(
+        [dataset_id for dataset_id, _ in adopt]
+        + [
+            dataset_id
+            for (dataset_id, io_type), row in earlier_io.items()
+            if io_type == "INPUT"
+            and (dataset_id, io_type) in event_io
+            and row.event_key < ctx.key
+            and row.dataset_version_id != event_io[(dataset_id, io_type)]
+        ]
+    )
+
     # Facets: run, job, dataset, dataset version, and the run's input/output facets.
     entries, reader_entries = _run_event_facets(event, run_id, job_id, inputs, outputs, event_io)
     winners = w.upsert_facets(entries)

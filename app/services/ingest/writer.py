@@ -251,6 +251,11 @@ class ModelWriter:
                 self.conn.execute(self.sql.delete_unread_placeholders, params)
         self.derive_from_published(list(versions.values()))
 
+    def drop_unread_placeholders(self, dataset_ids: Iterable[uuid.UUID]) -> None:
+        """Placeholder versions of these datasets that no read and no dataset points at any more go."""
+        for dataset_id in sorted(set(dataset_ids), key=str):
+            self.conn.execute(self.sql.delete_unread_placeholders, {"p_dataset": dataset_id})
+
     def derive_from_published(self, version_ids: list[uuid.UUID]) -> None:
         """What a published version tells about its dataset, computed from the version itself so it is the
         same whatever order the run's events came in: its schema fields join the dataset's fields, and its
