@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from app.db import tables as t
 from app.services.ingest import event_hash
-from tests.support.events import T0, dataset, run_event
+from tests.support.events import T0, dataset, facet, run_event
 
 JOB = ("pipeline", "transform")
 
@@ -79,3 +79,28 @@ def test_a_read_moved_to_a_published_version_leaves_no_placeholder(client, engin
         assert [v["fields"] for v in versions] == [[{"name": "id", "type": "int", "tags": [], "description": None}]], [
             (e["eventType"], e["eventTime"]) for e in order
         ]
+
+
+def _versions(client, name: str) -> list[dict]:
+    return client.get(f"/api/v1/namespaces/warehouse/datasets/{name}/versions").json()["versions"]
+
+
+def test_a_schema_reported_before_a_completion_without_one_is_the_version_it_publishes(client, engine):
+    # START reports the output's schema, COMPLETE lists the output without one. Delivered COMPLETE first, the
+    # schema-less version was published and stayed current next to the one with the schema.
+    r = uuid.uuid4()
+    start = run_event(
+        "START", job=JOB, run_id=r, time=T0, outputs=[dataset("warehouse", "out", columns=[("id", "int")])]
+    )
+    complete = run_event(
+        "COMPLETE", job=JOB, run_id=r, time=T0 + timedelta(minutes=1), outputs=[dataset("warehouse", "out")]
+    )
+    for order in itertools.permutations([start, complete]):
+        _empty(engine)
+        _deliver(client, order)
+        current = client.get("/api/v1/namespaces/warehouse/datasets/out").json()
+        assert [f["name"] for f in current["fields"]] == ["id"]
+        versions = _versions(client, "out")
+        assert [[f["name"] for f in v["fields"]] for v in versions] == [["id"]], [e["eventType"] for e in order]
+        assert current["currentVersion"] == versions[0]["version"]
+

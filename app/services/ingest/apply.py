@@ -331,8 +331,6 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     ]
     if republish and not (completes or streaming):
         w.derive_from_published(republish)
-    for old, new in superseded:
-        w.drop_superseded_version(old, new, run_id)
 
     # Incidents from what this event says (failed run, quality checks); see app/services/incidents/detect.py.
     if ctx.detect_incidents:
@@ -377,18 +375,21 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                 current_version_key=current_version_key,
                 event_edges={io: [] for io in IO_TYPES},
             )
-        return
-    _finish_run(
-        w,
-        job_id=job_id,
-        job=(job_ns, job_name, location),
-        run_id=run_id,
-        run_io=run_io,
-        publishes=completes or streaming,
-        replaces_version=None,
-        current_version_key=current_version_key,
-        event_edges=event_edges,
-    )
+    else:
+        _finish_run(
+            w,
+            job_id=job_id,
+            job=(job_ns, job_name, location),
+            run_id=run_id,
+            run_io=run_io,
+            publishes=completes or streaming,
+            replaces_version=None,
+            current_version_key=current_version_key,
+            event_edges=event_edges,
+        )
+    # Last, once a finished run has published the version that replaces it (see publish_versions).
+    for old, new in superseded:
+        w.drop_superseded_version(old, new, run_id)
 
 
 def _upsert_event_edges(

@@ -183,8 +183,12 @@ class IngestStatements:
         io = t.run_io.c
         return (
             update(t.run_io)
+            # <=: reads this event pointed at an earlier version of its output follow it (see make_version_current).
             .where(
-                io.dataset_id == bindparam("p_dataset"), io.io_type == "INPUT", io.event_key > KEY, io.version_key < KEY
+                io.dataset_id == bindparam("p_dataset"),
+                io.io_type == "INPUT",
+                io.event_key > KEY,
+                io.version_key <= KEY,
             )
             .values(dataset_version_id=bindparam("p_version"), version_key=KEY)
         )
@@ -194,7 +198,9 @@ class IngestStatements:
         d = t.datasets.c
         return (
             update(t.datasets)
-            .where(d.id == bindparam("p_dataset"), d.current_version_key < KEY)
+            # <=: the same event publishes again when more of its run's output arrives after it (a schema
+            # reported by an earlier event delivered late): its new version replaces the one it published first.
+            .where(d.id == bindparam("p_dataset"), d.current_version_key <= KEY)
             .values(
                 current_version_id=bindparam("p_version"),
                 current_version_key=KEY,
