@@ -104,3 +104,32 @@ def test_a_schema_reported_before_a_completion_without_one_is_the_version_it_pub
         assert [[f["name"] for f in v["fields"]] for v in versions] == [["id"]], [e["eventType"] for e in order]
         assert current["currentVersion"] == versions[0]["version"]
 
+
+def test_the_later_events_facet_wins_on_a_version_that_gained_its_schema_late(client, engine):
+    # START reports the schema and documentation "x"; RUNNING, later, no schema and documentation "y". Delivered
+    # RUNNING first, its schema-less version gave way to START's, which kept the earlier documentation.
+    r = uuid.uuid4()
+
+    def doc(text):
+        return {"documentation": facet("DocumentationDatasetFacet", description=text)}
+
+    start = run_event(
+        "START",
+        job=JOB,
+        run_id=r,
+        time=T0,
+        outputs=[dataset("warehouse", "out", columns=[("id", "int")], facets=doc("x"))],
+    )
+    running = run_event(
+        "RUNNING",
+        job=JOB,
+        run_id=r,
+        time=T0 + timedelta(minutes=1),
+        outputs=[dataset("warehouse", "out", facets=doc("y"))],
+    )
+    for order in itertools.permutations([start, running]):
+        _empty(engine)
+        _deliver(client, order)
+        (version,) = _versions(client, "out")
+        assert version["facets"]["documentation"]["description"] == "y", [e["eventType"] for e in order]
+        assert client.get("/api/v1/namespaces/warehouse/datasets/out").json()["description"] == "y"

@@ -289,8 +289,9 @@ class ModelWriter:
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
-        one): delete the old version unless something refers to it, moving over the facets the new version
-        lacks, so the outcome does not depend on the order events arrived in."""
+        one): delete the old version unless something refers to it, moving over its facets where the new
+        version lacks them or has them from an earlier event, so the outcome does not depend on the order
+        events arrived in."""
         v, io, d, f = t.dataset_versions.c, t.run_io.c, t.datasets.c, t.facets.c
         referenced = or_(
             exists().where(io.dataset_version_id == old),
@@ -301,6 +302,10 @@ class ModelWriter:
         ).rowcount:
             return
         # Aliases: a subquery on the table being updated must not correlate with it.
+        f_old = t.facets.alias("f_old")
+        later_on_old = exists().where(f_old.c.entity_id == old, f_old.c.name == f.name, f_old.c.event_key > f.event_key)
+        # Per facet the later event wins, as if it had been sent for the new version.
+        self.conn.execute(delete(t.facets).where(f.entity_id == new, later_on_old))
         f_new = t.facets.alias("f_new")
         on_new = select(f_new.c.name).where(f_new.c.entity_id == new)
         self.conn.execute(update(t.facets).where(f.entity_id == old, f.name.not_in(on_new)).values(entity_id=new))
