@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from app.db import tables as t
 from app.services.ingest import event_hash
+from tests.support import model
 from tests.support.events import T0, dataset, facet, run_event
 
 JOB = ("pipeline", "transform")
@@ -133,3 +134,30 @@ def test_the_later_events_facet_wins_on_a_version_that_gained_its_schema_late(cl
         (version,) = _versions(client, "out")
         assert version["facets"]["documentation"]["description"] == "y", [e["eventType"] for e in order]
         assert client.get("/api/v1/namespaces/warehouse/datasets/out").json()["description"] == "y"
+
+
+def test_a_schema_reported_after_the_completion_replaces_the_published_one_and_its_fields(client, engine):
+    # COMPLETE reports (id bigint, room text); an event of the run after it reports (id int). In order, the
+    # published version gave way to the later one, but the dataset's field rows (which field tags hang on) kept
+    # the dropped version's fields and types; with the later event delivered first, only its fields.
+    r = uuid.uuid4()
+    complete = run_event(
+        "COMPLETE",
+        job=JOB,
+        run_id=r,
+        time=T0,
+        outputs=[dataset("warehouse", "out", columns=[("id", "bigint"), ("room", "text")])],
+    )
+    after = run_event(
+        "START",
+        job=JOB,
+        run_id=r,
+        time=T0 + timedelta(minutes=1),
+        outputs=[dataset("warehouse", "out", columns=[("id", "int")])],
+    )
+    for order in itertools.permutations([complete, after]):
+        _empty(engine)
+        _deliver(client, order)
+        assert [[f["name"] for f in v["fields"]] for v in _versions(client, "out")] == [["id"]]
+        stored = [(f.name, f.type) for f in model.all_rows(engine, t.dataset_fields)]
+        assert stored == [("id", "int")], [e["eventType"] for e in order]

@@ -297,10 +297,15 @@ class ModelWriter:
             exists().where(io.dataset_version_id == old),
             exists().where(d.current_version_id == old),
         )
-        if not self.conn.execute(
-            delete(t.dataset_versions).where(v.id == old, v.run_id == run_id, ~referenced)
-        ).rowcount:
+        dropped = self.conn.execute(
+            delete(t.dataset_versions)
+            .where(v.id == old, v.run_id == run_id, ~referenced)
+            .returning(v.dataset_id, v.published_key)
+        ).first()
+        if dropped is None:
             return
+        if dropped.published_key:
+            self._rederive_fields(dropped.dataset_id, dropped.published_key)
         # Aliases: a subquery on the table being updated must not correlate with it.
         f_old = t.facets.alias("f_old")
         later_on_old = exists().where(f_old.c.entity_id == old, f_old.c.name == f.name, f_old.c.event_key > f.event_key)
@@ -311,6 +316,38 @@ class ModelWriter:
         self.conn.execute(update(t.facets).where(f.entity_id == old, f.name.not_in(on_new)).values(entity_id=new))
         self.conn.execute(delete(t.facets).where(f.entity_id == old))
         self.conn.execute(delete(t.column_lineage).where(t.column_lineage.c.output_version_id == old))
+
+    def _rederive_fields(self, dataset_id: uuid.UUID, published_key: str) -> None:
+        """A published version was dropped: the dataset's fields it set (they carry its publishing key) take
+        their type and description from the latest published version that still has them, or go."""
+        fc, v = t.dataset_fields.c, t.dataset_versions.c
+        names = set(
+            self.conn.execute(
+                select(fc.name).where(fc.dataset_id == dataset_id, fc.event_key == published_key)
+            ).scalars()
+        )
+        if not names:
+            return
+        rows: dict[str, dict] = {}
+        published = self.conn.execute(
+            select(v.fields, v.published_key)
+            .where(v.dataset_id == dataset_id, v.published_key != "")
+            .order_by(v.published_key.desc())
+        )
+        for fields, key in published:
+            for flat in extract.flatten_fields(fields or []):
+                if flat.name in names and flat.name not in rows:
+                    rows[flat.name] = {"type": flat.type, "description": flat.description, "event_key": key}
+            if len(rows) == len(names):
+                break
+        self.conn.execute(
+            delete(t.dataset_fields).where(
+                fc.dataset_id == dataset_id, fc.event_key == published_key, fc.name.not_in(sorted(rows))
+            )
+        )
+        for name in sorted(rows):
+            stmt = update(t.dataset_fields).where(fc.dataset_id == dataset_id, fc.name == name)
+            self.conn.execute(stmt.values(**rows[name]))
 
     # --- jobs -----------------------------------------------------------------------------------------
 
