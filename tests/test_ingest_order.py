@@ -161,3 +161,21 @@ def test_a_schema_reported_after_the_completion_replaces_the_published_one_and_i
         assert [[f["name"] for f in v["fields"]] for v in _versions(client, "out")] == [["id"]]
         stored = [(f.name, f.type) for f in model.all_rows(engine, t.dataset_fields)]
         assert stored == [("id", "int")], [e["eventType"] for e in order]
+
+
+def test_a_run_finished_twice_is_finished_by_its_later_terminal_event_with_all_its_io(client, engine):
+    # A run sends COMPLETE with its output, then (a retry of the task) COMPLETE without datasets. Delivered
+    # the later one first, the job showed a current version without outputs next to the one with them.
+    r = uuid.uuid4()
+    with_output = run_event(
+        "COMPLETE", job=JOB, run_id=r, time=T0, outputs=[dataset("warehouse", "out", columns=[("id", "int")])]
+    )
+    later_bare = run_event("COMPLETE", job=JOB, run_id=r, time=T0 + timedelta(minutes=1))
+    for order in itertools.permutations([with_output, later_bare]):
+        _empty(engine)
+        _deliver(client, order)
+        versions = client.get(f"/api/v1/namespaces/{JOB[0]}/jobs/{JOB[1]}/versions").json()["versions"]
+        assert [[d["name"] for d in v["outputs"]] for v in versions] == [["out"]], [e["eventTime"] for e in order]
+        job = client.get(f"/api/v1/namespaces/{JOB[0]}/jobs/{JOB[1]}").json()
+        assert job["currentVersion"] == versions[0]["version"]
+        assert job["latestRun"]["endedAt"] == "2024-11-01T02:01:00Z"

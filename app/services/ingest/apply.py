@@ -376,6 +376,8 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                 event_edges={io: [] for io in IO_TYPES},
             )
     else:
+        # The run's winning terminal event (read before this one sets the run's job version).
+        winner = w.finished_run(run_id) if state is not None and event_io else None
         _finish_run(
             w,
             job_id=job_id,
@@ -387,6 +389,21 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             current_version_key=current_version_key,
             event_edges=event_edges,
         )
+        if winner is not None and winner.state_key > ctx.key:
+            # A later terminal event of this run (a retry's COMPLETE, a FAIL after it) arrived first without
+            # this IO: finish the run again as that event, with the whole IO, as the events in order would.
+            terminal = ModelWriter(conn, replace(ctx, key=winner.state_key, time=winner.ended_at))
+            _finish_run(
+                terminal,
+                job_id=job_id,
+                job=(job_ns, job_name, location),
+                run_id=run_id,
+                run_io=run_io,
+                publishes=winner.state == "COMPLETED",
+                replaces_version=winner.job_version_id,
+                current_version_key=current_version_key,
+                event_edges={io: [] for io in IO_TYPES},
+            )
     # Last, once a finished run has published the version that replaces it (see publish_versions).
     for old, new in superseded:
         w.drop_superseded_version(old, new, run_id)
