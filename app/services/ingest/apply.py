@@ -294,11 +294,18 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     # Placeholders nothing reads: the one this event made for a read that a later event of the run already
     # moved to a published version, or one a read this event moved (as when a publish re-points reads).
     w.drop_unread_placeholders(
-        [dataset_id for dataset_id, _ in adopt]
+        [
+            dataset_id
+            for dataset_id, placeholder in adopt
+            if (dataset_id, "INPUT") in earlier_io
+            and earlier_io[(dataset_id, "INPUT")].event_key > ctx.key
+            and earlier_io[(dataset_id, "INPUT")].dataset_version_id != placeholder
+        ]
         + [
             dataset_id
             for (dataset_id, io_type), row in earlier_io.items()
             if io_type == "INPUT"
+            and row.is_placeholder
             and (dataset_id, io_type) in event_io
             and row.event_key < ctx.key
             and row.dataset_version_id != event_io[(dataset_id, io_type)]

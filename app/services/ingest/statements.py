@@ -434,7 +434,17 @@ class IngestStatements:
     def run_io(self):
         io, d, v = t.run_io.c, t.datasets.c, t.dataset_versions.c
         return (
-            select(io.dataset_id, io.io_type, io.dataset_version_id, io.event_key, d.namespace_name, d.name, v.fields)
+            select(
+                io.dataset_id,
+                io.io_type,
+                io.dataset_version_id,
+                io.event_key,
+                d.namespace_name,
+                d.name,
+                v.fields,
+                # A placeholder (data read before any writer was seen): no run, never published.
+                and_(v.run_id.is_(None), v.published_key == "").label("is_placeholder"),
+            )
             .join(t.datasets, d.id == io.dataset_id)
             .outerjoin(t.dataset_versions, v.id == io.dataset_version_id)
             .where(io.run_id == bindparam("p_run"))

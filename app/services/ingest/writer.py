@@ -252,8 +252,15 @@ class ModelWriter:
         self.derive_from_published(list(versions.values()))
 
     def drop_unread_placeholders(self, dataset_ids: Iterable[uuid.UUID]) -> None:
-        """Placeholder versions of these datasets that no read and no dataset points at any more go."""
-        for dataset_id in sorted(set(dataset_ids), key=str):
+        """Placeholder versions of these datasets that no read and no dataset points at any more go. Under
+        an exclusive lock on the datasets, as when a publish drops them: a concurrent reader of the dataset
+        (share lock) cannot point a read at a placeholder this deletes. Rare: only reads moving off a
+        placeholder get here."""
+        wanted = sorted(set(dataset_ids), key=str)
+        if not wanted:
+            return
+        self.lock_datasets(wanted)
+        for dataset_id in wanted:
             self.conn.execute(self.sql.delete_unread_placeholders, {"p_dataset": dataset_id})
 
     def derive_from_published(self, version_ids: list[uuid.UUID]) -> None:
