@@ -1,6 +1,6 @@
 """Order dependences found by the property of tests/test_ingest_properties.py, each as the smallest history
-that showed it, delivered in every order. Events at the same eventTime are ordered by their hash (the event
-key, docs/ingest.md), so each test picks events whose hashes put them in the order the case needs."""
+that showed it (ties at one eventTime made plain times where the tie did not matter), delivered in every
+order: what the user sees must not depend on it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 
 from app.db import tables as t
-from app.services.ingest import event_hash
 from tests.support import model
 from tests.support.events import T0, dataset, facet, run_event
 
@@ -26,14 +25,6 @@ def _deliver(client, events) -> None:
     for event in events:
         response = client.post("/api/v1/lineage", json=event)
         assert response.status_code == 201, response.text
-
-
-def _hashed_after(make, other: dict) -> dict:
-    """The first of make(0), make(1)… whose hash sorts after other's (same eventTime: the later event)."""
-    for n in itertools.count():
-        event = make(n)
-        if event_hash(event) > event_hash(other):
-            return event
 
 
 def _job_io(client) -> tuple[list[str], list[str]]:
