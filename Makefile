@@ -68,11 +68,17 @@ bench-lineage: $(VENV)/.installed-dev
 ## Real Airflow end to end (not part of `make test`): Airflow and its OpenLineage and Postgres providers in their
 ## own virtualenv ($(AIRFLOW_VENV)), two DAGs run with `airflow dags test` against a throwaway Postgres,
 ## lineage, runs and a backfill plan checked in Headwater.
-$(AIRFLOW_VENV)/bin/airflow:
-	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/pip install --quiet apache-airflow apache-airflow-providers-openlineage apache-airflow-providers-postgres
+# Pinned to the versions last checked, so a new Airflow release cannot break CI unannounced.
+AIRFLOW_PACKAGES ?= apache-airflow==3.3.2 apache-airflow-providers-openlineage==2.20.3 \
+	apache-airflow-providers-postgres==7.1.1
 
-e2e: $(VENV)/.installed-dev $(AIRFLOW_VENV)/bin/airflow
+# The stamp is written only once pip succeeded: an interrupted install is redone, not half used.
+$(AIRFLOW_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet $(AIRFLOW_PACKAGES)
+	touch $@
+
+e2e: $(VENV)/.installed-dev $(AIRFLOW_VENV)/.installed
 	AIRFLOW_VENV=$(AIRFLOW_VENV) $(PY) -m e2e.airflow
 
 ## Regenerate the checked-in OpenAPI document from the app.

@@ -1,12 +1,17 @@
 """Idempotency and order independence as properties (hypothesis).
 
 For any history of a few jobs over a few datasets (each job writes its own table and reads the others) —
-runs sending START/RUNNING/OTHER at any times and at most one COMPLETE/FAIL/ABORT after the run's other
-events, with changing inputs, schemas and facets (including facet deletions) — delivering the events in any
-order, any number of times, builds the same model as delivering each once in event-time order. The model is
+runs sending START/RUNNING/OTHER and at most one COMPLETE/FAIL/ABORT, all at any times (equal times
+included, and events after the terminal one), with changing inputs, facets (including facet deletions) and
+schemas (a run's output schema reported in some of its events only) — delivering the events in any order,
+any number of times, builds the same model as delivering each once in event-time order. The model is
 compared whole (tests/support/model.py's snapshot: every model table).
 
-Deterministic (derandomize) and kept small for the suite; raise PROPERTY_EXAMPLES locally to search harder.
+Not covered yet (known order dependences, docs/ingest.md): a run with two terminal events, and a run
+reporting two different schemas for one output.
+
+Deterministic (derandomize) and sized for the suite; raise HEADWATER_PROPERTY_EXAMPLES locally to search
+harder.
 """
 
 from __future__ import annotations
@@ -26,18 +31,20 @@ JOBS = ["load", "transform", "report"]
 DATASETS = ["raw.bookings", "clean.bookings", "mart.top_rooms", "mart.daily"]
 SCHEMAS = [[("id", "int")], [("id", "bigint"), ("room", "text")], None]  # None: no schema facet
 
-PROPERTY_EXAMPLES = int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "25"))
+PROPERTY_EXAMPLES = int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "250"))
 
 
 @st.composite
-def dataset_refs(draw, names_from: list[str], columns=None) -> list[dict]:
+def dataset_refs(draw, names_from: list[str], columns: list | None | str = "any") -> list[dict]:
+    """Up to two of the datasets, with a schema facet (``columns``, None for none, "any" to draw one) and
+    sometimes documentation."""
     names = draw(st.lists(st.sampled_from(names_from), max_size=2, unique=True))
     refs = []
     for name in names:
         extra = {}
         if draw(st.booleans()):
             extra["documentation"] = facet("DocumentationDatasetFacet", description=draw(st.sampled_from("xyz")))
-        schema = columns if columns is not None else draw(st.sampled_from(SCHEMAS))
+        schema = columns if columns != "any" else draw(st.sampled_from(SCHEMAS))
         refs.append(dataset("warehouse", name, columns=schema, facets=extra))
     return refs
 
@@ -49,18 +56,15 @@ def run_history(draw, run_number: int) -> list[dict]:
     # Each job writes its own table and reads the others' (a pipeline: no run reads what it writes).
     own = DATASETS[JOBS.index(job)]
     others = [d for d in DATASETS if d != own]
-    # A run reports the same schema for what it writes in every event that lists it (readers vary freely).
+    # A run reports one schema for what it writes, in each event that lists it or only in some (a START
+    # without schema, a COMPLETE with one); readers vary freely.
     written_schema = draw(st.sampled_from(SCHEMAS[:2]))
     run_id = uuid.UUID(int=run_number + 1, version=4)
-    # A run ends once: at most one terminal event, after its other events; the others are START/RUNNING/OTHER
-    # at any times (ties included). Delivery order is free (the property's point).
+    # A run ends once: at most one terminal event. All events at any times: ties (the hash decides which is
+    # "later"), events after the terminal one. Delivery order is free (the property's point).
     types = draw(st.lists(st.sampled_from(["START", "RUNNING", "OTHER"]), min_size=0, max_size=3))
     types += draw(st.lists(st.sampled_from(["COMPLETE", "FAIL", "ABORT"]), max_size=1))
-    minutes = sorted(draw(st.lists(st.integers(0, 30), min_size=len(types), max_size=len(types))))
-    if types and types[-1] in ("COMPLETE", "FAIL", "ABORT"):
-        minutes[-1] = max(minutes) + 1  # strictly after: with equal times the hash decides which is "later"
-    else:
-        minutes = draw(st.permutations(minutes))
+    minutes = draw(st.lists(st.integers(0, 30), min_size=len(types), max_size=len(types)))
     events = []
     for event_type, minute in zip(types or ["START"], minutes or [0], strict=True):
         run_facets = {}
@@ -78,7 +82,7 @@ def run_history(draw, run_number: int) -> list[dict]:
                 run_id=run_id,
                 time=T0 + timedelta(minutes=minute),
                 inputs=draw(dataset_refs(others)),
-                outputs=draw(dataset_refs([own], columns=written_schema)),
+                outputs=draw(dataset_refs([own], columns=draw(st.sampled_from([written_schema, None])))),
                 run_facets=run_facets,
                 job_facets=job_facets,
             )

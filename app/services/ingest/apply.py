@@ -291,6 +291,27 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         ]
     )
 
+    # Placeholders nothing reads: the one this event made for a read that a later event of the run already
+    # moved to a published version, or one a read this event moved (as when a publish re-points reads).
+    w.drop_unread_placeholders(
+        [
+            dataset_id
+            for dataset_id, placeholder in adopt
+            if (dataset_id, "INPUT") in earlier_io
+            and earlier_io[(dataset_id, "INPUT")].event_key > ctx.key
+            and earlier_io[(dataset_id, "INPUT")].dataset_version_id != placeholder
+        ]
+        + [
+            dataset_id
+            for (dataset_id, io_type), row in earlier_io.items()
+            if io_type == "INPUT"
+            and row.is_placeholder
+            and (dataset_id, io_type) in event_io
+            and row.event_key < ctx.key
+            and row.dataset_version_id != event_io[(dataset_id, io_type)]
+        ]
+    )
+
     # Facets: run, job, dataset, dataset version, and the run's input/output facets.
     entries, reader_entries = _run_event_facets(event, run_id, job_id, inputs, outputs, event_io)
     winners = w.upsert_facets(entries)
@@ -317,8 +338,6 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     ]
     if republish and not (completes or streaming):
         w.derive_from_published(republish)
-    for old, new in superseded:
-        w.drop_superseded_version(old, new, run_id)
 
     # Incidents from what this event says (failed run, quality checks); see app/services/incidents/detect.py.
     if ctx.detect_incidents:
@@ -363,18 +382,38 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                 current_version_key=current_version_key,
                 event_edges={io: [] for io in IO_TYPES},
             )
-        return
-    _finish_run(
-        w,
-        job_id=job_id,
-        job=(job_ns, job_name, location),
-        run_id=run_id,
-        run_io=run_io,
-        publishes=completes or streaming,
-        replaces_version=None,
-        current_version_key=current_version_key,
-        event_edges=event_edges,
-    )
+    else:
+        # The run's winning terminal event (read before this one sets the run's job version).
+        winner = w.finished_run(run_id) if state is not None and event_io else None
+        _finish_run(
+            w,
+            job_id=job_id,
+            job=(job_ns, job_name, location),
+            run_id=run_id,
+            run_io=run_io,
+            publishes=completes or streaming,
+            replaces_version=None,
+            current_version_key=current_version_key,
+            event_edges=event_edges,
+        )
+        if winner is not None and winner.state_key > ctx.key:
+            # A later terminal event of this run (a retry's COMPLETE, a FAIL after it) arrived first without
+            # this IO: finish the run again as that event, with the whole IO, as the events in order would.
+            terminal = ModelWriter(conn, replace(ctx, key=winner.state_key, time=winner.ended_at))
+            _finish_run(
+                terminal,
+                job_id=job_id,
+                job=(job_ns, job_name, location),
+                run_id=run_id,
+                run_io=run_io,
+                publishes=winner.state == "COMPLETED",
+                replaces_version=winner.job_version_id,
+                current_version_key=current_version_key,
+                event_edges={io: [] for io in IO_TYPES},
+            )
+    # Last, once a finished run has published the version that replaces it (see publish_versions).
+    for old, new in superseded:
+        w.drop_superseded_version(old, new, run_id)
 
 
 def _upsert_event_edges(
@@ -422,10 +461,14 @@ def _finish_run(
     made_current = publishes and w.make_job_version_current(job_id, job_version)
     if publishes and not made_current and replaces_version is not None:
         made_current = w.is_current_job_version(job_id, job_version)  # replaced in place just above
-    if made_current:
+    if publishes:
+        # A completion retires the edges of its directions that it left out and no later event has seen
+        # (retire_edges compares keys), also when a later completion is already current: in key order it came
+        # first and retired them then (what retired_by_later_completion assumes of an older event's edges).
         for io in IO_TYPES:
             if run_edges[io]:  # a run that reported nothing in one direction does not wipe those edges
                 w.retire_edges(job_id, io, run_edges[io])
+    if made_current:
         w.upsert_edges(job_id, run_edges, current=True, run_id=run_id)
     else:
         # A completion older than the job's current version still saw the run's edges when it happened.

@@ -183,8 +183,12 @@ class IngestStatements:
         io = t.run_io.c
         return (
             update(t.run_io)
+            # <=: reads this event pointed at an earlier version of its output follow it (see make_version_current).
             .where(
-                io.dataset_id == bindparam("p_dataset"), io.io_type == "INPUT", io.event_key > KEY, io.version_key < KEY
+                io.dataset_id == bindparam("p_dataset"),
+                io.io_type == "INPUT",
+                io.event_key > KEY,
+                io.version_key <= KEY,
             )
             .values(dataset_version_id=bindparam("p_version"), version_key=KEY)
         )
@@ -194,7 +198,9 @@ class IngestStatements:
         d = t.datasets.c
         return (
             update(t.datasets)
-            .where(d.id == bindparam("p_dataset"), d.current_version_key < KEY)
+            # <=: the same event publishes again when more of its run's output arrives after it (a schema
+            # reported by an earlier event delivered late): its new version replaces the one it published first.
+            .where(d.id == bindparam("p_dataset"), d.current_version_key <= KEY)
             .values(
                 current_version_id=bindparam("p_version"),
                 current_version_key=KEY,
@@ -428,7 +434,17 @@ class IngestStatements:
     def run_io(self):
         io, d, v = t.run_io.c, t.datasets.c, t.dataset_versions.c
         return (
-            select(io.dataset_id, io.io_type, io.dataset_version_id, io.event_key, d.namespace_name, d.name, v.fields)
+            select(
+                io.dataset_id,
+                io.io_type,
+                io.dataset_version_id,
+                io.event_key,
+                d.namespace_name,
+                d.name,
+                v.fields,
+                # A placeholder (data read before any writer was seen): no run, never published.
+                and_(v.run_id.is_(None), v.published_key == "").label("is_placeholder"),
+            )
             .join(t.datasets, d.id == io.dataset_id)
             .outerjoin(t.dataset_versions, v.id == io.dataset_version_id)
             .where(io.run_id == bindparam("p_run"))

@@ -251,6 +251,18 @@ class ModelWriter:
                 self.conn.execute(self.sql.delete_unread_placeholders, params)
         self.derive_from_published(list(versions.values()))
 
+    def drop_unread_placeholders(self, dataset_ids: Iterable[uuid.UUID]) -> None:
+        """Placeholder versions of these datasets that no read and no dataset points at any more go. Under
+        an exclusive lock on the datasets, as when a publish drops them: a concurrent reader of the dataset
+        (share lock) cannot point a read at a placeholder this deletes. Rare: only reads moving off a
+        placeholder get here."""
+        wanted = sorted(set(dataset_ids), key=str)
+        if not wanted:
+            return
+        self.lock_datasets(wanted)
+        for dataset_id in wanted:
+            self.conn.execute(self.sql.delete_unread_placeholders, {"p_dataset": dataset_id})
+
     def derive_from_published(self, version_ids: list[uuid.UUID]) -> None:
         """What a published version tells about its dataset, computed from the version itself so it is the
         same whatever order the run's events came in: its schema fields join the dataset's fields, and its
@@ -284,23 +296,65 @@ class ModelWriter:
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
-        one): delete the old version unless something refers to it, moving over the facets the new version
-        lacks, so the outcome does not depend on the order events arrived in."""
+        one): delete the old version unless something refers to it, moving over its facets where the new
+        version lacks them or has them from an earlier event, so the outcome does not depend on the order
+        events arrived in."""
         v, io, d, f = t.dataset_versions.c, t.run_io.c, t.datasets.c, t.facets.c
         referenced = or_(
             exists().where(io.dataset_version_id == old),
             exists().where(d.current_version_id == old),
         )
-        if not self.conn.execute(
-            delete(t.dataset_versions).where(v.id == old, v.run_id == run_id, ~referenced)
-        ).rowcount:
+        dropped = self.conn.execute(
+            delete(t.dataset_versions)
+            .where(v.id == old, v.run_id == run_id, ~referenced)
+            .returning(v.dataset_id, v.published_key)
+        ).first()
+        if dropped is None:
             return
+        if dropped.published_key:
+            self._rederive_fields(dropped.dataset_id, dropped.published_key)
         # Aliases: a subquery on the table being updated must not correlate with it.
+        f_old = t.facets.alias("f_old")
+        later_on_old = exists().where(f_old.c.entity_id == old, f_old.c.name == f.name, f_old.c.event_key > f.event_key)
+        # Per facet the later event wins, as if it had been sent for the new version.
+        self.conn.execute(delete(t.facets).where(f.entity_id == new, later_on_old))
         f_new = t.facets.alias("f_new")
         on_new = select(f_new.c.name).where(f_new.c.entity_id == new)
         self.conn.execute(update(t.facets).where(f.entity_id == old, f.name.not_in(on_new)).values(entity_id=new))
         self.conn.execute(delete(t.facets).where(f.entity_id == old))
         self.conn.execute(delete(t.column_lineage).where(t.column_lineage.c.output_version_id == old))
+
+    def _rederive_fields(self, dataset_id: uuid.UUID, published_key: str) -> None:
+        """A published version was dropped: the dataset's fields it set (they carry its publishing key) take
+        their type and description from the latest published version that still has them, or go."""
+        fc, v = t.dataset_fields.c, t.dataset_versions.c
+        names = set(
+            self.conn.execute(
+                select(fc.name).where(fc.dataset_id == dataset_id, fc.event_key == published_key)
+            ).scalars()
+        )
+        if not names:
+            return
+        rows: dict[str, dict] = {}
+        published = self.conn.execute(
+            select(v.fields, v.published_key)
+            .where(v.dataset_id == dataset_id, v.published_key != "")
+            .order_by(v.published_key.desc())
+        )
+        for fields, key in published:
+            for flat in extract.flatten_fields(fields or []):
+                if flat.name in names and flat.name not in rows:
+                    rows[flat.name] = {"type": flat.type, "description": flat.description, "event_key": key}
+            if len(rows) == len(names):
+                break
+        self.conn.execute(
+            delete(t.dataset_fields).where(
+                fc.dataset_id == dataset_id, fc.event_key == published_key, fc.name.not_in(sorted(rows))
+            )
+        )
+        for name in sorted(rows):
+            stmt = update(t.dataset_fields).where(fc.dataset_id == dataset_id, fc.name == name)
+            self.conn.execute(stmt.values(**rows[name]))
 
     # --- jobs -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Order dependences found by the property of tests/test_ingest_properties.py, each as the smallest history
+that showed it (ties at one eventTime made plain times where the tie did not matter), delivered in every
+order: what the user sees must not depend on it."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import timedelta
+
+from app.db import tables as t
+from tests.support import model
+from tests.support.events import T0, dataset, facet, run_event
+
+JOB = ("pipeline", "transform")
+
+
+def _empty(engine) -> None:
+    with engine.begin() as conn:
+        for table in [*t.MODEL_TABLES, t.lineage_events]:
+            conn.execute(table.delete())
+
+
+def _deliver(client, events) -> None:
+    for event in events:
+        response = client.post("/api/v1/lineage", json=event)
+        assert response.status_code == 201, response.text
+
+
+def _job_io(client) -> tuple[list[str], list[str]]:
+    job = client.get(f"/api/v1/namespaces/{JOB[0]}/jobs/{JOB[1]}").json()
+    return [d["name"] for d in job["inputs"]], [d["name"] for d in job["outputs"]]
+
+
+def test_completion_delivered_after_a_later_one_still_retires_the_inputs_it_left_out(client, engine):
+    # A run reads `old`; then run B completes reading `new`; then run C completes reporting no datasets. In
+    # order B retires `old` (its inputs are just `new`) and C changes no edge. Delivered after C, B was not
+    # made current and retired nothing: the job kept showing `old` as an input.
+    read_old = run_event("START", job=JOB, run_id=uuid.uuid4(), time=T0, inputs=[dataset("warehouse", "old")])
+    b = run_event(
+        "COMPLETE", job=JOB, run_id=uuid.uuid4(), time=T0 + timedelta(minutes=1), inputs=[dataset("warehouse", "new")]
+    )
+    c = run_event("COMPLETE", job=JOB, run_id=uuid.uuid4(), time=T0 + timedelta(minutes=2))
+    for order in itertools.permutations([read_old, b, c]):
+        _empty(engine)
+        _deliver(client, order)
+        assert _job_io(client) == (["new"], []), [(e["eventType"], e["eventTime"]) for e in order]
+
+
+def test_a_read_moved_to_a_published_version_leaves_no_placeholder(client, engine):
+    # Run R reads raw before any writer is seen (a placeholder version stands for what it read), the
+    # writer's COMPLETE follows, then R reads raw again and now sees the published version. Delivered in
+    # that order the placeholder stayed, read by nothing; delivered with the COMPLETE last, the COMPLETE
+    # re-pointed the read and dropped it. The user saw two versions of raw or one, depending on order.
+    r = uuid.uuid4()
+    events = [
+        run_event("START", job=JOB, run_id=r, time=T0, inputs=[dataset("warehouse", "raw")]),
+        run_event(
+            "COMPLETE",
+            job=("pipeline", "load"),
+            run_id=uuid.uuid4(),
+            time=T0 + timedelta(seconds=30),
+            outputs=[dataset("warehouse", "raw", columns=[("id", "int")])],
+        ),
+        run_event("RUNNING", job=JOB, run_id=r, time=T0 + timedelta(minutes=1), inputs=[dataset("warehouse", "raw")]),
+    ]
+    for order in itertools.permutations(events):
+        _empty(engine)
+        _deliver(client, order)
+        versions = client.get("/api/v1/namespaces/warehouse/datasets/raw/versions").json()["versions"]
+        assert [v["fields"] for v in versions] == [[{"name": "id", "type": "int", "tags": [], "description": None}]], [
+            (e["eventType"], e["eventTime"]) for e in order
+        ]
+
+
+def _versions(client, name: str) -> list[dict]:
+    return client.get(f"/api/v1/namespaces/warehouse/datasets/{name}/versions").json()["versions"]
+
+
+def test_a_schema_reported_before_a_completion_without_one_is_the_version_it_publishes(client, engine):
+    # START reports the output's schema, COMPLETE lists the output without one. Delivered COMPLETE first, the
+    # schema-less version was published and stayed current next to the one with the schema.
+    r = uuid.uuid4()
+    start = run_event(
+        "START", job=JOB, run_id=r, time=T0, outputs=[dataset("warehouse", "out", columns=[("id", "int")])]
+    )
+    complete = run_event(
+        "COMPLETE", job=JOB, run_id=r, time=T0 + timedelta(minutes=1), outputs=[dataset("warehouse", "out")]
+    )
+    for order in itertools.permutations([start, complete]):
+        _empty(engine)
+        _deliver(client, order)
+        current = client.get("/api/v1/namespaces/warehouse/datasets/out").json()
+        assert [f["name"] for f in current["fields"]] == ["id"]
+        versions = _versions(client, "out")
+        assert [[f["name"] for f in v["fields"]] for v in versions] == [["id"]], [e["eventType"] for e in order]
+        assert current["currentVersion"] == versions[0]["version"]
+
+
+def test_the_later_events_facet_wins_on_a_version_that_gained_its_schema_late(client, engine):
+    # START reports the schema and documentation "x"; RUNNING, later, no schema and documentation "y". Delivered
+    # RUNNING first, its schema-less version gave way to START's, which kept the earlier documentation.
+    r = uuid.uuid4()
+
+    def doc(text):
+        return {"documentation": facet("DocumentationDatasetFacet", description=text)}
+
+    start = run_event(
+        "START",
+        job=JOB,
+        run_id=r,
+        time=T0,
+        outputs=[dataset("warehouse", "out", columns=[("id", "int")], facets=doc("x"))],
+    )
+    running = run_event(
+        "RUNNING",
+        job=JOB,
+        run_id=r,
+        time=T0 + timedelta(minutes=1),
+        outputs=[dataset("warehouse", "out", facets=doc("y"))],
+    )
+    for order in itertools.permutations([start, running]):
+        _empty(engine)
+        _deliver(client, order)
+        (version,) = _versions(client, "out")
+        assert version["facets"]["documentation"]["description"] == "y", [e["eventType"] for e in order]
+        assert client.get("/api/v1/namespaces/warehouse/datasets/out").json()["description"] == "y"
+
+
+def test_a_schema_reported_after_the_completion_replaces_the_published_one_and_its_fields(client, engine):
+    # COMPLETE reports (id bigint, room text); an event of the run after it reports (id int). In order, the
+    # published version gave way to the later one, but the dataset's field rows (which field tags hang on) kept
+    # the dropped version's fields and types; with the later event delivered first, only its fields.
+    r = uuid.uuid4()
+    complete = run_event(
+        "COMPLETE",
+        job=JOB,
+        run_id=r,
+        time=T0,
+        outputs=[dataset("warehouse", "out", columns=[("id", "bigint"), ("room", "text")])],
+    )
+    after = run_event(
+        "START",
+        job=JOB,
+        run_id=r,
+        time=T0 + timedelta(minutes=1),
+        outputs=[dataset("warehouse", "out", columns=[("id", "int")])],
+    )
+    for order in itertools.permutations([complete, after]):
+        _empty(engine)
+        _deliver(client, order)
+        assert [[f["name"] for f in v["fields"]] for v in _versions(client, "out")] == [["id"]]
+        stored = [(f.name, f.type) for f in model.all_rows(engine, t.dataset_fields)]
+        assert stored == [("id", "int")], [e["eventType"] for e in order]
+
+
+def test_a_run_finished_twice_is_finished_by_its_later_terminal_event_with_all_its_io(client, engine):
+    # A run sends COMPLETE with its output, then (a retry of the task) COMPLETE without datasets. Delivered
+    # the later one first, the job showed a current version without outputs next to the one with them.
+    r = uuid.uuid4()
+    with_output = run_event(
+        "COMPLETE", job=JOB, run_id=r, time=T0, outputs=[dataset("warehouse", "out", columns=[("id", "int")])]
+    )
+    later_bare = run_event("COMPLETE", job=JOB, run_id=r, time=T0 + timedelta(minutes=1))
+    for order in itertools.permutations([with_output, later_bare]):
+        _empty(engine)
+        _deliver(client, order)
+        versions = client.get(f"/api/v1/namespaces/{JOB[0]}/jobs/{JOB[1]}/versions").json()["versions"]
+        assert [[d["name"] for d in v["outputs"]] for v in versions] == [["out"]], [e["eventTime"] for e in order]
+        job = client.get(f"/api/v1/namespaces/{JOB[0]}/jobs/{JOB[1]}").json()
+        assert job["currentVersion"] == versions[0]["version"]
+        assert job["latestRun"]["endedAt"] == "2024-11-01T02:01:00Z"
