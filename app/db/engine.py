@@ -21,7 +21,7 @@ def create_db_engine(settings: Settings) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, **common)
         _configure_sqlite(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -30,6 +30,19 @@ def create_db_engine(settings: Settings) -> Engine:
         connect_args={"connect_timeout": 5},
         **common,
     )
+    _configure_postgres(engine)
+    return engine
+
+
+def _configure_postgres(engine: Engine) -> None:
+    # Sessions in UTC: psycopg then tags every timestamptz with datetime.UTC itself (not a ZoneInfo of the
+    # server's zone), which UTCDateTime passes through as is instead of converting each value.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.autocommit = autocommit
 
 
 def _configure_sqlite(engine: Engine) -> None:
