@@ -7,7 +7,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Row, and_, func, or_, select
+from sqlalchemy import Connection, Row, and_, case, func, or_, select
 
 from app.db import tables as t
 from app.db.dialect import in_values
@@ -58,7 +58,10 @@ def window_of(run: Row) -> Window:
 def run_columns():
     """What planning needs of a run (not every column: plans read thousands of runs)."""
     r = t.runs.c
-    return (r.id, r.job_id, r.state, r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at, r.created_at)
+    # created_at only counts for a run with neither nominal time nor start (window_of): NULL, free to read, for
+    # every other run.
+    created_at = case((and_(r.nominal_start_time.is_(None), r.started_at.is_(None)), r.created_at)).label("created_at")
+    return (r.id, r.job_id, r.state, r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at, created_at)
 
 
 def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window) -> list[tuple[Row, Window]]:
