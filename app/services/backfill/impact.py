@@ -38,11 +38,32 @@ from app.services.backfill.windows import Window, hull, merge, overlaps_any
 from app.services.lineage import current_edges, node_id
 
 
-@dataclass
 class SelectedRun:
-    row: Row
-    window: Window
-    reasons: list[str] = field(default_factory=list)
+    """A run to redo: what a plan shows of it, its data-time window, and why (reasons in order, once each).
+    Plain slots: a day-wide plan holds tens of thousands of them."""
+
+    __slots__ = (
+        "run_id",
+        "id",
+        "state",
+        "nominal_start_time",
+        "nominal_end_time",
+        "started_at",
+        "ended_at",
+        "window",
+        "reasons",
+    )
+
+    def __init__(self, row: Row, window: Window) -> None:
+        self.run_id: uuid.UUID = row.id
+        self.id = str(row.id)
+        self.state = row.state
+        self.nominal_start_time = row.nominal_start_time
+        self.nominal_end_time = row.nominal_end_time
+        self.started_at = row.started_at
+        self.ended_at = row.ended_at
+        self.window = window
+        self.reasons: list[str] = []
 
     def because(self, reason: str) -> None:
         if reason not in self.reasons:
@@ -76,6 +97,7 @@ class ImpactResult:
     cycles: list[list[uuid.UUID]]
     cleared: list[uuid.UUID]  # reached, but column lineage shows they use no bad column
     upstream: dict[uuid.UUID, set[uuid.UUID]]  # impacted job -> the impacted jobs it waits for
+    version_text: dict[uuid.UUID, str] = field(default_factory=dict)  # str() of versions, made once each
 
 
 @dataclass
@@ -274,6 +296,7 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
         dataset_rows={d: dataset_rows[d] for d in affected if d in dataset_rows},
         cycles=[c for c in cycles if any(j in jobs for j in c)],
         cleared=sorted(cleared - set(jobs), key=str),
+        version_text=names.versions,
     )
 
 
@@ -282,6 +305,7 @@ class _Names:
     jobs: dict[uuid.UUID, Row]
     datasets: dict[uuid.UUID, Row]
     labels: dict[uuid.UUID, str] = field(default_factory=dict)
+    versions: dict[uuid.UUID, str] = field(default_factory=dict)
 
     def job_node(self, job_id: uuid.UUID) -> str:
         row = self.jobs[job_id]
@@ -297,6 +321,12 @@ class _Names:
             row = self.datasets[dataset_id]
             name = self.labels[dataset_id] = f"{row.namespace_name}:{row.name}"
         return name
+
+    def version(self, version_id: uuid.UUID) -> str:
+        text = self.versions.get(version_id)
+        if text is None:
+            text = self.versions[version_id] = str(version_id)
+        return text
 
 
 def _select(
@@ -352,10 +382,14 @@ def _select(
             first = min(bad_inputs[job], key=lambda d: (len(affected[d].path), str(d)))
             impact = jobs[job] = JobImpact(job, path=[*affected[first].path, names.job_node(job)])
         impact.bad_inputs.update({d: _snapshot(a) for d, a in bad_inputs[job].items()})
-        for run_id, (row, window, reasons) in runs.get(job, {}).items():
-            selected = impact.runs.setdefault(run_id, SelectedRun(row, window))
-            for reason in reasons:
-                selected.because(reason)
+        mine = impact.runs
+        for run_id, found in runs.get(job, {}).items():
+            selected = mine.get(run_id)
+            if selected is None:
+                mine[run_id] = found
+            else:  # a cycle's later round: keep the first, add new reasons
+                for reason in found.reasons:
+                    selected.because(reason)
     written = outputs_by_run(conn, [run for job in active for run in jobs[job].runs])
     changed = False
     for job in active:
@@ -379,67 +413,93 @@ def _snapshot(a: Affected) -> Affected:
 
 def _candidate_runs(
     conn: Connection, jobs: list[uuid.UUID], bad_inputs: dict[uuid.UUID, dict[uuid.UUID, Affected]], names: _Names
-) -> dict[uuid.UUID, dict[uuid.UUID, tuple[Row, Window, list[str]]]]:
-    """job -> run -> (run, its window, reasons): runs that read a bad version, and runs whose interval overlaps
-    a bad window of an input."""
-    io = t.run_io.c
-    selected: dict[uuid.UUID, dict[uuid.UUID, tuple[Row, Window, list[str]]]] = defaultdict(dict)
+) -> dict[uuid.UUID, dict[uuid.UUID, SelectedRun]]:
+    """job -> run -> the run with its reasons: runs that read a bad version, and runs whose interval overlaps
+    a bad window of an input.
+
+    Each run is read once (the runs inside the window, plus the few that read a bad version from outside it);
+    the bad reads come as bare ids. Reasons: the bad versions read, by dataset name, then the overlaps."""
+    # run -> dataset -> the bad version it read (which job's input it is bad for: checked once the run is known)
+    reads: dict[uuid.UUID, dict[uuid.UUID, uuid.UUID]] = {}
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
-    exact: set[tuple[uuid.UUID, uuid.UUID]] = set()  # (run, dataset): read a bad version of it
     if versions:
+        io, r = t.run_io.c, t.runs.c
         rows = conn.execute(
-            select(*run_columns(), io.dataset_id.label("read_dataset"), io.dataset_version_id.label("read_version"))
-            .join(t.run_io, io.run_id == t.runs.c.id)
+            select(io.run_id, io.dataset_id, io.dataset_version_id)
+            .join(t.runs, r.id == io.run_id)
             .where(
                 io.io_type == "INPUT",
                 in_values(conn, io.dataset_version_id, versions),
-                in_values(conn, t.runs.c.job_id, jobs),
+                in_values(conn, r.job_id, jobs),
             )
         ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
-        for row in rows:
-            bad = bad_inputs[row.job_id].get(row.read_dataset)
-            if bad is None or row.read_version not in bad.versions:
-                continue
-            entry = selected[row.job_id].get(row.id)
-            if entry is None:
-                entry = selected[row.job_id][row.id] = (row, window_of(row), [])
-            entry[2].append(f"read bad version {row.read_version} of {names.dataset(row.read_dataset)}")
-            exact.add((row.id, row.read_dataset))
-    windows = [w for inputs in bad_inputs.values() for a in inputs.values() for w in a.windows]
-    span = hull(windows)
+        for run, dataset, version in rows:
+            found_reads = reads.get(run)
+            if found_reads is None:
+                reads[run] = {dataset: version}
+            else:
+                found_reads[dataset] = version
+
+    # Per job, its inputs' bad windows merged: one check tells whether a run overlaps any of them.
+    job_windows = {job: merge([w for a in inputs.values() for w in a.windows]) for job, inputs in bad_inputs.items()}
+    span = hull([w for ws in job_windows.values() for w in ws])
+    found: dict[uuid.UUID, SelectedRun] = {}
+    job_of: dict[uuid.UUID, uuid.UUID] = {}
+    overlapping: list[SelectedRun] = []
+    outside_rows: dict[uuid.UUID, Row] = {}
     if span is not None:
-        overlapping = [
-            (row, own)
-            for row, own in runs_overlapping(conn, jobs, span)
-            if any(overlaps_any(own, a.windows) for a in bad_inputs[row.job_id].values())
-        ]
-        # What the other overlapping runs read: a stale version, or nothing recorded.
-        unexplained = {
-            row.id
-            for row, own in overlapping
-            for dataset, bad in bad_inputs[row.job_id].items()
-            if (row.id, dataset) not in exact and overlaps_any(own, bad.windows)
-        }
-        read = _reads(conn, list(unexplained))
+        for row, own in runs_overlapping(conn, jobs, span):
+            if row.id not in found and overlaps_any(own, job_windows[row.job_id]):
+                selected = found[row.id] = SelectedRun(row, own)
+                job_of[row.id] = row.job_id
+                overlapping.append(selected)
+    outside = [run for run in reads if run not in job_of]
+    if outside:  # read a bad version, but ran for data time outside every bad window
+        for row in conn.execute(select(*run_columns()).where(in_values(conn, t.runs.c.id, outside))).all():
+            job_of[row.id] = row.job_id
+            outside_rows[row.id] = row
+
+    exact: dict[uuid.UUID, dict[uuid.UUID, uuid.UUID]] = {}
+    for run, read in reads.items():
+        inputs = bad_inputs[job_of[run]]
+        bad_reads = {d: v for d, v in read.items() if d in inputs and v in inputs[d].versions}
+        if not bad_reads:
+            continue
+        exact[run] = bad_reads
+        selected = found.get(run)
+        if selected is None:
+            selected = found[run] = SelectedRun(outside_rows[run], window_of(outside_rows[run]))
+        ordered = bad_reads.items()
+        if len(bad_reads) > 1:
+            ordered = sorted(ordered, key=lambda kv: names.dataset(kv[0]))
+        for dataset, version in ordered:
+            selected.reasons.append(f"read bad version {names.version(version)} of {names.dataset(dataset)}")
+
+    if overlapping:
         ordered_inputs = {
             job: sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
         }
-        for row, own in overlapping:
-            entry = selected[row.job_id].get(row.id)
-            if entry is None:
-                entry = selected[row.job_id][row.id] = (row, own, [])
-            for dataset, bad in ordered_inputs[row.job_id]:
-                if not overlaps_any(own, bad.windows):
-                    continue
-                if (row.id, dataset) in exact:
-                    continue
-                version = read.get((row.id, dataset))
+        # What the other overlapping runs read: a stale version, or nothing recorded.
+        pending: list[tuple[SelectedRun, uuid.UUID, Affected]] = []
+        for selected in overlapping:
+            explained = exact.get(selected.run_id, {})
+            for dataset, bad in ordered_inputs[job_of[selected.run_id]]:
+                if dataset not in explained and overlaps_any(selected.window, bad.windows):
+                    pending.append((selected, dataset, bad))
+        if pending:
+            read = _reads(conn, list({s.run_id for s, _, _ in pending}))
+            for selected, dataset, bad in pending:
+                version = read.get((selected.run_id, dataset))
                 what = f"its data interval overlaps the bad window of {names.dataset(dataset)}"
                 if version is None:
-                    entry[2].append(what)
+                    selected.reasons.append(what)
                 elif version not in bad.versions:
-                    entry[2].append(f"{what}, but it read stale version {version}")
-    return selected
+                    selected.reasons.append(f"{what}, but it read stale version {names.version(version)}")
+
+    selected_by_job: dict[uuid.UUID, dict[uuid.UUID, SelectedRun]] = defaultdict(dict)
+    for run, selected in found.items():
+        selected_by_job[job_of[run]][run] = selected
+    return selected_by_job
 
 
 def _reads(conn: Connection, run_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
