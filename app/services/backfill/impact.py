@@ -419,18 +419,16 @@ def _candidate_runs(
 
     Each run is read once (the runs inside the window, plus the few that read a bad version from outside it);
     the bad reads come as bare ids. Reasons: the bad versions read, by dataset name, then the overlaps."""
-    # run -> dataset -> the bad version it read (which job's input it is bad for: checked once the run is known)
+    # run -> dataset -> the bad version it read. Any reader's: which run is one of these jobs' is known once the
+    # runs are (most are in the window; the others are looked up by id and job), which spares joining every
+    # read to its run.
     reads: dict[uuid.UUID, dict[uuid.UUID, uuid.UUID]] = {}
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
     if versions:
-        io, r = t.run_io.c, t.runs.c
+        io = t.run_io.c
         rows = conn.execute(
-            select(io.run_id, io.dataset_id, io.dataset_version_id)
-            .join(t.runs, r.id == io.run_id)
-            .where(
-                io.io_type == "INPUT",
-                in_values(conn, io.dataset_version_id, versions),
-                in_values(conn, r.job_id, jobs),
+            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
+                io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions)
             )
         ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
         for run, dataset, version in rows:
@@ -454,14 +452,20 @@ def _candidate_runs(
                 job_of[row.id] = row.job_id
                 overlapping.append(selected)
     outside = [run for run in reads if run not in job_of]
-    if outside:  # read a bad version, but ran for data time outside every bad window
-        for row in conn.execute(select(*run_columns()).where(in_values(conn, t.runs.c.id, outside))).all():
+    if outside:  # read a bad version, but ran for data time outside every bad window (or is another job's)
+        r = t.runs.c
+        for row in conn.execute(
+            select(*run_columns()).where(in_values(conn, r.id, outside), in_values(conn, r.job_id, jobs))
+        ).all():
             job_of[row.id] = row.job_id
             outside_rows[row.id] = row
 
     exact: dict[uuid.UUID, dict[uuid.UUID, uuid.UUID]] = {}
     for run, read in reads.items():
-        inputs = bad_inputs[job_of[run]]
+        job = job_of.get(run)
+        if job is None:
+            continue  # a run of a job outside this batch
+        inputs = bad_inputs[job]
         bad_reads = {d: v for d, v in read.items() if d in inputs and v in inputs[d].versions}
         if not bad_reads:
             continue
