@@ -28,7 +28,6 @@ from app.schemas.backfill import BackfillRequest
 from app.services.backfill.roots import (
     Affected,
     ResolvedRoot,
-    outputs_by_run,
     resolve,
     run_columns,
     runs_overlapping,
@@ -44,6 +43,7 @@ class SelectedRun:
 
     __slots__ = (
         "run_id",
+        "job_id",
         "id",
         "state",
         "nominal_start_time",
@@ -56,6 +56,7 @@ class SelectedRun:
 
     def __init__(self, row: Row, window: Window) -> None:
         self.run_id: uuid.UUID = row.id
+        self.job_id: uuid.UUID = row.job_id
         self.id = str(row.id)
         self.state = row.state
         self.nominal_start_time = row.nominal_start_time
@@ -64,6 +65,15 @@ class SelectedRun:
         self.ended_at = row.ended_at
         self.window = window
         self.reasons: list[str] = []
+
+    @classmethod
+    def of(cls, row: Row, window: Window) -> SelectedRun:
+        """From a row of run_columns(), by position (tens of thousands of rows: attribute access by name costs)."""
+        self = cls.__new__(cls)
+        run_id, self.job_id, self.state, self.nominal_start_time, self.nominal_end_time, self.started_at = row[:6]
+        self.ended_at = row[6]
+        self.run_id, self.id, self.window, self.reasons = run_id, str(run_id), window, []
+        return self
 
     def because(self, reason: str) -> None:
         if reason not in self.reasons:
@@ -390,13 +400,19 @@ def _select(
             else:  # a cycle's later round: keep the first, add new reasons
                 for reason in found.reasons:
                     selected.because(reason)
-    written = outputs_by_run(conn, [run for job in active for run in jobs[job].runs])
+    written = _written(conn, [run for job in active for run in jobs[job].runs])
     changed = False
     for job in active:
         impact = jobs[job]
         windows = impact.windows
-        for output, columns in reach[job].items():
-            versions = {v for run in impact.runs for v in written.get(run, {}).get(output, ())}
+        outputs = reach[job]
+        versions_of: dict[uuid.UUID, set[uuid.UUID]] = {output: set() for output in outputs}
+        for run in impact.runs:
+            for dataset, version in written.get(run, ()):
+                if dataset in versions_of:
+                    versions_of[dataset].add(version)
+        for output, columns in outputs.items():
+            versions = versions_of[output]
             target = affected.get(output)
             if target is None:
                 target = affected[output] = Affected(
@@ -405,6 +421,24 @@ def _select(
                 )
             changed |= target.absorb(versions, windows, columns)
     return changed
+
+
+def _written(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]]:
+    """run -> [(dataset, version)] it wrote."""
+    io = t.run_io.c
+    found: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = {}
+    if run_ids:
+        for run, dataset, version in conn.execute(
+            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
+                in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT"
+            )
+        ).all():
+            already = found.get(run)
+            if already is None:
+                found[run] = [(dataset, version)]
+            else:
+                already.append((dataset, version))
+    return found
 
 
 def _snapshot(a: Affected) -> Affected:
@@ -417,67 +451,63 @@ def _candidate_runs(
     """job -> run -> the run with its reasons: runs that read a bad version, and runs whose interval overlaps
     a bad window of an input.
 
-    Each run is read once (the runs inside the window, plus the few that read a bad version from outside it);
-    the bad reads come as bare ids. Reasons: the bad versions read, by dataset name, then the overlaps."""
-    # run -> dataset -> the bad version it read. Any reader's: which run is one of these jobs' is known once the
-    # runs are (most are in the window; the others are looked up by id and job), which spares joining every
-    # read to its run.
-    reads: dict[uuid.UUID, dict[uuid.UUID, uuid.UUID]] = {}
-    versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
-    if versions:
-        io = t.run_io.c
-        rows = conn.execute(
-            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
-                io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions)
-            )
-        ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
-        for run, dataset, version in rows:
-            found_reads = reads.get(run)
-            if found_reads is None:
-                reads[run] = {dataset: version}
-            else:
-                found_reads[dataset] = version
-
+    Each run is read once: the runs in the window, plus the few that read a bad version from outside it. The
+    bad reads come as bare ids, any reader's, and are matched to the runs in one pass. Reasons: the bad
+    versions read, by dataset name, then the overlaps."""
     # Per job, its inputs' bad windows merged: one check tells whether a run overlaps any of them.
     job_windows = {job: merge([w for a in inputs.values() for w in a.windows]) for job, inputs in bad_inputs.items()}
     span = hull([w for ws in job_windows.values() for w in ws])
     found: dict[uuid.UUID, SelectedRun] = {}
-    job_of: dict[uuid.UUID, uuid.UUID] = {}
     overlapping: list[SelectedRun] = []
-    outside_rows: dict[uuid.UUID, Row] = {}
     if span is not None:
         for row, own in runs_overlapping(conn, jobs, span):
             if row.id not in found and overlaps_any(own, job_windows[row.job_id]):
-                selected = found[row.id] = SelectedRun(row, own)
-                job_of[row.id] = row.job_id
+                selected = found[row.id] = SelectedRun.of(row, own)
                 overlapping.append(selected)
-    outside = [run for run in reads if run not in job_of]
-    if outside:  # read a bad version, but ran for data time outside every bad window (or is another job's)
-        r = t.runs.c
-        for row in conn.execute(
-            select(*run_columns()).where(in_values(conn, r.id, outside), in_values(conn, r.job_id, jobs))
-        ).all():
-            job_of[row.id] = row.job_id
-            outside_rows[row.id] = row
 
-    exact: dict[uuid.UUID, dict[uuid.UUID, uuid.UUID]] = {}
-    for run, read in reads.items():
-        job = job_of.get(run)
-        if job is None:
-            continue  # a run of a job outside this batch
-        inputs = bad_inputs[job]
-        bad_reads = {d: v for d, v in read.items() if d in inputs and v in inputs[d].versions}
-        if not bad_reads:
-            continue
-        exact[run] = bad_reads
-        selected = found.get(run)
-        if selected is None:
-            selected = found[run] = SelectedRun(outside_rows[run], window_of(outside_rows[run]))
-        ordered = bad_reads.items()
-        if len(bad_reads) > 1:
-            ordered = sorted(ordered, key=lambda kv: names.dataset(kv[0]))
-        for dataset, version in ordered:
-            selected.reasons.append(f"read bad version {names.version(version)} of {names.dataset(dataset)}")
+    # run -> [(dataset, version)] of the bad versions it read
+    exact: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = {}
+    versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
+    if versions:
+        io = t.run_io.c
+        # Any reader's: whose run is one of these jobs' is known from the runs in the window, the others are
+        # looked up by id and job. That spares joining every read to its run.
+        reads = conn.execute(
+            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
+                io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions)
+            )
+        ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
+        outside_ids = {run for run, _, _ in reads if run not in found}
+        outside: dict[uuid.UUID, Row] = {}
+        if outside_ids:  # read a bad version, but ran for data time outside every bad window (or another job's)
+            r = t.runs.c
+            outside = {
+                row.id: row
+                for row in conn.execute(
+                    select(*run_columns()).where(in_values(conn, r.id, outside_ids), in_values(conn, r.job_id, jobs))
+                ).all()
+            }
+        for run, dataset, version in reads:
+            selected = found.get(run)
+            row = outside.get(run) if selected is None else None
+            if selected is None and row is None:
+                continue  # a run of a job outside this batch
+            bad = bad_inputs[selected.job_id if selected is not None else row.job_id].get(dataset)
+            if bad is None or version not in bad.versions:
+                continue
+            if selected is None:
+                found[run] = SelectedRun.of(row, window_of(row))
+            already = exact.get(run)
+            if already is None:
+                exact[run] = [(dataset, version)]
+            else:
+                already.append((dataset, version))
+        for run, bad_reads in exact.items():
+            if len(bad_reads) > 1:
+                bad_reads.sort(key=lambda read: names.dataset(read[0]))
+            reasons = found[run].reasons
+            for dataset, version in bad_reads:
+                reasons.append(f"read bad version {names.version(version)} of {names.dataset(dataset)}")
 
     if overlapping:
         ordered_inputs = {
@@ -486,9 +516,13 @@ def _candidate_runs(
         # What the other overlapping runs read: a stale version, or nothing recorded.
         pending: list[tuple[SelectedRun, uuid.UUID, Affected]] = []
         for selected in overlapping:
-            explained = exact.get(selected.run_id, {})
-            for dataset, bad in ordered_inputs[job_of[selected.run_id]]:
-                if dataset not in explained and overlaps_any(selected.window, bad.windows):
+            inputs = ordered_inputs[selected.job_id]
+            explained = exact.get(selected.run_id, ())
+            if len(explained) == len(inputs):
+                continue  # read a bad version of every bad input
+            explained_datasets = {d for d, _ in explained}
+            for dataset, bad in inputs:
+                if dataset not in explained_datasets and overlaps_any(selected.window, bad.windows):
                     pending.append((selected, dataset, bad))
         if pending:
             read = _reads(conn, list({s.run_id for s, _, _ in pending}))
@@ -502,7 +536,7 @@ def _candidate_runs(
 
     selected_by_job: dict[uuid.UUID, dict[uuid.UUID, SelectedRun]] = defaultdict(dict)
     for run, selected in found.items():
-        selected_by_job[job_of[run]][run] = selected
+        selected_by_job[selected.job_id][run] = selected
     return selected_by_job
 
 
