@@ -10,6 +10,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from app.db import json as json_codec
 from app.settings import Settings
 
+BINARY_RESULTS = "binary_results"
+
 
 def create_db_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
@@ -43,6 +45,16 @@ def _configure_postgres(engine: Engine) -> None:
         dbapi_connection.autocommit = True
         dbapi_connection.execute("SET TIME ZONE 'UTC'")
         dbapi_connection.autocommit = autocommit
+
+    # Statements run with execution_options(binary_results=True) fetch their rows in Postgres' binary format:
+    # ids and timestamps decode without parsing text (for reads of tens of thousands of rows, e.g. backfill
+    # plans). The same Python values either way.
+    @event.listens_for(engine, "do_execute")
+    def _binary_results(cursor, statement, parameters, context):
+        if context.execution_options.get(BINARY_RESULTS):
+            cursor.execute(statement, parameters, binary=True)
+            return True
+        return None
 
 
 def _configure_sqlite(engine: Engine) -> None:

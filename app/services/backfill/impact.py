@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Row, select
 
 from app.db import tables as t
 from app.db.dialect import in_values
+from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest
 from app.services.backfill.roots import (
     Affected,
@@ -429,9 +430,9 @@ def _written(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list
     found: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = {}
     if run_ids:
         for run, dataset, version in conn.execute(
-            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
-                in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT"
-            )
+            select(io.run_id, io.dataset_id, io.dataset_version_id)
+            .where(in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT")
+            .execution_options(**{BINARY_RESULTS: True})
         ).all():
             already = found.get(run)
             if already is None:
@@ -473,9 +474,9 @@ def _candidate_runs(
         # Any reader's: whose run is one of these jobs' is known from the runs in the window, the others are
         # looked up by id and job. That spares joining every read to its run.
         reads = conn.execute(
-            select(io.run_id, io.dataset_id, io.dataset_version_id).where(
-                io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions)
-            )
+            select(io.run_id, io.dataset_id, io.dataset_version_id)
+            .where(io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions))
+            .execution_options(**{BINARY_RESULTS: True})
         ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
         outside_ids = {run for run, _, _ in reads if run not in found}
         outside: dict[uuid.UUID, Row] = {}

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, and_, case, func, or_, select
 
 from app.db import tables as t
 from app.db.dialect import in_values
+from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
 from app.services import datasets as dataset_service
 from app.services import jobs as job_service
@@ -82,7 +83,7 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
             and_(unscheduled, r.started_at >= window.start, r.started_at < window.end),
         ),
     )
-    rows = conn.execute(inside).all()
+    rows = conn.execute(inside.execution_options(**{BINARY_RESULTS: True})).all()
 
     def latest(column, where):
         b = t.runs.alias("before")
@@ -106,13 +107,15 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
         # Periodic jobs share their start times: short arrays, then the exact (job, time) pairs in Python.
         moments = {at for _, _, at in wanted}
         candidates = conn.execute(
-            select(*run_columns()).where(
+            select(*run_columns())
+            .where(
                 in_values(conn, r.job_id, {job for job, _, _ in wanted}),
                 or_(
                     and_(scheduled, in_values(conn, r.nominal_start_time, moments)),
                     and_(unscheduled, in_values(conn, r.started_at, moments)),
                 ),
             )
+            .execution_options(**{BINARY_RESULTS: True})
         ).all()
         for row in candidates:
             is_scheduled = row.nominal_start_time is not None
