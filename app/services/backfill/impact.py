@@ -466,8 +466,8 @@ def _candidate_runs(
                 selected = found[row.id] = SelectedRun.of(row, own)
                 overlapping.append(selected)
 
-    # run -> [(dataset, version)] of the bad versions it read
-    exact: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = {}
+    # run -> [(dataset label, version text)] of the bad versions it read
+    exact: dict[uuid.UUID, list[tuple[str, str]]] = {}
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
     if versions:
         io = t.run_io.c
@@ -488,27 +488,33 @@ def _candidate_runs(
                     select(*run_columns()).where(in_values(conn, r.id, outside_ids), in_values(conn, r.job_id, jobs))
                 ).all()
             }
+        # job -> input dataset -> (its bad versions, its label): one lookup per read.
+        inputs_of = {
+            job: {d: (a.versions, names.dataset(d)) for d, a in inputs.items()} for job, inputs in bad_inputs.items()
+        }
+        version_text = names.versions
         for run, dataset, version in reads:
             selected = found.get(run)
             row = outside.get(run) if selected is None else None
             if selected is None and row is None:
                 continue  # a run of a job outside this batch
-            bad = bad_inputs[selected.job_id if selected is not None else row.job_id].get(dataset)
-            if bad is None or version not in bad.versions:
+            bad = inputs_of[selected.job_id if selected is not None else row.job_id].get(dataset)
+            if bad is None or version not in bad[0]:
                 continue
             if selected is None:
                 found[run] = SelectedRun.of(row, window_of(row))
+            text = version_text.get(version)
+            if text is None:
+                text = version_text[version] = str(version)
             already = exact.get(run)
             if already is None:
-                exact[run] = [(dataset, version)]
+                exact[run] = [(bad[1], text)]
             else:
-                already.append((dataset, version))
+                already.append((bad[1], text))
         for run, bad_reads in exact.items():
             if len(bad_reads) > 1:
-                bad_reads.sort(key=lambda read: names.dataset(read[0]))
-            reasons = found[run].reasons
-            for dataset, version in bad_reads:
-                reasons.append(f"read bad version {names.version(version)} of {names.dataset(dataset)}")
+                bad_reads.sort()  # by dataset label (a run reads one version of a dataset)
+            found[run].reasons.extend([f"read bad version {text} of {label}" for label, text in bad_reads])
 
     if overlapping:
         ordered_inputs = {
@@ -521,9 +527,9 @@ def _candidate_runs(
             explained = exact.get(selected.run_id, ())
             if len(explained) == len(inputs):
                 continue  # read a bad version of every bad input
-            explained_datasets = {d for d, _ in explained}
+            explained_labels = {label for label, _ in explained}
             for dataset, bad in inputs:
-                if dataset not in explained_datasets and overlaps_any(selected.window, bad.windows):
+                if names.dataset(dataset) not in explained_labels and overlaps_any(selected.window, bad.windows):
                     pending.append((selected, dataset, bad))
         if pending:
             read = _reads(conn, list({s.run_id for s, _, _ in pending}))
