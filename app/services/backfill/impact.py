@@ -71,8 +71,8 @@ class SelectedRun:
     def of(cls, row: Row, window: Window) -> SelectedRun:
         """From a row of run_columns(), by position (tens of thousands of rows: attribute access by name costs)."""
         self = cls.__new__(cls)
-        run_id, self.job_id, self.state, self.nominal_start_time, self.nominal_end_time, self.started_at = row[:6]
-        self.ended_at = row[6]
+        run_id, self.job_id, self.state, self.nominal_start_time, self.nominal_end_time, self.started_at, ended, _ = row
+        self.ended_at = ended
         self.run_id, self.id, self.window, self.reasons = run_id, str(run_id), window, []
         return self
 
