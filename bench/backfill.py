@@ -108,7 +108,10 @@ def main() -> int:
             times, (plan, _) = _timed(lambda request=request: plan_body(request), args.repeat)
             results[label] = (times, plan, statements[0] // args.repeat)
 
-        with LiveServer(url) as server, httpx.Client(base_url=server.url, timeout=120) as client:
+        # The plan path alone: the incident worker's periodic late-dataset check (0.77 s a pass at this size, in
+        # the serving process) would be measured too, as in bench-lineage.
+        quiet = {"HEADWATER_INCIDENT_WORKER": "false"}
+        with LiveServer(url, env=quiet) as server, httpx.Client(base_url=server.url, timeout=120) as client:
             http_times = {}
             for label, request in cases.items():
                 body = request.model_dump(mode="json", exclude_none=True)
