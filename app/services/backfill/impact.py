@@ -393,8 +393,11 @@ def _select(
             first = min(bad_inputs[job], key=lambda d: (len(affected[d].path), str(d)))
             impact = jobs[job] = JobImpact(job, path=[*affected[first].path, names.job_node(job)])
         impact.bad_inputs.update({d: _snapshot(a) for d, a in bad_inputs[job].items()})
-        mine = impact.runs
-        for run_id, found in runs.get(job, {}).items():
+        mine, found_now = impact.runs, runs.get(job, {})
+        if not mine:  # the first round of a job: nothing to merge with
+            impact.runs = found_now
+            continue
+        for run_id, found in found_now.items():
             selected = mine.get(run_id)
             if selected is None:
                 mine[run_id] = found

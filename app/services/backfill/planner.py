@@ -147,7 +147,9 @@ class _Builder:
                     "nominalStartTime": s.nominal_start_time,
                     "nominalEndTime": s.nominal_end_time,
                     "logicalDate": (
-                        airflow.logical_date(s, facets[s.run_id]) if s.run_id in facets else s.nominal_start_time
+                        airflow.logical_date(s, facets[s.run_id])
+                        if facets and s.run_id in facets
+                        else s.nominal_start_time
                     ),
                     "startedAt": s.started_at,
                     "endedAt": s.ended_at,
