@@ -44,6 +44,7 @@ class SelectedRun:
 
     __slots__ = (
         "run_id",
+        "key",
         "job_id",
         "id",
         "state",
@@ -57,6 +58,7 @@ class SelectedRun:
 
     def __init__(self, row: Row, window: Window) -> None:
         self.run_id: uuid.UUID = row.id
+        self.key: int = row.id.int  # uuid.UUID hashes in Python; hot lookups key on the int
         self.job_id: uuid.UUID = row.job_id
         self.id = str(row.id)
         self.state = row.state
@@ -73,7 +75,7 @@ class SelectedRun:
         self = cls.__new__(cls)
         run_id, self.job_id, self.state, self.nominal_start_time, self.nominal_end_time, self.started_at, ended, _ = row
         self.ended_at = ended
-        self.run_id, self.id, self.window, self.reasons = run_id, str(run_id), window, []
+        self.run_id, self.key, self.id, self.window, self.reasons = run_id, run_id.int, str(run_id), window, []
         return self
 
     def because(self, reason: str) -> None:
@@ -108,7 +110,7 @@ class ImpactResult:
     cycles: list[list[uuid.UUID]]
     cleared: list[uuid.UUID]  # reached, but column lineage shows they use no bad column
     upstream: dict[uuid.UUID, set[uuid.UUID]]  # impacted job -> the impacted jobs it waits for
-    version_text: dict[uuid.UUID, str] = field(default_factory=dict)  # str() of versions, made once each
+    version_text: dict[int, str] = field(default_factory=dict)  # uuid.UUID.int -> str(), made once each
 
 
 @dataclass
@@ -307,7 +309,7 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
         dataset_rows={d: dataset_rows[d] for d in affected if d in dataset_rows},
         cycles=[c for c in cycles if any(j in jobs for j in c)],
         cleared=sorted(cleared - set(jobs), key=str),
-        version_text=names.versions,
+        version_text=names.version_text_by_int,
     )
 
 
@@ -316,7 +318,7 @@ class _Names:
     jobs: dict[uuid.UUID, Row]
     datasets: dict[uuid.UUID, Row]
     labels: dict[uuid.UUID, str] = field(default_factory=dict)
-    versions: dict[uuid.UUID, str] = field(default_factory=dict)
+    version_text_by_int: dict[int, str] = field(default_factory=dict)  # uuid.UUID.int -> str(version)
 
     def job_node(self, job_id: uuid.UUID) -> str:
         row = self.jobs[job_id]
@@ -334,9 +336,9 @@ class _Names:
         return name
 
     def version(self, version_id: uuid.UUID) -> str:
-        text = self.versions.get(version_id)
+        text = self.version_text_by_int.get(version_id.int)
         if text is None:
-            text = self.versions[version_id] = str(version_id)
+            text = self.version_text_by_int[version_id.int] = str(version_id)
         return text
 
 
@@ -410,13 +412,14 @@ def _select(
         impact = jobs[job]
         windows = impact.windows
         outputs = reach[job]
-        versions_of: dict[uuid.UUID, set[uuid.UUID]] = {output: set() for output in outputs}
-        for run in impact.runs:
-            for dataset, version in written.get(run, ()):
-                if dataset in versions_of:
-                    versions_of[dataset].add(version)
+        versions_of: dict[int, set[uuid.UUID]] = {output.int: set() for output in outputs}
+        for selected in impact.runs.values():
+            for dataset, version in written.get(selected.key, ()):
+                into = versions_of.get(dataset)
+                if into is not None:
+                    into.add(version)
         for output, columns in outputs.items():
-            versions = versions_of[output]
+            versions = versions_of[output.int]
             target = affected.get(output)
             if target is None:
                 target = affected[output] = Affected(
@@ -427,21 +430,22 @@ def _select(
     return changed
 
 
-def _written(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]]:
-    """run -> [(dataset, version)] it wrote."""
+def _written(conn: Connection, run_ids: list[uuid.UUID]) -> dict[int, list[tuple[int, uuid.UUID]]]:
+    """run -> [(dataset, version)] it wrote, run and dataset as uuid.UUID.int."""
     io = t.run_io.c
-    found: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]] = {}
+    found: dict[int, list[tuple[int, uuid.UUID]]] = {}
     if run_ids:
         for run, dataset, version in conn.execute(
             select(io.run_id, io.dataset_id, io.dataset_version_id)
             .where(in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT")
             .execution_options(**{BINARY_RESULTS: True})
         ).all():
-            already = found.get(run)
+            key = run.int
+            already = found.get(key)
             if already is None:
-                found[run] = [(dataset, version)]
+                found[key] = [(dataset.int, version)]
             else:
-                already.append((dataset, version))
+                already.append((dataset.int, version))
     return found
 
 
@@ -458,19 +462,23 @@ def _candidate_runs(
     Each run is read once: the runs in the window, plus the few that read a bad version from outside it. The
     bad reads come as bare ids, any reader's, and are matched to the runs in one pass. Reasons: the bad
     versions read, by dataset name, then the overlaps."""
+    # Hot lookups are keyed on uuid.UUID.int: a UUID hashes and compares in Python, an int in C.
     # Per job, its inputs' bad windows merged: one check tells whether a run overlaps any of them.
-    job_windows = {job: merge([w for a in inputs.values() for w in a.windows]) for job, inputs in bad_inputs.items()}
+    job_windows = {
+        job.int: merge([w for a in inputs.values() for w in a.windows]) for job, inputs in bad_inputs.items()
+    }
     span = hull([w for ws in job_windows.values() for w in ws])
-    found: dict[uuid.UUID, SelectedRun] = {}
+    found: dict[int, SelectedRun] = {}
     overlapping: list[SelectedRun] = []
     if span is not None:
         for row, own in runs_overlapping(conn, jobs, span):
-            if row.id not in found and overlaps_any(own, job_windows[row.job_id]):
-                selected = found[row.id] = SelectedRun.of(row, own)
+            key = row[0].int
+            if key not in found and overlaps_any(own, job_windows[row[1].int]):
+                selected = found[key] = SelectedRun.of(row, own)
                 overlapping.append(selected)
 
     # run -> [(dataset label, version text)] of the bad versions it read
-    exact: dict[uuid.UUID, list[tuple[str, str]]] = {}
+    exact: dict[int, list[tuple[str, str]]] = {}
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
     if versions:
         io = t.run_io.c
@@ -481,53 +489,56 @@ def _candidate_runs(
             .where(io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions))
             .execution_options(**{BINARY_RESULTS: True})
         ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
-        outside_ids = {run for run, _, _ in reads if run not in found}
-        outside: dict[uuid.UUID, Row] = {}
+        outside_ids = {run for run, _, _ in reads if run.int not in found}
+        outside: dict[int, Row] = {}
         if outside_ids:  # read a bad version, but ran for data time outside every bad window (or another job's)
             r = t.runs.c
             outside = {
-                row.id: row
+                row[0].int: row
                 for row in conn.execute(
                     select(*run_columns()).where(in_values(conn, r.id, outside_ids), in_values(conn, r.job_id, jobs))
                 ).all()
             }
         # job -> input dataset -> (its bad versions, its label): one lookup per read.
         inputs_of = {
-            job: {d: (a.versions, names.dataset(d)) for d, a in inputs.items()} for job, inputs in bad_inputs.items()
+            job.int: {d.int: ({v.int for v in a.versions}, names.dataset(d)) for d, a in inputs.items()}
+            for job, inputs in bad_inputs.items()
         }
-        version_text = names.versions
+        version_text = names.version_text_by_int
         for run, dataset, version in reads:
-            selected = found.get(run)
-            row = outside.get(run) if selected is None else None
+            key = run.int
+            selected = found.get(key)
+            row = outside.get(key) if selected is None else None
             if selected is None and row is None:
                 continue  # a run of a job outside this batch
-            bad = inputs_of[selected.job_id if selected is not None else row.job_id].get(dataset)
-            if bad is None or version not in bad[0]:
+            bad = inputs_of[(selected.job_id if selected is not None else row.job_id).int].get(dataset.int)
+            number = version.int
+            if bad is None or number not in bad[0]:
                 continue
             if selected is None:
-                found[run] = SelectedRun.of(row, window_of(row))
-            text = version_text.get(version)
+                found[key] = SelectedRun.of(row, window_of(row))
+            text = version_text.get(number)
             if text is None:
-                text = version_text[version] = str(version)
-            already = exact.get(run)
+                text = version_text[number] = str(version)
+            already = exact.get(key)
             if already is None:
-                exact[run] = [(bad[1], text)]
+                exact[key] = [(bad[1], text)]
             else:
                 already.append((bad[1], text))
-        for run, bad_reads in exact.items():
+        for key, bad_reads in exact.items():
             if len(bad_reads) > 1:
                 bad_reads.sort()  # by dataset label (a run reads one version of a dataset)
-            found[run].reasons.extend([f"read bad version {text} of {label}" for label, text in bad_reads])
+            found[key].reasons.extend([f"read bad version {text} of {label}" for label, text in bad_reads])
 
     if overlapping:
         ordered_inputs = {
-            job: sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
+            job.int: sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
         }
         # What the other overlapping runs read: a stale version, or nothing recorded.
         pending: list[tuple[SelectedRun, uuid.UUID, Affected]] = []
         for selected in overlapping:
-            inputs = ordered_inputs[selected.job_id]
-            explained = exact.get(selected.run_id, ())
+            inputs = ordered_inputs[selected.job_id.int]
+            explained = exact.get(selected.key, ())
             if len(explained) == len(inputs):
                 continue  # read a bad version of every bad input
             explained_labels = {label for label, _ in explained}
@@ -545,8 +556,8 @@ def _candidate_runs(
                     selected.reasons.append(f"{what}, but it read stale version {names.version(version)}")
 
     selected_by_job: dict[uuid.UUID, dict[uuid.UUID, SelectedRun]] = defaultdict(dict)
-    for run, selected in found.items():
-        selected_by_job[selected.job_id][run] = selected
+    for selected in found.values():
+        selected_by_job[selected.job_id][selected.run_id] = selected
     return selected_by_job
 
 

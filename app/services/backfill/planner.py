@@ -110,7 +110,7 @@ class _Builder:
     def versions(self, versions: set[uuid.UUID]) -> list[str]:
         """Sorted, as text: a bad version shows in its dataset, in every step that read it and in reasons."""
         text = self.result.version_text
-        return sorted([text.get(v) or text.setdefault(v, str(v)) for v in versions])
+        return sorted([text.get(v.int) or text.setdefault(v.int, str(v)) for v in versions])
 
     def step(self, impact: JobImpact) -> dict[str, Any]:
         """A PlanStep as a plain dict: thousands of runs, all from the database, need no validation, and dicts
