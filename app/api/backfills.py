@@ -13,6 +13,7 @@ from app.api.auth import require_write_key
 from app.api.deps import EngineDep
 from app.api.errors import ApiError, summary, validation_errors
 from app.api.pagination import PageParams
+from app.db.json import dumps_bytes
 from app.schemas.backfill import (
     BackfillPlan,
     BackfillRequest,
@@ -33,9 +34,14 @@ def _json(model: BaseModel, status_code: int = 200) -> Response:
     return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
+def _document(document: dict, status_code: int = 200) -> Response:
+    """A plan or impact the planner built as plain dicts in the response model's shape: one orjson pass."""
+    return Response(dumps_bytes(document), status_code=status_code, media_type="application/json")
+
+
 @router.post("/backfills/preview", response_model=BackfillPlan, summary="Plan a backfill without saving it")
 def preview_plan(engine: EngineDep, request: BackfillRequest) -> Response:
-    return _json(planner.plan(engine, request))
+    return _document(planner.plan_document(engine, request))
 
 
 @router.post(
@@ -61,7 +67,7 @@ def get_plan(engine: EngineDep, planId: uuid.UUID) -> Response:
 
 @router.post("/impact", response_model=Impact, summary="What a root cause made bad downstream (no plan)")
 def post_impact(engine: EngineDep, request: BackfillRequest) -> Response:
-    return _json(planner.impact(engine, request))
+    return _document(planner.impact_document(engine, request))
 
 
 @router.get("/impact", response_model=Impact, summary="What a root cause made bad downstream (no plan)")
@@ -93,4 +99,4 @@ def get_impact(
     except ValidationError as exc:
         details = validation_errors(exc.errors())
         raise ApiError(400, summary(details), details) from None
-    return _json(planner.impact(engine, request))
+    return _document(planner.impact_document(engine, request))

@@ -11,10 +11,11 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, any_, bindparam, func, select, text, true
+from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, Uuid, any_, bindparam, func, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.types import NullType, TypeDecorator
 
 # SQLSTATEs worth retrying the whole transaction for: serialization failure, deadlock.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
@@ -29,11 +30,49 @@ def upsert(dialect: Connection | str, table: Table):
     return sqlite.insert(table)
 
 
+class _UuidArrayText(str):
+    """A Postgres uuid[] already written as text ({hex,hex,...}): psycopg sends it as is, typed uuid[], so the
+    server plans with the values as it would with an adapted list."""
+
+
+class _PassThrough(TypeDecorator):
+    impl = NullType
+    cache_ok = True
+
+
+def _register_uuid_array_dumper() -> None:
+    try:
+        import psycopg
+        from psycopg.adapt import Dumper
+    except ImportError:  # SQLite-only installations
+        return
+
+    class UuidArrayTextDumper(Dumper):
+        oid = 2951  # uuid[]
+
+        def dump(self, obj: str) -> bytes:
+            return obj.encode()
+
+    psycopg.adapters.register_dumper(_UuidArrayText, UuidArrayTextDumper)
+
+
+_register_uuid_array_dumper()
+
+
 def in_values(conn: Connection, column: ColumnElement, values: Iterable[Any]) -> ColumnElement[bool]:
     """``column IN (values)``. On Postgres it is ``column = ANY(:array)``: one parameter however many values,
     where an expanded IN list of thousands of ids costs more to build and parse than to run."""
     values = list(values)
     if conn.dialect.name == "postgresql":
+        if isinstance(column.type, Uuid):
+            try:
+                literal = "{" + ",".join([v.hex for v in values]) + "}"
+            except AttributeError:  # not all uuid.UUID: let the driver adapt them
+                pass
+            else:
+                # One uuid[] parameter written as text: the driver adapts a list element by element in Python,
+                # which for the tens of thousands of run ids of a large backfill plan costs more than the query.
+                return column == any_(bindparam(None, _UuidArrayText(literal), type_=_PassThrough()))
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
 

@@ -10,6 +10,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from app.db import json as json_codec
 from app.settings import Settings
 
+BINARY_RESULTS = "binary_results"
+
 
 def create_db_engine(settings: Settings) -> Engine:
     url = settings.sqlalchemy_url
@@ -21,7 +23,7 @@ def create_db_engine(settings: Settings) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, **common)
         _configure_sqlite(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -30,6 +32,29 @@ def create_db_engine(settings: Settings) -> Engine:
         connect_args={"connect_timeout": 5},
         **common,
     )
+    _configure_postgres(engine)
+    return engine
+
+
+def _configure_postgres(engine: Engine) -> None:
+    # Sessions in UTC: psycopg then tags every timestamptz with datetime.UTC itself (not a ZoneInfo of the
+    # server's zone), which UTCDateTime passes through as is instead of converting each value.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.autocommit = autocommit
+
+    # Statements run with execution_options(binary_results=True) fetch their rows in Postgres' binary format:
+    # ids and timestamps decode without parsing text (for reads of tens of thousands of rows, e.g. backfill
+    # plans). The same Python values either way.
+    @event.listens_for(engine, "do_execute")
+    def _binary_results(cursor, statement, parameters, context):
+        if context.execution_options.get(BINARY_RESULTS):
+            cursor.execute(statement, parameters, binary=True)
+            return True
+        return None
 
 
 def _configure_sqlite(engine: Engine) -> None:

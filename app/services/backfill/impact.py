@@ -24,11 +24,11 @@ from sqlalchemy import Connection, Row, select
 
 from app.db import tables as t
 from app.db.dialect import in_values
+from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest
 from app.services.backfill.roots import (
     Affected,
     ResolvedRoot,
-    outputs_by_run,
     resolve,
     run_columns,
     runs_overlapping,
@@ -38,11 +38,45 @@ from app.services.backfill.windows import Window, hull, merge, overlaps_any
 from app.services.lineage import current_edges, node_id
 
 
-@dataclass
 class SelectedRun:
-    row: Row
-    window: Window
-    reasons: list[str] = field(default_factory=list)
+    """A run to redo: what a plan shows of it, its data-time window, and why (reasons in order, once each).
+    Plain slots: a day-wide plan holds tens of thousands of them."""
+
+    __slots__ = (
+        "run_id",
+        "key",
+        "job_id",
+        "id",
+        "state",
+        "nominal_start_time",
+        "nominal_end_time",
+        "started_at",
+        "ended_at",
+        "window",
+        "reasons",
+    )
+
+    def __init__(self, row: Row, window: Window) -> None:
+        self.run_id: uuid.UUID = row.id
+        self.key: int = row.id.int  # uuid.UUID hashes in Python; hot lookups key on the int
+        self.job_id: uuid.UUID = row.job_id
+        self.id = str(row.id)
+        self.state = row.state
+        self.nominal_start_time = row.nominal_start_time
+        self.nominal_end_time = row.nominal_end_time
+        self.started_at = row.started_at
+        self.ended_at = row.ended_at
+        self.window = window
+        self.reasons: list[str] = []
+
+    @classmethod
+    def of(cls, row: Row, window: Window) -> SelectedRun:
+        """From a row of run_columns(), by position (tens of thousands of rows: attribute access by name costs)."""
+        self = cls.__new__(cls)
+        run_id, self.job_id, self.state, self.nominal_start_time, self.nominal_end_time, self.started_at, ended, _ = row
+        self.ended_at = ended
+        self.run_id, self.key, self.id, self.window, self.reasons = run_id, run_id.int, str(run_id), window, []
+        return self
 
     def because(self, reason: str) -> None:
         if reason not in self.reasons:
@@ -76,6 +110,7 @@ class ImpactResult:
     cycles: list[list[uuid.UUID]]
     cleared: list[uuid.UUID]  # reached, but column lineage shows they use no bad column
     upstream: dict[uuid.UUID, set[uuid.UUID]]  # impacted job -> the impacted jobs it waits for
+    version_text: dict[int, str] = field(default_factory=dict)  # uuid.UUID.int -> str(), made once each
 
 
 @dataclass
@@ -274,6 +309,7 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
         dataset_rows={d: dataset_rows[d] for d in affected if d in dataset_rows},
         cycles=[c for c in cycles if any(j in jobs for j in c)],
         cleared=sorted(cleared - set(jobs), key=str),
+        version_text=names.version_text_by_int,
     )
 
 
@@ -282,6 +318,7 @@ class _Names:
     jobs: dict[uuid.UUID, Row]
     datasets: dict[uuid.UUID, Row]
     labels: dict[uuid.UUID, str] = field(default_factory=dict)
+    version_text_by_int: dict[int, str] = field(default_factory=dict)  # uuid.UUID.int -> str(version)
 
     def job_node(self, job_id: uuid.UUID) -> str:
         row = self.jobs[job_id]
@@ -297,6 +334,12 @@ class _Names:
             row = self.datasets[dataset_id]
             name = self.labels[dataset_id] = f"{row.namespace_name}:{row.name}"
         return name
+
+    def version(self, version_id: uuid.UUID) -> str:
+        text = self.version_text_by_int.get(version_id.int)
+        if text is None:
+            text = self.version_text_by_int[version_id.int] = str(version_id)
+        return text
 
 
 def _select(
@@ -352,17 +395,31 @@ def _select(
             first = min(bad_inputs[job], key=lambda d: (len(affected[d].path), str(d)))
             impact = jobs[job] = JobImpact(job, path=[*affected[first].path, names.job_node(job)])
         impact.bad_inputs.update({d: _snapshot(a) for d, a in bad_inputs[job].items()})
-        for run_id, (row, window, reasons) in runs.get(job, {}).items():
-            selected = impact.runs.setdefault(run_id, SelectedRun(row, window))
-            for reason in reasons:
-                selected.because(reason)
-    written = outputs_by_run(conn, [run for job in active for run in jobs[job].runs])
+        mine, found_now = impact.runs, runs.get(job, {})
+        if not mine:  # the first round of a job: nothing to merge with
+            impact.runs = found_now
+            continue
+        for run_id, found in found_now.items():
+            selected = mine.get(run_id)
+            if selected is None:
+                mine[run_id] = found
+            else:  # a cycle's later round: keep the first, add new reasons
+                for reason in found.reasons:
+                    selected.because(reason)
+    written = _written(conn, [run for job in active for run in jobs[job].runs])
     changed = False
     for job in active:
         impact = jobs[job]
         windows = impact.windows
-        for output, columns in reach[job].items():
-            versions = {v for run in impact.runs for v in written.get(run, {}).get(output, ())}
+        outputs = reach[job]
+        versions_of: dict[int, set[uuid.UUID]] = {output.int: set() for output in outputs}
+        for selected in impact.runs.values():
+            for dataset, version in written.get(selected.key, ()):
+                into = versions_of.get(dataset)
+                if into is not None:
+                    into.add(version)
+        for output, columns in outputs.items():
+            versions = versions_of[output.int]
             target = affected.get(output)
             if target is None:
                 target = affected[output] = Affected(
@@ -373,73 +430,135 @@ def _select(
     return changed
 
 
+def _written(conn: Connection, run_ids: list[uuid.UUID]) -> dict[int, list[tuple[int, uuid.UUID]]]:
+    """run -> [(dataset, version)] it wrote, run and dataset as uuid.UUID.int."""
+    io = t.run_io.c
+    found: dict[int, list[tuple[int, uuid.UUID]]] = {}
+    if run_ids:
+        for run, dataset, version in conn.execute(
+            select(io.run_id, io.dataset_id, io.dataset_version_id)
+            .where(in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT")
+            .execution_options(**{BINARY_RESULTS: True})
+        ).all():
+            key = run.int
+            already = found.get(key)
+            if already is None:
+                found[key] = [(dataset.int, version)]
+            else:
+                already.append((dataset.int, version))
+    return found
+
+
 def _snapshot(a: Affected) -> Affected:
     return Affected(set(a.versions), list(a.windows), None if a.columns is None else set(a.columns), list(a.path))
 
 
 def _candidate_runs(
     conn: Connection, jobs: list[uuid.UUID], bad_inputs: dict[uuid.UUID, dict[uuid.UUID, Affected]], names: _Names
-) -> dict[uuid.UUID, dict[uuid.UUID, tuple[Row, Window, list[str]]]]:
-    """job -> run -> (run, its window, reasons): runs that read a bad version, and runs whose interval overlaps
-    a bad window of an input."""
-    io = t.run_io.c
-    selected: dict[uuid.UUID, dict[uuid.UUID, tuple[Row, Window, list[str]]]] = defaultdict(dict)
-    versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
-    exact: set[tuple[uuid.UUID, uuid.UUID]] = set()  # (run, dataset): read a bad version of it
-    if versions:
-        rows = conn.execute(
-            select(*run_columns(), io.dataset_id.label("read_dataset"), io.dataset_version_id.label("read_version"))
-            .join(t.run_io, io.run_id == t.runs.c.id)
-            .where(
-                io.io_type == "INPUT",
-                in_values(conn, io.dataset_version_id, versions),
-                in_values(conn, t.runs.c.job_id, jobs),
-            )
-        ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
-        for row in rows:
-            bad = bad_inputs[row.job_id].get(row.read_dataset)
-            if bad is None or row.read_version not in bad.versions:
-                continue
-            entry = selected[row.job_id].get(row.id)
-            if entry is None:
-                entry = selected[row.job_id][row.id] = (row, window_of(row), [])
-            entry[2].append(f"read bad version {row.read_version} of {names.dataset(row.read_dataset)}")
-            exact.add((row.id, row.read_dataset))
-    windows = [w for inputs in bad_inputs.values() for a in inputs.values() for w in a.windows]
-    span = hull(windows)
+) -> dict[uuid.UUID, dict[uuid.UUID, SelectedRun]]:
+    """job -> run -> the run with its reasons: runs that read a bad version, and runs whose interval overlaps
+    a bad window of an input.
+
+    Each run is read once: the runs in the window, plus the few that read a bad version from outside it. The
+    bad reads come as bare ids, any reader's, and are matched to the runs in one pass. Reasons: the bad
+    versions read, by dataset name, then the overlaps."""
+    # Hot lookups are keyed on uuid.UUID.int: a UUID hashes and compares in Python, an int in C.
+    # Per job, its inputs' bad windows merged: one check tells whether a run overlaps any of them.
+    job_windows = {
+        job.int: merge([w for a in inputs.values() for w in a.windows]) for job, inputs in bad_inputs.items()
+    }
+    span = hull([w for ws in job_windows.values() for w in ws])
+    found: dict[int, SelectedRun] = {}
+    overlapping: list[SelectedRun] = []
     if span is not None:
-        overlapping = [
-            (row, own)
-            for row, own in runs_overlapping(conn, jobs, span)
-            if any(overlaps_any(own, a.windows) for a in bad_inputs[row.job_id].values())
-        ]
-        # What the other overlapping runs read: a stale version, or nothing recorded.
-        unexplained = {
-            row.id
-            for row, own in overlapping
-            for dataset, bad in bad_inputs[row.job_id].items()
-            if (row.id, dataset) not in exact and overlaps_any(own, bad.windows)
+        for row, own in runs_overlapping(conn, jobs, span):
+            key = row[0].int
+            if key not in found and overlaps_any(own, job_windows[row[1].int]):
+                selected = found[key] = SelectedRun.of(row, own)
+                overlapping.append(selected)
+
+    # run -> [(dataset label, version text)] of the bad versions it read
+    exact: dict[int, list[tuple[str, str]]] = {}
+    versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
+    if versions:
+        io = t.run_io.c
+        # Any reader's: whose run is one of these jobs' is known from the runs in the window, the others are
+        # looked up by id and job. That spares joining every read to its run.
+        reads = conn.execute(
+            select(io.run_id, io.dataset_id, io.dataset_version_id)
+            .where(io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions))
+            .execution_options(**{BINARY_RESULTS: True})
+        ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
+        outside_ids = {run for run, _, _ in reads if run.int not in found}
+        outside: dict[int, Row] = {}
+        if outside_ids:  # read a bad version, but ran for data time outside every bad window (or another job's)
+            r = t.runs.c
+            outside = {
+                row[0].int: row
+                for row in conn.execute(
+                    select(*run_columns()).where(in_values(conn, r.id, outside_ids), in_values(conn, r.job_id, jobs))
+                ).all()
+            }
+        # job -> input dataset -> (its bad versions, its label): one lookup per read.
+        inputs_of = {
+            job.int: {d.int: ({v.int for v in a.versions}, names.dataset(d)) for d, a in inputs.items()}
+            for job, inputs in bad_inputs.items()
         }
-        read = _reads(conn, list(unexplained))
+        version_text = names.version_text_by_int
+        for run, dataset, version in reads:
+            key = run.int
+            selected = found.get(key)
+            row = outside.get(key) if selected is None else None
+            if selected is None and row is None:
+                continue  # a run of a job outside this batch
+            bad = inputs_of[(selected.job_id if selected is not None else row.job_id).int].get(dataset.int)
+            number = version.int
+            if bad is None or number not in bad[0]:
+                continue
+            if selected is None:
+                found[key] = SelectedRun.of(row, window_of(row))
+            text = version_text.get(number)
+            if text is None:
+                text = version_text[number] = str(version)
+            already = exact.get(key)
+            if already is None:
+                exact[key] = [(bad[1], text)]
+            else:
+                already.append((bad[1], text))
+        for key, bad_reads in exact.items():
+            if len(bad_reads) > 1:
+                bad_reads.sort()  # by dataset label (a run reads one version of a dataset)
+            found[key].reasons.extend([f"read bad version {text} of {label}" for label, text in bad_reads])
+
+    if overlapping:
         ordered_inputs = {
-            job: sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
+            job.int: sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
         }
-        for row, own in overlapping:
-            entry = selected[row.job_id].get(row.id)
-            if entry is None:
-                entry = selected[row.job_id][row.id] = (row, own, [])
-            for dataset, bad in ordered_inputs[row.job_id]:
-                if not overlaps_any(own, bad.windows):
-                    continue
-                if (row.id, dataset) in exact:
-                    continue
-                version = read.get((row.id, dataset))
+        # What the other overlapping runs read: a stale version, or nothing recorded.
+        pending: list[tuple[SelectedRun, uuid.UUID, Affected]] = []
+        for selected in overlapping:
+            inputs = ordered_inputs[selected.job_id.int]
+            explained = exact.get(selected.key, ())
+            if len(explained) == len(inputs):
+                continue  # read a bad version of every bad input
+            explained_labels = {label for label, _ in explained}
+            for dataset, bad in inputs:
+                if names.dataset(dataset) not in explained_labels and overlaps_any(selected.window, bad.windows):
+                    pending.append((selected, dataset, bad))
+        if pending:
+            read = _reads(conn, list({s.run_id for s, _, _ in pending}))
+            for selected, dataset, bad in pending:
+                version = read.get((selected.run_id, dataset))
                 what = f"its data interval overlaps the bad window of {names.dataset(dataset)}"
                 if version is None:
-                    entry[2].append(what)
+                    selected.reasons.append(what)
                 elif version not in bad.versions:
-                    entry[2].append(f"{what}, but it read stale version {version}")
-    return selected
+                    selected.reasons.append(f"{what}, but it read stale version {names.version(version)}")
+
+    selected_by_job: dict[uuid.UUID, dict[uuid.UUID, SelectedRun]] = defaultdict(dict)
+    for selected in found.values():
+        selected_by_job[selected.job_id][selected.run_id] = selected
+    return selected_by_job
 
 
 def _reads(conn: Connection, run_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:

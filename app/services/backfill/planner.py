@@ -9,40 +9,27 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, select
 
 from app.db import tables as t
 from app.db.dialect import in_values
 from app.db.engine import read_connection
-from app.schemas.backfill import (
-    AirflowTask,
-    BackfillPlan,
-    BackfillRequest,
-    Cycle,
-    DagGroup,
-    Impact,
-    ImpactedDataset,
-    ImpactedInput,
-    NodeRef,
-    PlanLevel,
-    PlanStep,
-    RunToRedo,
-    TimeWindow,
-    Totals,
-)
+from app.schemas.backfill import AirflowTask, BackfillPlan, BackfillRequest, DagGroup, Impact
 from app.services.backfill import airflow
 from app.services.backfill.impact import ImpactResult, JobImpact, compute_impact
 from app.services.backfill.roots import Affected
 from app.services.backfill.windows import Window
 from app.services.facets import facets_by_entity
+from app.services.gc_pause import collector_paused
 from app.services.lineage import node_id
 
 # A window with no recorded run is redone for every logical date inside it: [start, end - this].
 _LAST_MOMENT = timedelta(seconds=1)
 
 
-def _windows(windows: list[Window]) -> list[TimeWindow]:
-    return [TimeWindow.model_construct(start=w.start, end=w.end) for w in windows]
+def _windows(windows: list[Window]) -> list[dict[str, Any]]:
+    return [{"start": w.start, "end": w.end} for w in windows]
 
 
 def _columns(a: Affected) -> list[str] | None:
@@ -91,71 +78,91 @@ class _Builder:
         row = self.result.job_rows[job]
         return node_id("JOB", row.namespace_name, row.name)
 
+    def _facets_of_runs(self, impact: JobImpact):
+        """The Airflow facets of the job's runs to redo, then of its current run: only runs that have some (a
+        job without any has thousands of runs to skip)."""
+        facets = self.run_facets
+        if not facets:
+            return
+        for run in [*impact.runs, self.result.job_rows[impact.job_id].current_run_id]:
+            found = facets.get(run) if run is not None else None
+            if found:
+                yield found
+
     def airflow_task(self, impact: JobImpact) -> AirflowTask | None:
         row = self.result.job_rows[impact.job_id]
-        candidates = [*impact.runs, row.current_run_id]
-        for run in candidates:
-            if run is not None:
-                task = airflow.task_from_facets(self.run_facets.get(run, {}))
-                if task is not None:
-                    return task
+        for facets in self._facets_of_runs(impact):
+            task = airflow.task_from_facets(facets)
+            if task is not None:
+                return task
         return airflow.task_from_parent(row, self.parents.get(row.parent_job_id))
 
     def owners(self, impact: JobImpact) -> list[str]:
         row = self.result.job_rows[impact.job_id]
         owners = airflow.owners_from_facets(self.job_facets.get(row.id, {}))
         if not owners:
-            for run in [*impact.runs, row.current_run_id]:
-                owners = airflow.dag_owner(self.run_facets.get(run, {})) if run else []
+            for facets in self._facets_of_runs(impact):
+                owners = airflow.dag_owner(facets)
                 if owners:
                     break
         return sorted(set(owners))
 
-    def step(self, impact: JobImpact) -> PlanStep:
+    def versions(self, versions: set[uuid.UUID]) -> list[str]:
+        """Sorted, as text: a bad version shows in its dataset, in every step that read it and in reasons."""
+        text = self.result.version_text
+        return sorted([text.get(v.int) or text.setdefault(v.int, str(v)) for v in versions])
+
+    def step(self, impact: JobImpact) -> dict[str, Any]:
+        """A PlanStep as a plain dict: thousands of runs, all from the database, need no validation, and dicts
+        serialize through orjson in one pass."""
         row = self.result.job_rows[impact.job_id]
         names = self.result.dataset_rows
-        runs = sorted(impact.runs.values(), key=lambda s: (s.window, str(s.row.id)))
-        # Built without validation: thousands of runs, all from the database.
-        return PlanStep.model_construct(
-            level=impact.level,
-            nodeId=node_id("JOB", row.namespace_name, row.name),
-            job=NodeRef.model_construct(namespace=row.namespace_name, name=row.name),
-            isRoot=impact.is_root,
-            airflow=self.airflow_task(impact),
-            owners=self.owners(impact),
-            path=impact.path,
-            dependsOn=sorted(self.job_node(j) for j in self.result.upstream.get(impact.job_id, ())),
-            inputs=[
-                ImpactedInput.model_construct(
-                    dataset=NodeRef.model_construct(namespace=names[d].namespace_name, name=names[d].name),
-                    versions=sorted(str(v) for v in a.versions),
-                    columns=_columns(a),
-                    windows=_windows(a.windows),
-                )
+        facets = self.run_facets
+        runs = sorted(impact.runs.values(), key=lambda s: (s.window, s.id))
+        return {
+            "level": impact.level,
+            "nodeId": node_id("JOB", row.namespace_name, row.name),
+            "job": {"namespace": row.namespace_name, "name": row.name},
+            "isRoot": impact.is_root,
+            "airflow": _dumped(self.airflow_task(impact)),
+            "owners": self.owners(impact),
+            "path": impact.path,
+            "dependsOn": sorted(self.job_node(j) for j in self.result.upstream.get(impact.job_id, ())),
+            "inputs": [
+                {
+                    "dataset": {"namespace": names[d].namespace_name, "name": names[d].name},
+                    "versions": self.versions(a.versions),
+                    "columns": _columns(a),
+                    "windows": _windows(a.windows),
+                }
                 for d, a in sorted(
                     impact.bad_inputs.items(), key=lambda kv: (names[kv[0]].namespace_name, names[kv[0]].name)
                 )
             ],
-            windows=_windows(impact.windows),
-            runs=[
-                RunToRedo.model_construct(
-                    runId=str(s.row.id),
-                    state=s.row.state,
-                    nominalStartTime=s.row.nominal_start_time,
-                    nominalEndTime=s.row.nominal_end_time,
-                    logicalDate=airflow.logical_date(s.row, self.run_facets.get(s.row.id, {})),
-                    startedAt=s.row.started_at,
-                    endedAt=s.row.ended_at,
-                    reasons=s.reasons,
-                    done=None,
-                )
+            "windows": _windows(impact.windows),
+            "runs": [
+                {
+                    "runId": s.id,
+                    "state": s.state,
+                    "nominalStartTime": s.nominal_start_time,
+                    "nominalEndTime": s.nominal_end_time,
+                    "logicalDate": (
+                        airflow.logical_date(s, facets[s.run_id])
+                        if facets and s.run_id in facets
+                        else s.nominal_start_time
+                    ),
+                    "startedAt": s.started_at,
+                    "endedAt": s.ended_at,
+                    "reasons": s.reasons,
+                    "done": None,
+                }
                 for s in runs
             ],
-            inCycle=impact.in_cycle,
-            done=None,
-        )
+            "inCycle": impact.in_cycle,
+            "done": None,
+        }
 
-    def impact(self) -> tuple[Impact, list[PlanStep]]:
+    def impact(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         result, request = self.result, self.request
         steps, excluded = [], []
         for impact in result.jobs.values():
@@ -166,64 +173,68 @@ class _Builder:
                 excluded.append(node_id("JOB", row.namespace_name, row.name))
                 continue
             steps.append(self.step(impact))
-        steps.sort(key=lambda s: (s.level, s.nodeId))
+        steps.sort(key=lambda s: (s["level"], s["nodeId"]))
         datasets = [
-            ImpactedDataset.model_construct(
-                nodeId=node_id("DATASET", row.namespace_name, row.name),
-                dataset=NodeRef.model_construct(namespace=row.namespace_name, name=row.name),
-                versions=sorted(str(v) for v in result.datasets[d].versions),
-                columns=_columns(result.datasets[d]),
-                windows=_windows(result.datasets[d].windows),
-                path=result.datasets[d].path,
-                owners=sorted(set(airflow.owners_from_facets(self.job_facets.get(d, {})))),
-            )
+            {
+                "nodeId": node_id("DATASET", row.namespace_name, row.name),
+                "dataset": {"namespace": row.namespace_name, "name": row.name},
+                "versions": self.versions(result.datasets[d].versions),
+                "columns": _columns(result.datasets[d]),
+                "windows": _windows(result.datasets[d].windows),
+                "path": result.datasets[d].path,
+                "owners": sorted(set(airflow.owners_from_facets(self.job_facets.get(d, {})))),
+            }
             for d, row in result.dataset_rows.items()
         ]
-        datasets.sort(key=lambda d: d.nodeId)
+        datasets.sort(key=lambda d: d["nodeId"])
 
-        dags = {(s.job.namespace, s.airflow.dagId) for s in steps if s.airflow}
-        impact = Impact(
-            root=result.root.cause,
-            jobs=steps,
-            datasets=datasets,
-            cycles=[Cycle(jobs=sorted(self.job_node(j) for j in c)) for c in result.cycles],
-            excluded=sorted(excluded),
-            notImpacted=sorted(self.job_node(j) for j in result.cleared),
-            totals=Totals(
-                jobs=len(steps),
-                runs=sum(len(s.runs) for s in steps),
-                dags=len(dags),
-                datasets=len(datasets),
-                levels=len({s.level for s in steps}),
-            ),
-        )
+        dags = {(s["job"]["namespace"], s["airflow"]["dagId"]) for s in steps if s["airflow"]}
+        impact = {
+            "root": result.root.cause.model_dump(),
+            "jobs": steps,
+            "datasets": datasets,
+            "cycles": [{"jobs": sorted(self.job_node(j) for j in c)} for c in result.cycles],
+            "excluded": sorted(excluded),
+            "notImpacted": sorted(self.job_node(j) for j in result.cleared),
+            "totals": {
+                "jobs": len(steps),
+                "runs": sum(len(s["runs"]) for s in steps),
+                "dags": len(dags),
+                "datasets": len(datasets),
+                "levels": len({s["level"] for s in steps}),
+            },
+        }
         return impact, steps
 
 
-def dag_groups(steps: list[PlanStep]) -> list[DagGroup]:
+def _dumped(model: BaseModel | None) -> dict[str, Any] | None:
+    return None if model is None else model.model_dump()
+
+
+def dag_groups(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Airflow steps by DAG: one group per DAG with its tasks, merged logical-date ranges and commands."""
-    by_dag: dict[tuple[str, str], list[PlanStep]] = defaultdict(list)
+    by_dag: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for s in steps:
-        if s.airflow is not None:
-            by_dag[(s.job.namespace, s.airflow.dagId)].append(s)
-    dag_of_job = {s.nodeId: (s.job.namespace, s.airflow.dagId) for s in steps if s.airflow}
+        if s["airflow"] is not None:
+            by_dag[(s["job"]["namespace"], s["airflow"]["dagId"])].append(s)
+    dag_of_job = {s["nodeId"]: (s["job"]["namespace"], s["airflow"]["dagId"]) for s in steps if s["airflow"]}
     groups = []
     for (namespace, dag_id), members in by_dag.items():
         dates, intervals = [], []
         for s in members:
-            for run in s.runs:
-                if run.logicalDate is not None:
-                    dates.append(run.logicalDate)
-                if run.nominalStartTime and run.nominalEndTime:
-                    intervals.append(run.nominalEndTime - run.nominalStartTime)
-            if not s.runs:  # nothing recorded: every logical date in the window
-                for w in s.windows:
-                    dates += [w.start, max(w.start, w.end - _LAST_MOMENT)]
+            for run in s["runs"]:
+                if run["logicalDate"] is not None:
+                    dates.append(run["logicalDate"])
+                if run["nominalStartTime"] and run["nominalEndTime"]:
+                    intervals.append(run["nominalEndTime"] - run["nominalStartTime"])
+            if not s["runs"]:  # nothing recorded: every logical date in the window
+                for w in s["windows"]:
+                    dates += [w["start"], max(w["start"], w["end"] - _LAST_MOMENT)]
         ranges = airflow.merge_logical_dates(dates, intervals)
-        tasks = sorted({s.airflow.taskId for s in members if s.airflow})
+        tasks = sorted({s["airflow"]["taskId"] for s in members if s["airflow"]})
         depends = set()
         for s in members:
-            for node in s.dependsOn:
+            for node in s["dependsOn"]:
                 upstream = dag_of_job.get(node)
                 if upstream is not None and upstream != (namespace, dag_id):
                     depends.add(upstream[1])
@@ -231,37 +242,53 @@ def dag_groups(steps: list[PlanStep]) -> list[DagGroup]:
             DagGroup(
                 namespace=namespace,
                 dagId=dag_id,
-                level=min(s.level for s in members),
+                level=min(s["level"] for s in members),
                 tasks=tasks,
                 logicalDateRanges=ranges,
-                owners=sorted({o for s in members for o in s.owners}),
+                owners=sorted({o for s in members for o in s["owners"]}),
                 dependsOn=sorted(depends),
                 commands=airflow.commands(dag_id, tasks, ranges),
-            )
+            ).model_dump()
         )
-    groups.sort(key=lambda g: (g.level, g.namespace, g.dagId))
+    groups.sort(key=lambda g: (g["level"], g["namespace"], g["dagId"]))
     return groups
 
 
-def _build(conn: Connection, request: BackfillRequest) -> tuple[Impact, list[PlanStep]]:
-    return _Builder(conn, request, compute_impact(conn, request)).impact()
+def _build(conn: Connection, request: BackfillRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    with collector_paused():  # tens of thousands of runs, no reference cycles
+        return _Builder(conn, request, compute_impact(conn, request)).impact()
 
 
-def impact(engine: Engine, request: BackfillRequest) -> Impact:
+def impact_document(engine: Engine, request: BackfillRequest) -> dict[str, Any]:
+    """The Impact as the API returns it, in plain dicts and lists (serialize with app.db.json.dumps_bytes)."""
     with read_connection(engine) as conn:
         return _build(conn, request)[0]
 
 
-def plan_in(conn: Connection, request: BackfillRequest) -> BackfillPlan:
+def impact(engine: Engine, request: BackfillRequest) -> Impact:
+    return Impact.model_validate(impact_document(engine, request))
+
+
+def plan_document_in(conn: Connection, request: BackfillRequest) -> dict[str, Any]:
+    """The BackfillPlan as the API returns it, in plain dicts and lists (same fields, same order)."""
     found, steps = _build(conn, request)
-    by_level: dict[int, list[PlanStep]] = defaultdict(list)
+    by_level: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for s in steps:
-        by_level[s.level].append(s)
-    return BackfillPlan.model_construct(
-        **dict(found),
-        levels=[PlanLevel(level=level, steps=by_level[level]) for level in sorted(by_level)],
-        dags=dag_groups(steps),
-    )
+        by_level[s["level"]].append(s)
+    return {
+        **found,
+        "levels": [{"level": level, "steps": by_level[level]} for level in sorted(by_level)],
+        "dags": dag_groups(steps),
+    }
+
+
+def plan_document(engine: Engine, request: BackfillRequest) -> dict[str, Any]:
+    with read_connection(engine) as conn:
+        return plan_document_in(conn, request)
+
+
+def plan_in(conn: Connection, request: BackfillRequest) -> BackfillPlan:
+    return BackfillPlan.model_validate(plan_document_in(conn, request))
 
 
 def plan(engine: Engine, request: BackfillRequest) -> BackfillPlan:

@@ -7,10 +7,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Row, and_, func, or_, select
+from sqlalchemy import Connection, Row, and_, case, func, select, union_all
 
 from app.db import tables as t
 from app.db.dialect import in_values
+from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
 from app.services import datasets as dataset_service
 from app.services import jobs as job_service
@@ -58,7 +59,10 @@ def window_of(run: Row) -> Window:
 def run_columns():
     """What planning needs of a run (not every column: plans read thousands of runs)."""
     r = t.runs.c
-    return (r.id, r.job_id, r.state, r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at, r.created_at)
+    # created_at only counts for a run with neither nominal time nor start (window_of): NULL, free to read, for
+    # every other run.
+    created_at = case((and_(r.nominal_start_time.is_(None), r.started_at.is_(None)), r.created_at)).label("created_at")
+    return (r.id, r.job_id, r.state, r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at, created_at)
 
 
 def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window) -> list[tuple[Row, Window]]:
@@ -66,56 +70,44 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
     or for runs without one, by when they ran.
 
     The runs that start inside the window, plus each job's last run that started before it (the only one
-    that can reach into it, for periodic runs): index probes, whatever the length of history. Three
-    statements for any number of jobs."""
+    that can reach into it, for periodic runs): per job, one index probe for that last start, then an index
+    range from it to the window's end, whatever the length of history. One statement for any number of
+    jobs."""
     if not job_ids:
         return []
     r, jobs = t.runs.c, t.jobs.c
-    scheduled, unscheduled = r.nominal_start_time.is_not(None), r.nominal_start_time.is_(None)
-    inside = select(*run_columns()).where(
-        in_values(conn, r.job_id, job_ids),
-        or_(
-            and_(r.nominal_start_time >= window.start, r.nominal_start_time < window.end),
-            and_(unscheduled, r.started_at >= window.start, r.started_at < window.end),
-        ),
-    )
-    rows = conn.execute(inside).all()
 
-    def latest(column, where):
+    def latest(column, unscheduled_only: bool):
         b = t.runs.alias("before")
-        return (
+        where = [b.c.nominal_start_time.is_(None)] if unscheduled_only else []
+        last = (
             select(func.max(b.c[column.name]))
-            .where(b.c.job_id == jobs.id, b.c[column.name] < window.start, *where(b.c))
+            .where(b.c.job_id == jobs.id, b.c[column.name] < window.start, *where)
             .scalar_subquery()
         )
+        return func.coalesce(last, window.start)
 
-    last_scheduled = latest(r.nominal_start_time, lambda b: ())
-    last_unscheduled = latest(r.started_at, lambda b: (b.nominal_start_time.is_(None),))
-    wanted: set[tuple[uuid.UUID, bool, object]] = set()
-    for job, at_scheduled, at_unscheduled in conn.execute(
-        select(jobs.id, last_scheduled, last_unscheduled).where(in_values(conn, jobs.id, job_ids))
-    ):
-        if at_scheduled is not None:
-            wanted.add((job, True, at_scheduled))
-        if at_unscheduled is not None:
-            wanted.add((job, False, at_unscheduled))
-    if wanted:
-        # Periodic jobs share their start times: short arrays, then the exact (job, time) pairs in Python.
-        moments = {at for _, _, at in wanted}
-        candidates = conn.execute(
-            select(*run_columns()).where(
-                in_values(conn, r.job_id, {job for job, _, _ in wanted}),
-                or_(
-                    and_(scheduled, in_values(conn, r.nominal_start_time, moments)),
-                    and_(unscheduled, in_values(conn, r.started_at, moments)),
-                ),
-            )
-        ).all()
-        for row in candidates:
-            is_scheduled = row.nominal_start_time is not None
-            at = row.nominal_start_time if is_scheduled else row.started_at
-            if (row.job_id, is_scheduled, at) in wanted:
-                rows.append(row)
+    # Per job: from when to read its runs (its last start before the window, else the window's start).
+    since = (
+        select(
+            jobs.id.label("job_id"),
+            latest(r.nominal_start_time, False).label("scheduled"),
+            latest(r.started_at, True).label("unscheduled"),
+        )
+        .where(in_values(conn, jobs.id, job_ids))
+        .cte("since")
+    )
+    scheduled = (
+        select(*run_columns())
+        .join(since, since.c.job_id == r.job_id)
+        .where(r.nominal_start_time >= since.c.scheduled, r.nominal_start_time < window.end)
+    )
+    unscheduled = (
+        select(*run_columns())
+        .join(since, since.c.job_id == r.job_id)
+        .where(r.nominal_start_time.is_(None), r.started_at >= since.c.unscheduled, r.started_at < window.end)
+    )
+    rows = conn.execute(union_all(scheduled, unscheduled).execution_options(**{BINARY_RESULTS: True})).all()
     found = []
     for row in rows:
         own = window_of(row)
