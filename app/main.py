@@ -61,6 +61,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         app.state.incident_worker = worker
         if worker is not None:
             worker.start()
+        if settings.gc_young_threshold:
+            gc.set_threshold(settings.gc_young_threshold, *gc.get_threshold()[1:])
         if settings.freeze_gc_after_start:
             gc.collect()
             gc.freeze()

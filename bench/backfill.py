@@ -30,6 +30,7 @@ from app.db.json import dumps_bytes
 from app.schemas.backfill import BackfillRequest
 from app.services import synthetic
 from app.services.backfill import planner
+from app.settings import Settings
 from bench.synthetic_postgres import synthetic_postgres
 from tests.support.live_server import LiveServer
 
@@ -100,8 +101,10 @@ def main() -> int:
 
         for request in cases.values():
             plan_body(request)  # warm caches once, as a running server has
+        # As `headwater serve` does once started (gc_young_threshold, freeze_gc_after_start).
+        gc.set_threshold(Settings().gc_young_threshold or gc.get_threshold()[0], *gc.get_threshold()[1:])
         gc.collect()
-        gc.freeze()  # as `headwater serve` does once started (freeze_gc_after_start)
+        gc.freeze()
         results = {}
         for label, request in cases.items():
             statements[0] = 0

@@ -21,7 +21,6 @@ from app.services.backfill.impact import ImpactResult, JobImpact, compute_impact
 from app.services.backfill.roots import Affected
 from app.services.backfill.windows import Window
 from app.services.facets import facets_by_entity
-from app.services.gc_pause import collector_paused
 from app.services.lineage import node_id
 
 # A window with no recorded run is redone for every logical date inside it: [start, end - this].
@@ -255,8 +254,7 @@ def dag_groups(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _build(conn: Connection, request: BackfillRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    with collector_paused():  # tens of thousands of runs, no reference cycles
-        return _Builder(conn, request, compute_impact(conn, request)).impact()
+    return _Builder(conn, request, compute_impact(conn, request)).impact()
 
 
 def impact_document(engine: Engine, request: BackfillRequest) -> dict[str, Any]:
