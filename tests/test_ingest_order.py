@@ -170,3 +170,49 @@ def test_a_run_finished_twice_is_finished_by_its_later_terminal_event_with_all_i
         job = client.get(f"/api/v1/namespaces/{JOB[0]}/jobs/{JOB[1]}").json()
         assert job["currentVersion"] == versions[0]["version"]
         assert job["latestRun"]["endedAt"] == "2024-11-01T02:01:00Z"
+
+
+def test_a_schema_reported_again_after_another_dates_its_version_from_its_return(client, engine):
+    # A run reports (id int) on START, (id bigint, room text) on RUNNING, (id int) again on COMPLETE. In order
+    # the first version gave way to the second and came back with the COMPLETE: the version the user sees
+    # was created at the COMPLETE's time. Delivered with the COMPLETE before the START, the START moved its
+    # creation time back to its own, as if the schema had never changed in between.
+    r = uuid.uuid4()
+    a, b = [("id", "int")], [("id", "bigint"), ("room", "text")]
+    events = [
+        run_event(
+            kind, job=JOB, run_id=r, time=T0 + timedelta(minutes=i), outputs=[dataset("warehouse", "out", columns=c)]
+        )
+        for i, (kind, c) in enumerate([("START", a), ("RUNNING", b), ("COMPLETE", a)])
+    ]
+    for order in itertools.permutations(events):
+        _empty(engine)
+        _deliver(client, order)
+        versions = _versions(client, "out")
+        assert [([f["name"] for f in v["fields"]], v["createdAt"]) for v in versions] == [
+            (["id"], "2024-11-01T02:02:00Z")
+        ], [e["eventType"] for e in order]
+
+
+def test_the_latest_schema_is_the_version_though_a_later_event_without_one_came_first(client, engine):
+    # START reports (id int), COMPLETE (id bigint, room text), an event after it no schema. In order the
+    # COMPLETE's schema is the version. Delivered with the schema-less event first, then the START, the
+    # COMPLETE found a version with a schema and a later key on the run's link and kept it: (id int).
+    r = uuid.uuid4()
+    events = [
+        run_event(
+            kind, job=JOB, run_id=r, time=T0 + timedelta(minutes=i), outputs=[dataset("warehouse", "out", columns=c)]
+        )
+        for i, (kind, c) in enumerate(
+            [("START", [("id", "int")]), ("COMPLETE", [("id", "bigint"), ("room", "text")]), ("RUNNING", None)]
+        )
+    ]
+    for order in itertools.permutations(events):
+        _empty(engine)
+        _deliver(client, order)
+        versions = _versions(client, "out")
+        assert [([f["name"] for f in v["fields"]], v["createdAt"]) for v in versions] == [
+            (["id", "room"], "2024-11-01T02:01:00Z")
+        ], [e["eventType"] for e in order]
+        current = client.get("/api/v1/namespaces/warehouse/datasets/out").json()
+        assert [(f["name"], f["type"]) for f in current["fields"]] == [("id", "bigint"), ("room", "text")]

@@ -22,7 +22,7 @@ from app.db.engine import write_transaction
 from app.schemas.openlineage import LineageEvent, event_class_for
 from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
 from app.services.ingest.statements import statements_for
-from app.services.ingest.writer import EventContext
+from app.services.ingest.writer import EventContext, event_key
 from app.settings import QualityRule
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,6 @@ class IngestResult:
 def event_hash(payload: dict[str, Any]) -> str:
     """Identity of an event: sha256 of its canonical JSON (sorted keys), whatever the sender's formatting."""
     return hashlib.sha256(json_codec.dumps_bytes(payload, sort_keys=True)).hexdigest()
-
-
-def event_key(event_time: datetime, digest: str) -> str:
-    """Sorts like the event time (UTC, µs, fixed width); the hash breaks ties the same way everywhere."""
-    return f"{event_time.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{digest}"
 
 
 def _raw_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[str, Any]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection
 
 from app.db import tables as t
@@ -19,6 +21,7 @@ from app.services.ingest.writer import (
     EventContext,
     ModelWriter,
     dataset_columns_for,
+    event_key,
     job_columns_for,
 )
 
@@ -131,6 +134,38 @@ def _version_read(
         return current
     found = w.version_as_of(ref.id, ctx.key)
     return found if found else (None, "")
+
+
+def _outputs_in_order(
+    w: ModelWriter, run_id: uuid.UUID, dataset_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, tuple[uuid.UUID, datetime, DatasetRef, list[dict]]]:
+    """The run's version of each of these outputs as its events so far give it in key order: dataset id →
+    (version, creation time, the reference and fields of the event that created it). In order, an event with
+    a schema makes the version of its content, which dates from the event that first reported that content
+    since the content last changed (schema A, then B, then A again: from the second A); an event without
+    schema keeps the version (the first one makes the schema-less version). Reads the run's stored events:
+    only an event arriving after a later one of its run pays for it."""
+    reports: list[tuple[str, datetime, DatasetRef, list[dict] | None]] = []
+    for digest, payload in w.run_events_so_far(run_id):
+        try:
+            event = RunEvent.model_validate(payload)
+        except ValidationError:
+            continue
+        resolved = w.resolve((d.namespace, d.name) for d in event.outputs)
+        key = event_key(event.eventTime, digest)
+        reports += [
+            (key, event.eventTime, ref, extract.schema_fields(ref.facets))
+            for ref in _refs(event.outputs, resolved)
+            if ref.id in dataset_ids
+        ]
+    result: dict[uuid.UUID, tuple[uuid.UUID, datetime, DatasetRef, list[dict]]] = {}
+    for _, time, ref, fields in sorted(reports, key=lambda report: report[0]):
+        if fields is None and ref.id in result:
+            continue
+        version = _content_version(ref, fields or [], run_id)
+        if ref.id not in result or result[ref.id][0] != version:
+            result[ref.id] = (version, time, ref, fields or [])
+    return result
 
 
 FacetEntry = tuple[uuid.UUID, str, str, Any]  # (entity id, kind, facet name, facet)
@@ -250,18 +285,30 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             adopt.append((r.id, version))
         event_io[(r.id, "INPUT")] = version
         read_keys[r.id] = version_key
+    late = {
+        r.id for r in outputs if (r.id, "OUTPUT") in earlier_io and earlier_io[(r.id, "OUTPUT")].event_key > ctx.key
+    }
+    # An event arriving after a later one of its run that reported the same output: the run's version of it
+    # is what its events so far give in key order (schemas may change back and forth between events).
+    in_order = _outputs_in_order(w, run_id, late) if late else {}
+    dated: list[tuple[uuid.UUID, datetime]] = []
     for r in outputs:
         earlier = earlier_io.get((r.id, "OUTPUT"))
         fields = extract.schema_fields(r.facets)
-        if earlier is not None and (fields is None or (earlier.event_key > ctx.key and earlier.fields)):
-            # This event adds no schema to the version, or a later event of this run already fixed it with
-            # a schema (a schema-less version gives way to one with a schema, whatever their order).
-            version = earlier.dataset_version_id
-            if _content_version(r, fields or [], run_id) == version:
-                # Same content seen earlier than first thought: the upsert moves created_at back.
-                version_rows.append(
-                    _new_version_row(r, version, fields or [], run_id, ctx, extract.external_version(r.facets))
+        if r.id in late:
+            version, created_at, creator, creator_fields = in_order[r.id]
+            if version != earlier.dataset_version_id:
+                row = _new_version_row(
+                    creator, version, creator_fields, run_id, ctx, extract.external_version(creator.facets)
                 )
+                version_rows.append({**row, "created_at": created_at})
+                superseded.append((earlier.dataset_version_id, version))
+                # The link keeps the later event's key (it is still the run's latest event on this output).
+                kept_keys[(r.id, "OUTPUT")] = earlier.event_key
+            dated.append((version, created_at))
+        elif earlier is not None and fields is None:
+            # This event adds no schema to the version.
+            version = earlier.dataset_version_id
         else:
             version = _content_version(r, fields or [], run_id)
             version_rows.append(
@@ -269,11 +316,10 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             )
             if earlier is not None and earlier.dataset_version_id != version:
                 superseded.append((earlier.dataset_version_id, version))
-                if earlier.event_key > ctx.key:
-                    # Replacing a later schema-less version: the link keeps that later event's key.
-                    kept_keys[(r.id, "OUTPUT")] = earlier.event_key
         event_io[(r.id, "OUTPUT")] = version
     w.insert_versions(version_rows)
+    for version, created_at in dated:
+        w.set_version_created_at(version, created_at)
     for dataset_id, version in adopt:
         w.adopt_first_version(dataset_id, version)
     w.upsert_run_io(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, exists, or_, select, update
@@ -54,6 +54,11 @@ class DatasetRef:
     def source_name(self) -> str:
         source = self.source
         return source[0] if source else "default"
+
+
+def event_key(event_time: datetime, digest: str) -> str:
+    """Sorts like the event time (UTC, µs, fixed width); the hash breaks ties the same way everywhere."""
+    return f"{event_time.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{digest}"
 
 
 def _dedupe(rows: Iterable[dict], *key: str) -> list[dict]:
@@ -598,6 +603,24 @@ class ModelWriter:
     def run_io(self, run_id: uuid.UUID) -> list:
         """What the run read and wrote so far: (dataset_id, io_type, version id, key, namespace, name, fields)."""
         return list(self.conn.execute(self.sql.run_io, {"p_run": run_id}))
+
+    def run_events_so_far(self, run_id: uuid.UUID) -> list:
+        """(event_hash, payload) of the run's stored events applied so far, this one included (events of a
+        job are applied one at a time in id order, live and by `headwater reindex`). Read only when an event
+        arrives after a later one of its run."""
+        e = t.lineage_events.c
+        stmt = select(e.event_hash, e.payload).where(
+            e.run_id == run_id, e.id <= self.ctx.lineage_event_id, e.apply_error.is_(None)
+        )
+        return list(self.conn.execute(stmt.order_by(e.id)))
+
+    def set_version_created_at(self, version_id: uuid.UUID, created_at: datetime) -> None:
+        """Date a version (and the column lineage derived from it, which carries its creation time)."""
+        v, cl = t.dataset_versions.c, t.column_lineage.c
+        stmt = update(t.dataset_versions).where(v.id == version_id, v.created_at != created_at)
+        if self.conn.execute(stmt.values(created_at=created_at)).rowcount:
+            stmt = update(t.column_lineage).where(cl.output_version_id == version_id)
+            self.conn.execute(stmt.values(created_at=created_at, updated_at=created_at))
 
     def upsert_run_io(self, rows: list[dict]) -> None:
         if rows:
