@@ -606,12 +606,12 @@ class ModelWriter:
 
     def run_events_so_far(self, run_id: uuid.UUID) -> list:
         """(event_hash, payload) of the run's stored events applied so far, this one included (events of a
-        job are applied one at a time in id order, live and by `headwater reindex`). Read only when an event
-        arrives after a later one of its run."""
+        job are applied one at a time in id order, live and by `headwater reindex`; this one may still carry
+        the error of an earlier attempt while reindex applies it again). Read only when an event arrives
+        after a later one of its run."""
         e = t.lineage_events.c
-        stmt = select(e.event_hash, e.payload).where(
-            e.run_id == run_id, e.id <= self.ctx.lineage_event_id, e.apply_error.is_(None)
-        )
+        applied = or_(e.apply_error.is_(None), e.id == self.ctx.lineage_event_id)
+        stmt = select(e.event_hash, e.payload).where(e.run_id == run_id, e.id <= self.ctx.lineage_event_id, applied)
         return list(self.conn.execute(stmt.order_by(e.id)))
 
     def set_version_created_at(self, version_id: uuid.UUID, created_at: datetime) -> None:
