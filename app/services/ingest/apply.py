@@ -416,17 +416,15 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             # The run's terminal event arrived before this one and did not know this IO (e.g. a COMPLETE
             # without datasets before the START that listed them): finish the run again as that terminal
             # event, now with the whole IO, so the result is the one of the events in order.
-            terminal = ModelWriter(conn, replace(ctx, key=finished.state_key, time=finished.ended_at))
-            _finish_run(
-                terminal,
+            _finish_again_as(
+                conn,
+                ctx,
+                finished,
                 job_id=job_id,
                 job=(job_ns, job_name, location),
                 run_id=run_id,
                 run_io=run_io,
-                publishes=finished.state == "COMPLETED",
-                replaces_version=finished.job_version_id,
                 current_version_key=current_version_key,
-                event_edges={io: [] for io in IO_TYPES},
             )
     else:
         # The run's winning terminal event (read before this one sets the run's job version).
@@ -445,17 +443,15 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         if winner is not None and winner.state_key > ctx.key:
             # A later terminal event of this run (a retry's COMPLETE, a FAIL after it) arrived first without
             # this IO: finish the run again as that event, with the whole IO, as the events in order would.
-            terminal = ModelWriter(conn, replace(ctx, key=winner.state_key, time=winner.ended_at))
-            _finish_run(
-                terminal,
+            _finish_again_as(
+                conn,
+                ctx,
+                winner,
                 job_id=job_id,
                 job=(job_ns, job_name, location),
                 run_id=run_id,
                 run_io=run_io,
-                publishes=winner.state == "COMPLETED",
-                replaces_version=winner.job_version_id,
                 current_version_key=current_version_key,
-                event_edges={io: [] for io in IO_TYPES},
             )
     # Last, once a finished run has published the version that replaces it (see publish_versions).
     for old, new in superseded:
@@ -479,6 +475,18 @@ def _upsert_event_edges(
         for dataset_id in event_edges[io]:
             current = not w.retired_by_later_completion(job_id, io, dataset_id)
             w.upsert_edges(job_id, {io: [dataset_id]}, current=current, run_id=run_id)
+
+
+def _finish_again_as(conn: Connection, ctx: EventContext, terminal, **run) -> None:
+    """Finish the run again as its stored terminal event ``terminal`` (its key, time and state), now with the
+    run's whole IO, as the events in order would have."""
+    _finish_run(
+        ModelWriter(conn, replace(ctx, key=terminal.state_key, time=terminal.ended_at)),
+        publishes=terminal.state == "COMPLETED",
+        replaces_version=terminal.job_version_id,
+        event_edges={io: [] for io in IO_TYPES},
+        **run,
+    )
 
 
 def _finish_run(
