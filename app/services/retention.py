@@ -32,8 +32,9 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, func, select, u
 from sqlalchemy.exc import DBAPIError
 
 from app.db import tables as t
-from app.db.dialect import in_values
+from app.db.dialect import in_values, serialize_on
 from app.db.engine import write_transaction
+from app.services.ingest import job_lock_key
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def _purge_runs(
             if not ids:
                 break
             after, seen = ids[-1], seen + len(ids)
+            _hold_jobs(conn, select(r.job_id).where(in_values(conn, r.id, ids)))
             doomed = list(
                 conn.execute(
                     select(r.id).where(
@@ -192,6 +194,19 @@ def _purge_runs(
                 deleted_in_pass += _delete_runs(conn, doomed, report)
         progress(step, seen, total)
     return deleted_in_pass
+
+
+def _hold_jobs(conn: Connection, job_ids) -> None:
+    """Take the locks ingest applies each job's events under (``job_lock_key``) for the jobs whose rows this
+    batch is about to check, in one order (two server processes may purge at once). The check that follows
+    then sees every event of those jobs committed so far, and any other waits for the batch to commit and
+    recreates what it needs. Without them an event could point a run at a job version between the check and
+    the delete, and the run would name a version that no longer exists."""
+    j = t.jobs.c
+    for namespace, name in conn.execute(
+        select(j.namespace_name, j.name).where(j.id.in_(job_ids.scalar_subquery())).order_by(j.namespace_name, j.name)
+    ):
+        serialize_on(conn, job_lock_key(namespace, name))
 
 
 def _delete_runs(conn: Connection, run_ids: list, report: PurgeReport) -> int:
@@ -230,6 +245,7 @@ def _old_batches(
 def _purge_job_versions(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):
     jv, j, r = t.job_versions.c, t.jobs.c, t.runs.c
     for conn, ids in _old_batches(batches, jv.id, jv.updated_at < cutoff, size, progress, "job versions"):
+        _hold_jobs(conn, select(jv.job_id).where(in_values(conn, jv.id, ids)))
         doomed = (
             conn.execute(
                 select(jv.id).where(

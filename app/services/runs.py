@@ -68,8 +68,9 @@ def run_documents(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID,
             "endedAt": row.ended_at,
             "durationMs": duration,
             "args": (run_facets.get(ARGS_FACET) or {}).get("args", {}),
+            # Only a version that exists: a run must still read if its version row has gone (never a 500).
             "jobVersion": {"namespace": row.jv_namespace, "name": row.jv_name, "version": str(row.job_version_id)}
-            if row.job_version_id
+            if row.jv_name is not None
             else None,
             "inputDatasetVersions": versions.get((row.id, "INPUT"), []),
             "outputDatasetVersions": versions.get((row.id, "OUTPUT"), []),

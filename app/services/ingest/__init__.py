@@ -46,6 +46,12 @@ def event_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json_codec.dumps_bytes(payload, sort_keys=True)).hexdigest()
 
 
+def job_lock_key(namespace: str, name: str) -> str:
+    """What a transaction locks (``dialect.serialize_on``) to apply a job's events one at a time; a purge
+    takes the same lock before deciding which of that job's rows nothing needs any more."""
+    return f"job:{namespace}:{name}"
+
+
 def _raw_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[str, Any]:
     job = getattr(event, "job", None)
     dataset = getattr(event, "dataset", None)
@@ -89,7 +95,7 @@ def ingest_event(
     digest = event_hash(payload)
     row = _raw_row(payload, event, digest)
     job = getattr(event, "job", None)
-    job_key = f"job:{job.namespace}:{job.name}" if job is not None else None
+    job_key = job_lock_key(job.namespace, job.name) if job is not None else None
     deadline = time.monotonic() + retry_seconds
     attempt, pause = 0, 0.005
     while True:
