@@ -145,13 +145,15 @@ def _outputs_in_order(
     since the content last changed (schema A, then B, then A again: from the second A); an event without
     schema keeps the version (the first one makes the schema-less version). Reads the run's stored events:
     only an event arriving after a later one of its run pays for it."""
-    reports: list[tuple[str, datetime, DatasetRef, list[dict] | None]] = []
+    events: list[tuple[str, RunEvent]] = []
     for digest, payload in w.run_events_so_far(run_id):
         try:
-            event = RunEvent.model_validate(payload)
+            events.append((digest, RunEvent.model_validate(payload)))
         except ValidationError:
             continue
-        resolved = w.resolve((d.namespace, d.name) for d in event.outputs)
+    resolved = w.resolve({(d.namespace, d.name) for _, event in events for d in event.outputs})
+    reports: list[tuple[str, datetime, DatasetRef, list[dict] | None]] = []
+    for digest, event in events:
         key = event_key(event.eventTime, digest)
         reports += [
             (key, event.eventTime, ref, extract.schema_fields(ref.facets))
