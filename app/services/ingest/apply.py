@@ -170,6 +170,35 @@ def _outputs_in_order(
     return result
 
 
+def _io_before_next_terminal(w: ModelWriter, run_id: uuid.UUID, key: str, run_io: dict) -> dict:
+    """The IO a terminal event older than its run's winning one finishes with: in key order, what the run's
+    events named before its next terminal event (events in between finish it again with their IO; events after
+    the next one count for that one). Reads the run's stored events: only such a late terminal event pays."""
+    events = []
+    for digest, payload in w.run_events_so_far(run_id):
+        try:
+            event = RunEvent.model_validate(payload)
+        except ValidationError:
+            continue
+        events.append((event_key(event.eventTime, digest), event))
+    later_terminals = [
+        k
+        for k, event in events
+        if k > key and (state := extract.run_state(event.eventType)) and state[0] in extract.TERMINAL_STATES
+    ]
+    bound = min(later_terminals, default=None)
+    named = [
+        ((ref.namespace, ref.name), io_type)
+        for k, event in events
+        if bound is None or k < bound
+        for io_type, refs in (("INPUT", event.inputs), ("OUTPUT", event.outputs))
+        for ref in refs
+    ]
+    resolved = w.resolve({name for name, _ in named})
+    named_ids = {(resolved[name][2], io_type) for name, io_type in named}
+    return {io: value for io, value in run_io.items() if io in named_ids}
+
+
 FacetEntry = tuple[uuid.UUID, str, str, Any]  # (entity id, kind, facet name, facet)
 
 
@@ -430,19 +459,25 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             )
     else:
         # The run's winning terminal event (read before this one sets the run's job version).
-        winner = w.finished_run(run_id) if state is not None and event_io else None
-        _finish_run(
+        winner = w.finished_run(run_id) if state is not None and (event_io or earlier_io) else None
+        superseded_terminal = winner is not None and winner.state_key > ctx.key
+        # The version the run had from its earlier terminal event, which this later one replaces.
+        previous_version = winner.job_version_id if winner is not None and not superseded_terminal else None
+        version = _finish_run(
             w,
             job_id=job_id,
             job=(job_ns, job_name, location),
             run_id=run_id,
-            run_io=run_io,
+            # A terminal event older than the run's winning one finishes with the IO it has in key order (a
+            # COMPLETE without datasets, then a retry's COMPLETE with them: two job versions, edges dated from
+            # the retry), whatever arrived first.
+            run_io=_io_before_next_terminal(w, run_id, ctx.key, run_io) if superseded_terminal else run_io,
             publishes=completes or streaming,
             replaces_version=None,
             current_version_key=current_version_key,
             event_edges=event_edges,
         )
-        if winner is not None and winner.state_key > ctx.key:
+        if superseded_terminal:
             # A later terminal event of this run (a retry's COMPLETE, a FAIL after it) arrived first without
             # this IO: finish the run again as that event, with the whole IO, as the events in order would.
             _finish_again_as(
@@ -455,6 +490,11 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                 run_io=run_io,
                 current_version_key=current_version_key,
             )
+        # A run has one job version, from all its IO: what an earlier terminal event made goes unless another
+        # run has it or it is the job's current version.
+        replaced = version if superseded_terminal else previous_version
+        if replaced is not None and replaced != (winner.job_version_id if superseded_terminal else version):
+            w.release_job_version(run_id, replaced)
     # Last, once a finished run has published the version that replaces it (see publish_versions).
     for old, new in superseded:
         w.drop_superseded_version(old, new, run_id)
@@ -502,7 +542,7 @@ def _finish_run(
     replaces_version: uuid.UUID | None,
     current_version_key: str,
     event_edges: dict[str, list[uuid.UUID]],
-) -> None:
+) -> uuid.UUID:
     """What a run's terminal (or streaming) event does with everything the run read and wrote: the job
     version, the current lineage edges, and (when it completed) publishing its outputs. ``replaces_version``
     is the job version this run was finished with before more of its IO arrived."""
@@ -534,6 +574,7 @@ def _finish_run(
         if w.ctx.detect_incidents:
             incident_detection.on_publish(w.conn, w.ctx, published)
         w.publish_versions(published)
+    return job_version
 
 
 def apply_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent) -> None:

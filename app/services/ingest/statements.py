@@ -324,7 +324,8 @@ class IngestStatements:
         )
         return (
             update(t.job_versions)
-            .where(v.id == bindparam("p_old"), v.latest_run_id == bindparam("p_run"))
+            # A version no run has (kept as its job's current one) keeps the run that made it.
+            .where(v.id == bindparam("p_old"), v.latest_run_id == bindparam("p_run"), exists(latest))
             .values(
                 latest_run_id=latest.with_only_columns(r.id).scalar_subquery(),
                 latest_run_key=latest.with_only_columns(r.state_key).scalar_subquery(),

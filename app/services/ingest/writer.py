@@ -476,6 +476,13 @@ class ModelWriter:
         self.conn.execute(self.sql.refresh_job_version_latest_run, {**params, "p_run": run_id})
         self.conn.execute(self.sql.refresh_job_version_created_at, {**params, "p_now": self.ctx.time})
 
+    def release_job_version(self, run_id: uuid.UUID, old: uuid.UUID) -> None:
+        """The run no longer has version ``old``: it goes if no run has it and it is not its job's current
+        version; otherwise its latest run is the latest of the runs that still have it."""
+        params = {"p_old": old, "p_run": run_id}
+        if self.conn.execute(self.sql.delete_unused_job_version, params).rowcount == 0:
+            self.conn.execute(self.sql.refresh_job_version_latest_run, params)
+
     def is_current_job_version(self, job_id: uuid.UUID, version_id: uuid.UUID) -> bool:
         j = t.jobs.c
         stmt = select(j.id).where(
