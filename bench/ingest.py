@@ -41,6 +41,9 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 
+from app.db.engine import create_db_engine
+from app.db.migrate import upgrade
+from app.settings import Settings
 from tests.support.live_server import LiveServer, free_port
 from tests.support.postgres import TemporaryPostgres
 
@@ -385,14 +388,18 @@ def run_floor(pg: TemporaryPostgres, events: list[bytes], warmup: list[bytes], c
     return Phase(len(events), seconds, cpu)
 
 
-def run_http_ceiling(events: list[bytes], warmup: list[bytes], workers: int, concurrency: int) -> Phase:
-    """The same requests against the endpoint minus the database (bench/http_ceiling_app.py), `workers`
-    uvicorn processes: the most this machine can ingest through Headwater's HTTP layer at all."""
+def run_http_ceiling(
+    events: list[bytes], warmup: list[bytes], workers: int, concurrency: int, store_in: TemporaryPostgres | None = None
+) -> Phase:
+    """The same requests against the endpoint minus the model (bench/http_ceiling_app.py), `workers`
+    uvicorn processes: the most this machine can ingest through Headwater's HTTP layer at all, or, with
+    `store_in`, while storing each raw event there as ingest does (one transaction each)."""
     port = free_port()
+    env = {**os.environ, "HEADWATER_BENCH_STORE_URL": raw_store_database(store_in)} if store_in else None
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bench.http_ceiling_app:app", "--port", str(port),
          "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parent.parent, env=env,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -411,9 +418,13 @@ def run_http_ceiling(events: list[bytes], warmup: list[bytes], workers: int, con
         _drive(warmup, sessions, _HttpSession.post)
         for s in sessions:
             s.phase = Phase(0, 0.0, {})
-        before = (_process_tree_cpu(process.pid), _self_cpu())
+        meter = CpuMeter(store_in, process.pid) if store_in else None
+        before = meter.sample() if meter else (_process_tree_cpu(process.pid), _self_cpu())
         seconds = _drive(events, sessions, _HttpSession.post)
-        cpu = {"client": _self_cpu() - before[1], "server": _process_tree_cpu(process.pid) - before[0]}
+        if meter:
+            cpu = meter.delta(before, meter.sample())
+        else:
+            cpu = {"client": _self_cpu() - before[1], "server": _process_tree_cpu(process.pid) - before[0]}
         for s in sessions:
             s.conn.close()
     finally:
@@ -424,6 +435,20 @@ def run_http_ceiling(events: list[bytes], warmup: list[bytes], workers: int, con
         raise RuntimeError(f"HTTP ceiling: {dict(phase.statuses)} for {len(events)} events")
     phase.events, phase.seconds, phase.cpu = len(events), seconds, cpu
     return phase
+
+
+def raw_store_database(pg: TemporaryPostgres) -> str:
+    """A second database on the same server with Headwater's schema, for the store-only ceiling (the floor's
+    and Headwater's tables stay untouched)."""
+    with psycopg.connect(raw_url(pg), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE raw_store")
+    url = pg.url.rsplit("/", 1)[0] + "/raw_store"
+    engine = create_db_engine(Settings(database_url=url, migrate_on_start=False))
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    return url
 
 
 def _merge(phases) -> Phase:
@@ -566,7 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     log_path = args.server_log or Path(tempfile.mkdtemp(prefix="headwater-bench-")) / "server.log"
     with TemporaryPostgres() as pg:
         floor = run_floor(pg, events, warmup, args.concurrency)
-        print(f"floor: {floor.rate:.0f} events/s; starting Headwater", flush=True)
+        print(f"floor: {floor.rate:.0f} events/s", flush=True)
+        stored = run_http_ceiling(events, warmup, args.workers, args.concurrency, store_in=pg)
+        print(f"store-only ceiling: {stored.rate:.0f} events/s; starting Headwater", flush=True)
         with LiveServer(pg.url, workers=args.workers, log_path=log_path) as server:
             warm, measured = run_headwater(pg, server, events, warmup, args.concurrency, args.time_limit)
         counts = database_counts(pg)
@@ -604,6 +631,11 @@ def main(argv: list[str] | None = None) -> int:
     per_event = ceiling.cpu["server"] * 1000 / ceiling.events
     print(f"  cpu             {_cpu(ceiling)}   ({per_event:.2f} ms of server CPU per event)")
     print(f"Headwater / HTTP ceiling {measured.rate / ceiling.rate:5.2f}")
+    print("Store-only ceiling: the endpoint storing each raw event (its own transaction, job lock), no model")
+    print(f"  throughput      {stored.rate:8.0f} events/s")
+    per_event = ", ".join(f"{k} {v * 1000 / stored.events:.2f}" for k, v in stored.cpu.items())
+    print(f"  cpu             {_cpu(stored)}   (ms per event: {per_event})")
+    print(f"Headwater / store-only ceiling {measured.rate / stored.rate:5.2f}")
     print("Stored")
     print(
         f"  lineage_events  {counts['lineage_events']:8d}   (2xx responses incl. warm-up: {sent_ok}"

@@ -52,7 +52,7 @@ def job_lock_key(namespace: str, name: str) -> str:
     return f"job:{namespace}:{name}"
 
 
-def _raw_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[str, Any]:
+def raw_event_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[str, Any]:
     job = getattr(event, "job", None)
     dataset = getattr(event, "dataset", None)
     run = getattr(event, "run", None)
@@ -73,7 +73,7 @@ def _raw_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[
     }
 
 
-def _store_raw(connection: Connection, row: dict[str, Any]) -> int | None:
+def store_raw_event(connection: Connection, row: dict[str, Any]) -> int | None:
     """Insert the raw event; None when the same event is already stored."""
     return connection.execute(statements_for(connection.dialect.name).store_raw_event, row).scalar()
 
@@ -93,7 +93,7 @@ def ingest_event(
     jitter, so racing writers fall out of step), for up to ``retry_seconds``.
     """
     digest = event_hash(payload)
-    row = _raw_row(payload, event, digest)
+    row = raw_event_row(payload, event, digest)
     job = getattr(event, "job", None)
     job_key = job_lock_key(job.namespace, job.name) if job is not None else None
     deadline = time.monotonic() + retry_seconds
@@ -106,7 +106,7 @@ def ingest_event(
                     # Events of one job touch the same rows (the job, its version, its edges, its run) in orders
                     # that depend on what each carries: run them one at a time instead of deadlocking.
                     serialize_on(connection, job_key)
-                event_id = _store_raw(connection, row)
+                event_id = store_raw_event(connection, row)
                 if event_id is None:
                     return IngestResult(None, duplicate=True)
                 ctx = EventContext(
