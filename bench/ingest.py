@@ -296,6 +296,7 @@ class CpuMeter:
 
 # -- phases ---------------------------------------------------------------------------------------------
 
+TARGET_RATE = 1000  # events/s, issue 2's target for this benchmark
 WARMUP_TIME_LIMIT = 20.0  # seconds; a server slow enough to hit it will show in the measured figures anyway
 CLIENT_TIMEOUT = 5.0  # openlineage-python's default HTTP timeout: slower replies would be failures there
 
@@ -636,6 +637,13 @@ def main(argv: list[str] | None = None) -> int:
     per_event = ", ".join(f"{k} {v * 1000 / stored.events:.2f}" for k, v in stored.cpu.items())
     print(f"  cpu             {_cpu(stored)}   (ms per event: {per_event})")
     print(f"Headwater / store-only ceiling {measured.rate / stored.rate:5.2f}")
+    # What a rate costs: every process here shares the machine's cores, so r events/s leaves cores / r seconds
+    # of CPU per event for the server, PostgreSQL and the load generator together.
+    cores = os.cpu_count() or 1
+    budget = cores * 1000 / TARGET_RATE
+    print(f"CPU per event, all processes (on {cores} cores, {TARGET_RATE} events/s leaves {budget:.1f} ms)")
+    for name, phase in (("Headwater", measured), ("store-only ceiling", stored), ("HTTP ceiling", ceiling)):
+        print(f"  {name:<20}{sum(phase.cpu.values()) * 1000 / phase.events:8.2f} ms")
     print("Stored")
     print(
         f"  lineage_events  {counts['lineage_events']:8d}   (2xx responses incl. warm-up: {sent_ok}"
