@@ -43,6 +43,8 @@ def test_the_key_matrix(settings, engine, protect_reads, key, write, read):
     with app_client(settings, api_keys=KEYS, protect_reads=protect_reads) as client:
         posted = client.post("/api/v1/lineage", json=event(), headers=bearer(key))
         assert posted.status_code == write, posted.text
+        batch = client.post("/api/v1/lineage/batch", json=[event()], headers=bearer(key))
+        assert batch.status_code == (200 if write == 201 else write), batch.text
         got = client.get("/api/v1/namespaces", headers=bearer(key))
         assert got.status_code == read, got.text
         if read >= 400:

@@ -1,4 +1,5 @@
-"""``POST /api/v1/lineage``: where OpenLineage clients send their events."""
+"""``POST /api/v1/lineage``: where OpenLineage clients send their events; ``POST /api/v1/lineage/batch``: many
+at once, as the OpenLineage OpenAPI document defines it (for replaying, migrating and backfilling events)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from app.api.auth import require_write_key
 from app.api.deps import EngineDep, get_settings
 from app.api.errors import ApiError, summary, validation_errors
-from app.api.request_body import parse_json_object, read_body
-from app.schemas.openlineage import LineageEvent, event_class_for
-from app.services.ingest import ingest_event
+from app.api.request_body import find_nul, json_type, parse_json_array, parse_json_object, read_body
+from app.schemas.openlineage import BatchResult, LineageEvent, event_class_for
+from app.services.ingest import DatabaseUnavailable, ingest_event
+from app.services.ingest.batch import BatchItem, ingest_batch
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["lineage"])
@@ -94,3 +96,74 @@ async def post_lineage(
     )
     request.app.state.metrics.ingested(event.KIND, payload.get("eventType"), payload.get("producer"))
     return Response(status_code=201)
+
+
+_BATCH_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "array",
+                "description": "OpenLineage events, each as POST /api/v1/lineage takes it. The body may be "
+                "gzip-compressed (Content-Encoding: gzip); the body size limit applies to the whole batch.",
+                "items": _EVENT_BODY["content"]["application/json"]["schema"],
+            }
+        }
+    },
+}
+
+
+def _batch_item(index: int, value: object) -> BatchItem:
+    """Check one element of a batch as POST /lineage checks a body; a bad one is reported by its index."""
+    if not isinstance(value, dict):
+        return BatchItem(index, invalid=f"must be a JSON object (an OpenLineage event), not {json_type(value)}.")
+    if (path := find_nul(value)) is not None:
+        return BatchItem(index, invalid=f"{path}: contains a NUL character (\\u0000), which cannot be stored.")
+    try:
+        return BatchItem(index, payload=value, event=validate_event(value))
+    except ApiError as exc:
+        return BatchItem(index, invalid=exc.message)
+
+
+@router.post(
+    "/lineage/batch",
+    summary="Record a batch of OpenLineage events",
+    response_model=BatchResult,
+    responses={
+        200: {
+            "description": "Each event was stored on its own, in the order posted; `failed_events` lists the ones "
+            "that were not, by index, and whether sending them again can succeed."
+        },
+        400: {"description": "Not JSON, not a JSON array, or a broken gzip body."},
+        413: {"description": "Body over the size limit."},
+        401: {"description": "API keys are configured and the request has no valid one."},
+        415: {"description": "Unsupported Content-Encoding."},
+        503: {"description": "The database is unavailable and no event of the batch was stored; retry."},
+    },
+    openapi_extra={"requestBody": _BATCH_BODY},
+    dependencies=[Depends(require_write_key)],
+)
+async def post_lineage_batch(
+    request: Request,
+    engine: EngineDep,
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> BatchResult:
+    items = [
+        _batch_item(i, value)
+        for i, value in enumerate(parse_json_array(await read_body(request, settings.max_body_bytes)))
+    ]
+    metrics = request.app.state.metrics
+    result = await run_in_threadpool(
+        ingest_batch,
+        engine,
+        items,
+        retry_seconds=settings.ingest_retry_seconds,
+        quality_rules=settings.quality_rules,
+        on_ingested=lambda item: metrics.ingested(
+            item.event.KIND, item.payload.get("eventType"), item.payload.get("producer")
+        ),
+    )
+    if result.summary.successful == 0 and result.summary.retriable > 0:
+        # Nothing stored and the database is down: the client should send the whole batch again.
+        raise DatabaseUnavailable(result.failed_events[-1].reason)  # answered 503 with Retry-After
+    return result

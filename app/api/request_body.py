@@ -88,9 +88,9 @@ def _loads(body: bytes) -> Any:
     return json.loads(body, parse_constant=_reject_constant)
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Parse the event. The standard library parser keeps integers of any size exactly (facets are stored
-    verbatim); NaN/Infinity, invalid UTF-8 and nesting past MAX_JSON_DEPTH are rejected with a 400."""
+def _parse(body: bytes, *, max_depth: int) -> Any:
+    """Parse a JSON body. The standard library parser keeps integers of any size exactly (facets are stored
+    verbatim); NaN/Infinity, invalid UTF-8 and nesting past ``max_depth`` are rejected with a 400."""
     if not body.strip():
         raise ApiError(400, "Request body is empty; expected an OpenLineage event as a JSON object.")
     try:
@@ -98,21 +98,41 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:
         reason = "nesting is too deep" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(400, f"Request body is not valid JSON: {reason}") from None
-    if not isinstance(value, dict):
-        raise ApiError(400, f"Request body must be a JSON object (an OpenLineage event), not {_json_type(value)}.")
-    if (depth := json_depth(body)) > MAX_JSON_DEPTH:
+    if isinstance(value, dict | list) and (depth := json_depth(body)) > max_depth:
         raise ApiError(
-            400, f"Request body is not valid JSON: nesting is too deep ({depth} levels; the limit is {MAX_JSON_DEPTH})."
+            400, f"Request body is not valid JSON: nesting is too deep ({depth} levels; the limit is {max_depth})."
         )
+    return value
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """One OpenLineage event: a JSON object with no NUL character in it (Postgres cannot store one)."""
+    value = _parse(body, max_depth=MAX_JSON_DEPTH)
+    if not isinstance(value, dict):
+        raise ApiError(400, f"Request body must be a JSON object (an OpenLineage event), not {json_type(value)}.")
     if b"\\u0000" in body and (path := find_nul(value)) is not None:
         raise ApiError(422, f"{path}: contains a NUL character (\\u0000), which cannot be stored.")
     return value
 
 
-def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
-        type(value), "null"
-    )
+def parse_json_array(body: bytes) -> list[Any]:
+    """A batch of events: a JSON array, each element nested no deeper than one event may be. The elements
+    are checked one by one by the caller, so that one bad event does not cost the others."""
+    value = _parse(body, max_depth=MAX_JSON_DEPTH + 1)
+    if not isinstance(value, list):
+        raise ApiError(400, f"Request body must be a JSON array of OpenLineage events, not {json_type(value)}.")
+    return value
+
+
+def json_type(value: Any) -> str:
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+    }.get(type(value), "null")
 
 
 def find_nul(value: Any, path: str = "") -> str | None:

@@ -150,3 +150,26 @@ def event_class_for(payload: dict[str, Any]) -> type[LineageEvent] | None:
     if "job" in payload:
         return JobEvent
     return None
+
+
+# --- POST /api/v1/lineage/batch (the OpenLineage OpenAPI document's postEventBatch answer) -----------------
+
+
+class BatchSummary(BaseModel):
+    received: int
+    successful: int
+    failed: int
+    retriable: int
+    non_retriable: int
+
+
+class FailedEvent(BaseModel):
+    index: int  # position in the posted array
+    reason: str
+    retriable: bool
+
+
+class BatchResult(BaseModel):
+    status: str  # "success" | "partial_success", as the spec names them
+    summary: BatchSummary
+    failed_events: list[FailedEvent]
