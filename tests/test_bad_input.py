@@ -137,6 +137,34 @@ def test_rejected_event_gets_clear_4xx_and_writes_nothing(http, engine, body, he
     assert http.get("/api/v1/health").status_code == 200
 
 
+# The same corpus as elements of a batch: what is wrong with one event is reported for that event (by index,
+# not retriable) and costs only itself; what is wrong with the body as a whole gets the same 4xx as above.
+EVENT_LEVEL = {"JSON array", "JSON string", "JSON null"}
+BATCH_CASES = [
+    case for case in REJECTED_EVENTS if case[2] is JSON and case[0] not in ("empty body", "unknown encoding")
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "status", "words"),
+    [pytest.param(case[0], case[1], case[3], case[4], id=case[0]) for case in BATCH_CASES],
+)
+def test_rejected_events_in_a_batch(http, engine, case, body, status, words):
+    http.post("/api/v1/lineage", json=valid_event("bad-input", "already-there"))
+    before = row_counts(engine)
+    response = http.post("/api/v1/lineage/batch", content=b"[" + body + b"]", headers=JSON)
+    if status == 422 or case in EVENT_LEVEL:
+        assert response.status_code == 200, response.text
+        assert response.json()["summary"]["failed"] == 1
+        [failed] = response.json()["failed_events"]
+        assert (failed["index"], failed["retriable"]) == (0, False)
+        assert words.lower() in failed["reason"].lower(), failed["reason"]
+    else:
+        assert response.status_code == status, response.text
+        assert words.lower() in response.json()["message"].lower(), response.json()["message"]
+    assert row_counts(engine) == before
+
+
 # Valid OpenLineage, however odd: stored and read back exactly as sent.
 ODD_NAMES = [
     "'; DROP TABLE jobs; --",
