@@ -469,8 +469,8 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             job=(job_ns, job_name, location),
             run_id=run_id,
             # A terminal event older than the run's winning one finishes with the IO it has in key order (a
-            # COMPLETE without datasets, then a retry's COMPLETE with them: two job versions, edges dated from
-            # the retry), whatever arrived first.
+            # COMPLETE without datasets, then a retry's COMPLETE with them: edges dated from the retry),
+            # whatever arrived first.
             run_io=_io_before_next_terminal(w, run_id, ctx.key, run_io) if superseded_terminal else run_io,
             publishes=completes or streaming,
             replaces_version=None,
@@ -480,7 +480,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         if superseded_terminal:
             # A later terminal event of this run (a retry's COMPLETE, a FAIL after it) arrived first without
             # this IO: finish the run again as that event, with the whole IO, as the events in order would.
-            _finish_again_as(
+            final_version = _finish_again_as(
                 conn,
                 ctx,
                 winner,
@@ -493,7 +493,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         # A run has one job version, from all its IO: what an earlier terminal event made goes unless another
         # run has it or it is the job's current version.
         replaced = version if superseded_terminal else previous_version
-        if replaced is not None and replaced != (winner.job_version_id if superseded_terminal else version):
+        if replaced is not None and replaced != (final_version if superseded_terminal else version):
             w.release_job_version(run_id, replaced)
     # Last, once a finished run has published the version that replaces it (see publish_versions).
     for old, new in superseded:
@@ -519,10 +519,10 @@ def _upsert_event_edges(
             w.upsert_edges(job_id, {io: [dataset_id]}, current=current, run_id=run_id)
 
 
-def _finish_again_as(conn: Connection, ctx: EventContext, terminal, **run) -> None:
+def _finish_again_as(conn: Connection, ctx: EventContext, terminal, **run) -> uuid.UUID:
     """Finish the run again as its stored terminal event ``terminal`` (its key, time and state), now with the
-    run's whole IO, as the events in order would have."""
-    _finish_run(
+    run's whole IO, as the events in order would have. Returns the run's job version."""
+    return _finish_run(
         ModelWriter(conn, replace(ctx, key=terminal.state_key, time=terminal.ended_at)),
         publishes=terminal.state == "COMPLETED",
         replaces_version=terminal.job_version_id,
