@@ -8,10 +8,27 @@ retries lives here too, and the substring match that search relies on an index f
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Select, Table, Uuid, any_, bindparam, func, select, text, true
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Select,
+    String,
+    Table,
+    Uuid,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -61,20 +78,39 @@ _register_uuid_array_dumper()
 
 def in_values(conn: Connection, column: ColumnElement, values: Iterable[Any]) -> ColumnElement[bool]:
     """``column IN (values)``. On Postgres it is ``column = ANY(:array)``: one parameter however many values,
-    where an expanded IN list of thousands of ids costs more to build and parse than to run."""
+    where an expanded IN list of thousands of ids costs more to build and parse than to run. Values of a uuid
+    column may be uuid.UUID or their text (``uuid_text``)."""
     values = list(values)
     if conn.dialect.name == "postgresql":
         if isinstance(column.type, Uuid):
             try:
-                literal = "{" + ",".join([v.hex for v in values]) + "}"
-            except AttributeError:  # not all uuid.UUID: let the driver adapt them
+                # uuid.UUID or already as text (uuid_text): Postgres reads either form in an array literal.
+                array = "{" + ",".join([v if v.__class__ is str else v.hex for v in values]) + "}"
+            except AttributeError:  # neither: let the driver adapt them
                 pass
             else:
                 # One uuid[] parameter written as text: the driver adapts a list element by element in Python,
                 # which for the tens of thousands of run ids of a large backfill plan costs more than the query.
-                return column == any_(bindparam(None, _UuidArrayText(literal), type_=_PassThrough()))
+                return column == any_(bindparam(None, _UuidArrayText(array), type_=_PassThrough()))
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    if isinstance(column.type, Uuid):
+        values = [uuid.UUID(v) if isinstance(v, str) else v for v in values]
     return column.in_(values)
+
+
+def uuid_text(conn: Connection, column: ColumnElement) -> ColumnElement[str]:
+    """A uuid column as its canonical text (``str(uuid.UUID)``: 8-4-4-4-12 lower-case hex digits), written by
+    the database. For reads of tens of thousands of ids that are only compared, looked up and shown (backfill
+    plans), receiving a str costs a fraction of building a uuid.UUID; ``in_values`` takes them back as is."""
+    if conn.dialect.name == "postgresql":
+        return cast(column, String)
+    # SQLite keeps a Uuid as its 32 hex digits (uuid.UUID.hex).
+    part = [
+        func.substr(column, start, length, type_=String)
+        for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+    ]
+    dash = literal("-", String)
+    return part[0] + dash + part[1] + dash + part[2] + dash + part[3] + dash + part[4]
 
 
 def newest_per_key(

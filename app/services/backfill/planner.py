@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, select
 
 from app.db import tables as t
-from app.db.dialect import in_values
+from app.db.dialect import in_values, uuid_text
 from app.db.engine import read_connection
 from app.schemas.backfill import AirflowTask, BackfillPlan, BackfillRequest, DagGroup, Impact
 from app.services.backfill import airflow
@@ -45,13 +45,14 @@ def _kept(request: BackfillRequest, namespace: str, name: str) -> bool:
     return not any(fnmatchcase(name, p) for p in request.excludeJobs)
 
 
-def _run_facets(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    """Only the Airflow facets: a plan over thousands of runs must not load every facet they carry."""
-    found: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
+def _run_facets(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Only the Airflow facets: a plan over thousands of runs must not load every facet they carry. Runs by
+    their id as text."""
+    found: dict[str, dict[str, Any]] = defaultdict(dict)
     f = t.facets.c
     for chunk in range(0, len(run_ids), 5000):
         rows = conn.execute(
-            select(f.entity_id, f.name, f.facet).where(
+            select(uuid_text(conn, f.entity_id), f.name, f.facet).where(
                 in_values(conn, f.entity_id, run_ids[chunk : chunk + 5000]),
                 f.name.in_((airflow.TASK_FACET, airflow.DAG_RUN_FACET)),
                 f.facet.is_not(None),
@@ -67,7 +68,7 @@ class _Builder:
         self.conn, self.request, self.result = conn, request, result
         jobs = result.job_rows
         run_ids = [run for j in result.jobs.values() for run in j.runs]
-        run_ids += [row.current_run_id for row in jobs.values() if row.current_run_id]
+        run_ids += [str(row.current_run_id) for row in jobs.values() if row.current_run_id]
         self.run_facets = _run_facets(conn, run_ids)
         self.job_facets = facets_by_entity(conn, [*jobs, *result.datasets])
         parent_ids = {row.parent_job_id for row in jobs.values() if row.parent_job_id}
@@ -83,7 +84,8 @@ class _Builder:
         facets = self.run_facets
         if not facets:
             return
-        for run in [*impact.runs, self.result.job_rows[impact.job_id].current_run_id]:
+        current = self.result.job_rows[impact.job_id].current_run_id
+        for run in [*impact.runs, str(current) if current is not None else None]:
             found = facets.get(run) if run is not None else None
             if found:
                 yield found
@@ -106,10 +108,10 @@ class _Builder:
                     break
         return sorted(set(owners))
 
-    def versions(self, versions: set[uuid.UUID]) -> list[str]:
-        """Sorted, as text: a bad version shows in its dataset, in every step that read it and in reasons."""
-        text = self.result.version_text
-        return sorted([text.get(v.int) or text.setdefault(v.int, str(v)) for v in versions])
+    @staticmethod
+    def versions(versions: set[str]) -> list[str]:
+        """Sorted (kept as text: a bad version shows in its dataset, in every step that read it and in reasons)."""
+        return sorted(versions)
 
     def step(self, impact: JobImpact) -> dict[str, Any]:
         """A PlanStep as a plain dict: thousands of runs, all from the database, need no validation, and dicts
@@ -146,9 +148,7 @@ class _Builder:
                     "nominalStartTime": s.nominal_start_time,
                     "nominalEndTime": s.nominal_end_time,
                     "logicalDate": (
-                        airflow.logical_date(s, facets[s.run_id])
-                        if facets and s.run_id in facets
-                        else s.nominal_start_time
+                        airflow.logical_date(s, facets[s.id]) if facets and s.id in facets else s.nominal_start_time
                     ),
                     "startedAt": s.started_at,
                     "endedAt": s.ended_at,
