@@ -46,6 +46,7 @@ class SelectedRun:
     __slots__ = (
         "id",
         "job_id",
+        "job_key",
         "state",
         "nominal_start_time",
         "nominal_end_time",
@@ -53,11 +54,13 @@ class SelectedRun:
         "ended_at",
         "window",
         "reasons",
+        "wrote",
     )
 
     def __init__(self, row: Row, window: Window) -> None:
         self.id = str(row.id)
         self.job_id: uuid.UUID = row.job_id
+        self.job_key = str(row.job_id)  # the job's id as text, as rows with text ids carry it
         self.state = row.state
         self.nominal_start_time = row.nominal_start_time
         self.nominal_end_time = row.nominal_end_time
@@ -65,14 +68,16 @@ class SelectedRun:
         self.ended_at = row.ended_at
         self.window = window
         self.reasons: list[str] = []
+        self.wrote: list[tuple[str, str]] | None = None  # (dataset, version) as text; None: not read yet
 
     @classmethod
     def of(cls, row: Row, window: Window, job_id: uuid.UUID) -> SelectedRun:
-        """From a row of run_columns() with ids as text, by position (tens of thousands of rows: attribute
-        access by name costs)."""
+        """From a row starting with run_columns() with ids as text, by position (tens of thousands of rows:
+        attribute access by name costs)."""
         self = cls.__new__(cls)
-        self.id, _, self.state, self.nominal_start_time, self.nominal_end_time, self.started_at, ended, _ = row
-        self.ended_at, self.job_id, self.window, self.reasons = ended, job_id, window, []
+        self.id, self.job_key, self.state, self.nominal_start_time, self.nominal_end_time, started, ended = row[:7]
+        self.started_at, self.ended_at, self.job_id, self.window, self.reasons = started, ended, job_id, window, []
+        self.wrote = None
         return self
 
     def because(self, reason: str) -> None:
@@ -394,15 +399,20 @@ def _select(
             else:  # a cycle's later round: keep the first, add new reasons
                 for reason in found.reasons:
                     selected.because(reason)
-    written = _written(conn, [run for job in active for run in jobs[job].runs])
+    # What the selected runs wrote: the runs in the window came with it, the others are read now.
+    unread = [s for job in active for s in jobs[job].runs.values() if s.wrote is None]
+    if unread:
+        written = _written(conn, [s.id for s in unread])
+        for s in unread:
+            s.wrote = written.get(s.id, [])
     changed = False
     for job in active:
         impact = jobs[job]
         windows = impact.windows
         outputs = reach[job]
         versions_of: dict[str, set[str]] = {str(output): set() for output in outputs}
-        for run_id in impact.runs:
-            for dataset, version in written.get(run_id, ()):
+        for selected in impact.runs.values():
+            for dataset, version in selected.wrote:  # type: ignore[union-attr]
                 into = versions_of.get(dataset)
                 if into is not None:
                     into.add(version)
@@ -460,11 +470,18 @@ def _candidate_runs(
     found: dict[str, SelectedRun] = {}
     overlapping: list[SelectedRun] = []
     if span is not None:
-        for row, own in runs_overlapping(conn, jobs, span, ids_as_text=True):
+        # One row per run and dataset it wrote (what it wrote is needed once selected).
+        for row, own in runs_overlapping(conn, jobs, span, ids_as_text=True, outputs=True):
             key = row[0]
-            if key not in found and overlaps_any(own, job_windows[row[1]]):
+            selected = found.get(key)
+            if selected is None:
+                if not overlaps_any(own, job_windows[row[1]]):
+                    continue
                 selected = found[key] = SelectedRun.of(row, own, job_of[row[1]])
+                selected.wrote = []
                 overlapping.append(selected)
+            if row[8] is not None:
+                selected.wrote.append((row[8], row[9]))
 
     # run -> [(dataset label, version)] of the bad versions it read
     exact: dict[str, list[tuple[str, str]]] = {}
@@ -500,7 +517,7 @@ def _candidate_runs(
             row = outside.get(run) if selected is None else None
             if selected is None and row is None:
                 continue  # a run of a job outside this batch
-            bad = inputs_of[row[1] if selected is None else str(selected.job_id)].get(dataset)
+            bad = inputs_of[row[1] if selected is None else selected.job_key].get(dataset)
             if bad is None or version not in bad[0]:
                 continue
             if selected is None:
@@ -522,7 +539,7 @@ def _candidate_runs(
         # What the other overlapping runs read: a stale version, or nothing recorded.
         pending: list[tuple[SelectedRun, uuid.UUID, Affected]] = []
         for selected in overlapping:
-            inputs = ordered_inputs[str(selected.job_id)]
+            inputs = ordered_inputs[selected.job_key]
             explained = exact.get(selected.id, ())
             if len(explained) == len(inputs):
                 continue  # read a bad version of every bad input

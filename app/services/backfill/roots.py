@@ -76,10 +76,14 @@ def run_columns(ids_as_text_on: Connection | None = None):
 
 
 def runs_overlapping(
-    conn: Connection, job_ids: list[uuid.UUID], window: Window, *, ids_as_text: bool = False
+    conn: Connection, job_ids: list[uuid.UUID], window: Window, *, ids_as_text: bool = False, outputs: bool = False
 ) -> list[tuple[Row, Window]]:
     """Runs of the jobs whose data time overlaps the window, each with its own window: by nominal interval,
     or for runs without one, by when they ran. Rows of run_columns() (ids as text with ids_as_text).
+
+    With outputs (and ids_as_text), each row also carries a dataset the run wrote and its version (text),
+    one row per output, NULLs for a run that wrote nothing: a plan needs what its selected runs wrote, and
+    asking here spares sending every run id back in another statement.
 
     The runs that start inside the window, plus each job's last run that started before it (the only one
     that can reach into it, for periodic runs): per job, one index probe for that last start, then an index
@@ -110,14 +114,23 @@ def runs_overlapping(
         .cte("since")
     )
     columns = run_columns(conn if ids_as_text else None)
+    source = t.runs.join(since, since.c.job_id == r.job_id)
+    if outputs:
+        o = t.run_io.alias("written")
+        columns = (
+            *columns,
+            uuid_text(conn, o.c.dataset_id).label("written_dataset"),
+            uuid_text(conn, o.c.dataset_version_id).label("written_version"),
+        )
+        source = source.outerjoin(o, (o.c.run_id == r.id) & (o.c.io_type == "OUTPUT"))
     scheduled = (
         select(*columns)
-        .join(since, since.c.job_id == r.job_id)
+        .select_from(source)
         .where(r.nominal_start_time >= since.c.scheduled, r.nominal_start_time < window.end)
     )
     unscheduled = (
         select(*columns)
-        .join(since, since.c.job_id == r.job_id)
+        .select_from(source)
         .where(r.nominal_start_time.is_(None), r.started_at >= since.c.unscheduled, r.started_at < window.end)
     )
     rows = conn.execute(union_all(scheduled, unscheduled).execution_options(**{BINARY_RESULTS: True})).all()
