@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, Row, and_, case, func, select, union_all
 
 from app.db import tables as t
-from app.db.dialect import in_values, uuid_text
+from app.db.dialect import in_values, utc_timestamp, uuid_text
 from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
 from app.services import datasets as dataset_service
@@ -67,12 +67,18 @@ def run_columns(ids_as_text_on: Connection | None = None):
     r = t.runs.c
     # created_at only counts for a run with neither nominal time nor start (window_of): NULL, free to read, for
     # every other run.
-    created_at = case((and_(r.nominal_start_time.is_(None), r.started_at.is_(None)), r.created_at)).label("created_at")
-    run_id, job_id = r.id, r.job_id
-    if ids_as_text_on is not None:
-        run_id = uuid_text(ids_as_text_on, r.id).label("id")
-        job_id = uuid_text(ids_as_text_on, r.job_id).label("job_id")
-    return (run_id, job_id, r.state, r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at, created_at)
+    created_at = case((and_(r.nominal_start_time.is_(None), r.started_at.is_(None)), r.created_at))
+    times = (r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at)
+    if ids_as_text_on is None:
+        return (r.id, r.job_id, r.state, *times, created_at.label("created_at"))
+    conn = ids_as_text_on  # the bulk form: ids as text, timestamps as the driver returns them (the same values)
+    return (
+        uuid_text(conn, r.id).label("id"),
+        uuid_text(conn, r.job_id).label("job_id"),
+        r.state,
+        *(utc_timestamp(conn, c).label(c.name) for c in times),
+        utc_timestamp(conn, created_at).label("created_at"),
+    )
 
 
 def runs_overlapping(
