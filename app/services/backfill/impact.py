@@ -31,7 +31,7 @@ from app.services.backfill.roots import (
     ResolvedRoot,
     resolve,
     run_columns,
-    runs_overlapping,
+    runs_reaching,
     window_of,
 )
 from app.services.backfill.windows import Window, hull, merge, overlaps_any, run_window
@@ -146,6 +146,14 @@ def _closure(conn: Connection, start: set[uuid.UUID], depth: int) -> _Closure:
 
 def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUID]]) -> list[list[uuid.UUID]]:
     """Tarjan's strongly connected components, iteratively (deep chains must not hit the recursion limit)."""
+    text: dict[uuid.UUID, str] = {}  # nodes are visited in the order of their ids as text: str() each once
+
+    def by_text(node: uuid.UUID) -> str:
+        found = text.get(node)
+        if found is None:
+            found = text[node] = str(node)
+        return found
+
     index: dict[uuid.UUID, int] = {}
     low: dict[uuid.UUID, int] = {}
     on_stack: set[uuid.UUID] = set()
@@ -155,7 +163,7 @@ def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUI
     for origin in nodes:
         if origin in index:
             continue
-        work = [(origin, iter(sorted(successors.get(origin, ()), key=str)))]
+        work = [(origin, iter(sorted(successors.get(origin, ()), key=by_text)))]
         index[origin] = low[origin] = counter
         counter += 1
         stack.append(origin)
@@ -169,7 +177,7 @@ def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUI
                     counter += 1
                     stack.append(child)
                     on_stack.add(child)
-                    work.append((child, iter(sorted(successors.get(child, ()), key=str))))
+                    work.append((child, iter(sorted(successors.get(child, ()), key=by_text))))
                     advanced = True
                     break
                 if child in on_stack:
@@ -187,7 +195,7 @@ def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUI
                     component.append(member)
                     if member == node:
                         break
-                components.append(sorted(component, key=str))
+                components.append(sorted(component, key=by_text))
     return components
 
 
@@ -470,11 +478,13 @@ def _candidate_runs(
     found: dict[str, SelectedRun] = {}
     overlapping: list[SelectedRun] = []
     if span is not None:
-        # One row per run and dataset it wrote (what it wrote is needed once selected).
-        for row, own in runs_overlapping(conn, jobs, span, ids_as_text=True, outputs=True):
+        # One row per run and dataset it wrote (what it wrote is needed once selected). A run overlapping one
+        # of its job's windows overlaps their hull.
+        for row in runs_reaching(conn, jobs, span, ids_as_text=True, outputs=True):
             key = row[0]
             selected = found.get(key)
             if selected is None:
+                own = run_window(*row[3:8])
                 if not overlaps_any(own, job_windows[row[1]]):
                     continue
                 selected = found[key] = SelectedRun.of(row, own, job_of[row[1]])

@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from datetime import timedelta
 from fnmatch import fnmatchcase
+from operator import attrgetter
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,6 +26,9 @@ from app.services.lineage import node_id
 
 # A window with no recorded run is redone for every logical date inside it: [start, end - this].
 _LAST_MOMENT = timedelta(seconds=1)
+
+# A step's runs in data-time order (then by id): a key made in C for tens of thousands of runs.
+_RUN_ORDER = attrgetter("window", "id")
 
 
 def _windows(windows: list[Window]) -> list[dict[str, Any]]:
@@ -119,7 +123,7 @@ class _Builder:
         row = self.result.job_rows[impact.job_id]
         names = self.result.dataset_rows
         facets = self.run_facets
-        runs = sorted(impact.runs.values(), key=lambda s: (s.window, s.id))
+        runs = sorted(impact.runs.values(), key=_RUN_ORDER)
         return {
             "level": impact.level,
             "nodeId": node_id("JOB", row.namespace_name, row.name),

@@ -81,11 +81,22 @@ def run_columns(ids_as_text_on: Connection | None = None):
     )
 
 
-def runs_overlapping(
-    conn: Connection, job_ids: list[uuid.UUID], window: Window, *, ids_as_text: bool = False, outputs: bool = False
-) -> list[tuple[Row, Window]]:
+def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window) -> list[tuple[Row, Window]]:
     """Runs of the jobs whose data time overlaps the window, each with its own window: by nominal interval,
-    or for runs without one, by when they ran. Rows of run_columns() (ids as text with ids_as_text).
+    or for runs without one, by when they ran. Rows of run_columns()."""
+    found = []
+    for row in runs_reaching(conn, job_ids, window):
+        own = run_window(*row[3:8])  # by position: tens of thousands of rows
+        if own.overlaps(window):
+            found.append((row, own))
+    return found
+
+
+def runs_reaching(
+    conn: Connection, job_ids: list[uuid.UUID], window: Window, *, ids_as_text: bool = False, outputs: bool = False
+) -> list[Row]:
+    """The runs of the jobs that can overlap the window (rows of run_columns(), ids as text with ids_as_text);
+    which do is for the caller to tell, by their own windows (run_window(*row[3:8])).
 
     With outputs (and ids_as_text), each row also carries a dataset the run wrote and its version (text),
     one row per output, NULLs for a run that wrote nothing: a plan needs what its selected runs wrote, and
@@ -139,13 +150,7 @@ def runs_overlapping(
         .select_from(source)
         .where(r.nominal_start_time.is_(None), r.started_at >= since.c.unscheduled, r.started_at < window.end)
     )
-    rows = conn.execute(union_all(scheduled, unscheduled).execution_options(**{BINARY_RESULTS: True})).all()
-    found = []
-    for row in rows:
-        own = run_window(*row[3:8])  # by position: tens of thousands of rows
-        if own.overlaps(window):
-            found.append((row, own))
-    return found
+    return conn.execute(union_all(scheduled, unscheduled).execution_options(**{BINARY_RESULTS: True})).all()
 
 
 def outputs_by_run(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]]:
