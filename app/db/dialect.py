@@ -78,6 +78,20 @@ def _register_uuid_array_dumper() -> None:
 _register_uuid_array_dumper()
 
 
+def _name(dialect: Connection | str) -> str:
+    return dialect if isinstance(dialect, str) else dialect.dialect.name
+
+
+def _uuid_array_text(values: list[Any]) -> _UuidArrayText | None:
+    """uuid.UUID or already as text (uuid_text), as a Postgres uuid[] literal; None for other values. The
+    driver adapts a list element by element in Python, which for the tens of thousands of run ids of a large
+    backfill plan costs more than the query."""
+    try:
+        return _UuidArrayText("{" + ",".join([v if v.__class__ is str else v.hex for v in values]) + "}")
+    except AttributeError:
+        return None
+
+
 def in_values(conn: Connection, column: ColumnElement, values: Iterable[Any]) -> ColumnElement[bool]:
     """``column IN (values)``. On Postgres it is ``column = ANY(:array)``: one parameter however many values,
     where an expanded IN list of thousands of ids costs more to build and parse than to run. Values of a uuid
@@ -85,26 +99,43 @@ def in_values(conn: Connection, column: ColumnElement, values: Iterable[Any]) ->
     values = list(values)
     if conn.dialect.name == "postgresql":
         if isinstance(column.type, Uuid):
-            try:
-                # uuid.UUID or already as text (uuid_text): Postgres reads either form in an array literal.
-                array = "{" + ",".join([v if v.__class__ is str else v.hex for v in values]) + "}"
-            except AttributeError:  # neither: let the driver adapt them
-                pass
-            else:
-                # One uuid[] parameter written as text: the driver adapts a list element by element in Python,
-                # which for the tens of thousands of run ids of a large backfill plan costs more than the query.
-                return column == any_(bindparam(None, _UuidArrayText(array), type_=_PassThrough()))
+            array = _uuid_array_text(values)
+            if array is not None:  # one uuid[] parameter written as text
+                return column == any_(bindparam(None, array, type_=_PassThrough()))
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     if isinstance(column.type, Uuid):
         values = [uuid.UUID(v) if isinstance(v, str) else v for v in values]
     return column.in_(values)
 
 
-def uuid_text(conn: Connection, column: ColumnElement) -> ColumnElement[str]:
+def in_param(dialect: Connection | str, column: ColumnElement, key: str) -> ColumnElement[bool]:
+    """``in_values`` for a statement built once and run many times: the values come at execution, as the
+    parameter ``key`` made by ``in_param_value``."""
+    if _name(dialect) == "postgresql":
+        return column == any_(
+            bindparam(key, type_=_PassThrough() if isinstance(column.type, Uuid) else ARRAY(column.type))
+        )
+    return column.in_(bindparam(key, expanding=True))
+
+
+def in_param_value(conn: Connection, column: ColumnElement, values: Iterable[Any]) -> Any:
+    """The value of an ``in_param`` parameter: the values (uuid.UUID or their text for a uuid column)."""
+    values = list(values)
+    if isinstance(column.type, Uuid):
+        if conn.dialect.name == "postgresql":
+            array = _uuid_array_text(values)
+            if array is None:
+                raise TypeError("in_param_value: a uuid column's values are uuid.UUID or their text")
+            return array
+        return [uuid.UUID(v) if isinstance(v, str) else v for v in values]
+    return values
+
+
+def uuid_text(conn: Connection | str, column: ColumnElement) -> ColumnElement[str]:
     """A uuid column as its canonical text (``str(uuid.UUID)``: 8-4-4-4-12 lower-case hex digits), written by
     the database. For reads of tens of thousands of ids that are only compared, looked up and shown (backfill
     plans), receiving a str costs a fraction of building a uuid.UUID; ``in_values`` takes them back as is."""
-    if conn.dialect.name == "postgresql":
+    if _name(conn) == "postgresql":
         return cast(column, String)
     # SQLite keeps a Uuid as its 32 hex digits (uuid.UUID.hex).
     part = [
@@ -115,11 +146,11 @@ def uuid_text(conn: Connection, column: ColumnElement) -> ColumnElement[str]:
     return part[0] + dash + part[1] + dash + part[2] + dash + part[3] + dash + part[4]
 
 
-def utc_timestamp(conn: Connection, column: ColumnElement) -> ColumnElement:
+def utc_timestamp(conn: Connection | str, column: ColumnElement) -> ColumnElement:
     """A UTCDateTime column read without its per-value Python conversion where the driver already returns what
     it would: Postgres sessions run in UTC (app.db.engine), so psycopg tags every timestamptz with datetime.UTC
     itself. SQLite returns naive values, which UTCDateTime tags. For reads of tens of thousands of timestamps."""
-    if conn.dialect.name == "postgresql":
+    if _name(conn) == "postgresql":
         return type_coerce(column, DateTime(timezone=True))
     return column
 

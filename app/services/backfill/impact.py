@@ -19,11 +19,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 
 from sqlalchemy import Connection, Row, select
 
 from app.db import tables as t
-from app.db.dialect import in_values, uuid_text
+from app.db.dialect import in_param, in_param_value, in_values, uuid_text
 from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest
 from app.services.backfill.roots import (
@@ -497,13 +498,11 @@ def _candidate_runs(
     exact: dict[str, list[tuple[str, str]]] = {}
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
     if versions:
-        io = t.run_io.c
         # Any reader's: whose run is one of these jobs' is known from the runs in the window, the others are
         # looked up by id and job. That spares joining every read to its run.
         reads = conn.execute(
-            select(uuid_text(conn, io.run_id), uuid_text(conn, io.dataset_id), uuid_text(conn, io.dataset_version_id))
-            .where(io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions))
-            .execution_options(**{BINARY_RESULTS: True})
+            _bad_reads_query(conn.dialect.name),
+            {"versions": in_param_value(conn, t.run_io.c.dataset_version_id, versions)},
         ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
         outside_ids = {run for run, _, _ in reads if run not in found}
         outside: dict[str, Row] = {}
@@ -571,6 +570,20 @@ def _candidate_runs(
     for selected in found.values():
         selected_by_job[selected.job_id][selected.id] = selected
     return selected_by_job
+
+
+@cache
+def _bad_reads_query(dialect: str):
+    """(run, dataset, version) as text of the reads of the versions given as the parameter ``versions``: built
+    once per kind of database, run once per level."""
+    io = t.run_io.c
+    return (
+        select(
+            uuid_text(dialect, io.run_id), uuid_text(dialect, io.dataset_id), uuid_text(dialect, io.dataset_version_id)
+        )
+        .where(io.io_type == "INPUT", in_param(dialect, io.dataset_version_id, "versions"))
+        .execution_options(**{BINARY_RESULTS: True})
+    )
 
 
 def _reads(conn: Connection, run_ids: list[str]) -> dict[tuple[str, str], str]:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 
-from sqlalchemy import Connection, Row, and_, case, func, select, union_all
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, select, union_all
 
 from app.db import tables as t
-from app.db.dialect import in_values, utc_timestamp, uuid_text
+from app.db.dialect import in_param, in_param_value, in_values, utc_timestamp, uuid_text
 from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
 from app.services import datasets as dataset_service
@@ -59,9 +60,10 @@ def window_of(run: Row) -> Window:
     return run_window(run.nominal_start_time, run.nominal_end_time, run.started_at, run.ended_at, run.created_at)
 
 
-def run_columns(ids_as_text_on: Connection | None = None):
+def run_columns(ids_as_text_on: Connection | str | None = None):
     """What planning needs of a run (not every column: plans read thousands of runs). With a connection, the
-    run's and its job's ids come as text (uuid_text): the form plans key, send back and show them in.
+    run's and its job's ids come as text (uuid_text): the form plans key, send back and show them in (a
+    dialect name will do: see uuid_text).
 
     By position, row[3:8] are run_window()'s arguments."""
     r = t.runs.c
@@ -108,17 +110,28 @@ def runs_reaching(
     jobs."""
     if not job_ids:
         return []
+    query = _runs_reaching_query(conn.dialect.name, ids_as_text, outputs)
+    values = {"job_ids": in_param_value(conn, t.jobs.c.id, job_ids), "start": window.start, "end": window.end}
+    return conn.execute(query, values).all()
+
+
+@cache
+def _runs_reaching_query(dialect: str, ids_as_text: bool, outputs: bool):
+    """runs_reaching's statement, built once per kind of database and shape (a plan runs it for every level,
+    and building it each time cost about as much as running it). Parameters: job_ids, start, end."""
     r, jobs = t.runs.c, t.jobs.c
+    start = bindparam("start", type_=r.nominal_start_time.type)
+    end = bindparam("end", type_=r.nominal_start_time.type)
 
     def latest(column, unscheduled_only: bool):
         b = t.runs.alias("before")
         where = [b.c.nominal_start_time.is_(None)] if unscheduled_only else []
         last = (
             select(func.max(b.c[column.name]))
-            .where(b.c.job_id == jobs.id, b.c[column.name] < window.start, *where)
+            .where(b.c.job_id == jobs.id, b.c[column.name] < start, *where)
             .scalar_subquery()
         )
-        return func.coalesce(last, window.start)
+        return func.coalesce(last, start)
 
     # Per job: from when to read its runs (its last start before the window, else the window's start).
     since = (
@@ -127,30 +140,30 @@ def runs_reaching(
             latest(r.nominal_start_time, False).label("scheduled"),
             latest(r.started_at, True).label("unscheduled"),
         )
-        .where(in_values(conn, jobs.id, job_ids))
+        .where(in_param(dialect, jobs.id, "job_ids"))
         .cte("since")
     )
-    columns = run_columns(conn if ids_as_text else None)
+    columns = run_columns(dialect if ids_as_text else None)
     source = t.runs.join(since, since.c.job_id == r.job_id)
     if outputs:
         o = t.run_io.alias("written")
         columns = (
             *columns,
-            uuid_text(conn, o.c.dataset_id).label("written_dataset"),
-            uuid_text(conn, o.c.dataset_version_id).label("written_version"),
+            uuid_text(dialect, o.c.dataset_id).label("written_dataset"),
+            uuid_text(dialect, o.c.dataset_version_id).label("written_version"),
         )
         source = source.outerjoin(o, (o.c.run_id == r.id) & (o.c.io_type == "OUTPUT"))
     scheduled = (
         select(*columns)
         .select_from(source)
-        .where(r.nominal_start_time >= since.c.scheduled, r.nominal_start_time < window.end)
+        .where(r.nominal_start_time >= since.c.scheduled, r.nominal_start_time < end)
     )
     unscheduled = (
         select(*columns)
         .select_from(source)
-        .where(r.nominal_start_time.is_(None), r.started_at >= since.c.unscheduled, r.started_at < window.end)
+        .where(r.nominal_start_time.is_(None), r.started_at >= since.c.unscheduled, r.started_at < end)
     )
-    return conn.execute(union_all(scheduled, unscheduled).execution_options(**{BINARY_RESULTS: True})).all()
+    return union_all(scheduled, unscheduled).execution_options(**{BINARY_RESULTS: True})
 
 
 def outputs_by_run(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]]:
