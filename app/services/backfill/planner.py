@@ -10,12 +10,14 @@ from fnmatch import fnmatchcase
 from operator import attrgetter
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, select
 
 from app.db import tables as t
 from app.db.dialect import in_values, uuid_text
 from app.db.engine import read_connection
+from app.db.json import dumps_bytes
 from app.schemas.backfill import AirflowTask, BackfillPlan, BackfillRequest, DagGroup, Impact
 from app.services.backfill import airflow
 from app.services.backfill.impact import ImpactResult, JobImpact, compute_impact
@@ -287,6 +289,22 @@ def plan_document_in(conn: Connection, request: BackfillRequest) -> dict[str, An
 def plan_document(engine: Engine, request: BackfillRequest) -> dict[str, Any]:
     with read_connection(engine) as conn:
         return plan_document_in(conn, request)
+
+
+def plan_body(document: dict[str, Any]) -> bytes:
+    """A plan document's JSON body, the bytes dumps_bytes(document) writes, with each step serialized once: a
+    step is listed in jobs and again in its level, and a day-wide plan's steps are most of a 24 MB body."""
+    try:
+        steps = {id(s): orjson.Fragment(dumps_bytes(s)) for s in document["jobs"]}
+        return dumps_bytes(
+            {
+                **document,
+                "jobs": [steps[id(s)] for s in document["jobs"]],
+                "levels": [{**level, "steps": [steps[id(s)] for s in level["steps"]]} for level in document["levels"]],
+            }
+        )
+    except (KeyError, TypeError):  # not a plan as plan_document builds it: serialize it as it is
+        return dumps_bytes(document)
 
 
 def plan_in(conn: Connection, request: BackfillRequest) -> BackfillPlan:
