@@ -504,38 +504,54 @@ def _candidate_runs(
             _bad_reads_query(conn.dialect.name),
             {"versions": in_param_value(conn, t.run_io.c.dataset_version_id, versions)},
         ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
-        outside_ids = {run for run, _, _ in reads if run not in found}
-        outside: dict[str, Row] = {}
-        if outside_ids:  # read a bad version, but ran for data time outside every bad window (or another job's)
-            r = t.runs.c
-            outside = {
-                row[0]: row
-                for row in conn.execute(
-                    select(*run_columns(conn)).where(
-                        in_values(conn, r.id, outside_ids), in_values(conn, r.job_id, jobs)
-                    )
-                ).all()
-            }
         # job -> input dataset -> (its bad versions, its label): one lookup per read.
         inputs_of = {
             str(job): {str(d): (a.versions, names.dataset(d)) for d, a in inputs.items()}
             for job, inputs in bad_inputs.items()
         }
-        for run, dataset, version in reads:
+
+        def bad_read(run: str, job: str, dataset: str, version: str) -> None:
+            bad = inputs_of[job].get(dataset)
+            if bad is not None and version in bad[0]:
+                already = exact.get(run)
+                if already is None:
+                    exact[run] = [(bad[1], version)]
+                else:
+                    already.append((bad[1], version))
+
+        # The reads of runs in the window (nearly all) in one pass, bad_read inlined (tens of thousands of
+        # reads); the others' runs are looked up after.
+        others = []
+        for read in reads:
+            run, dataset, version = read
             selected = found.get(run)
-            row = outside.get(run) if selected is None else None
-            if selected is None and row is None:
-                continue  # a run of a job outside this batch
-            bad = inputs_of[row[1] if selected is None else selected.job_key].get(dataset)
-            if bad is None or version not in bad[0]:
-                continue
             if selected is None:
-                found[run] = SelectedRun.of(row, run_window(*row[3:8]), job_of[row[1]])
-            already = exact.get(run)
-            if already is None:
-                exact[run] = [(bad[1], version)]
-            else:
-                already.append((bad[1], version))
+                others.append(read)
+                continue
+            bad = inputs_of[selected.job_key].get(dataset)
+            if bad is not None and version in bad[0]:
+                already = exact.get(run)
+                if already is None:
+                    exact[run] = [(bad[1], version)]
+                else:
+                    already.append((bad[1], version))
+        if others:  # read a bad version, but ran for data time outside every bad window (or another job's)
+            r = t.runs.c
+            outside = {
+                row[0]: row
+                for row in conn.execute(
+                    select(*run_columns(conn)).where(
+                        in_values(conn, r.id, {run for run, _, _ in others}), in_values(conn, r.job_id, jobs)
+                    )
+                ).all()
+            }
+            for run, dataset, version in others:
+                row = outside.get(run)
+                if row is None:
+                    continue  # a run of a job outside this batch
+                bad_read(run, row[1], dataset, version)
+                if run in exact and run not in found:
+                    found[run] = SelectedRun.of(row, run_window(*row[3:8]), job_of[row[1]])
         for run, bad_reads in exact.items():
             if len(bad_reads) > 1:
                 bad_reads.sort()  # by dataset label (a run reads one version of a dataset)
