@@ -56,11 +56,22 @@ def _run_facets(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any
     their id as text."""
     found: dict[str, dict[str, Any]] = defaultdict(dict)
     f = t.facets.c
+    names = (airflow.TASK_FACET, airflow.DAG_RUN_FACET)
+    # Run facets are stored with kind RUN (ingest): one probe of ix_facets_kind_name tells whether any run
+    # has them at all, before sending tens of thousands of run ids (Postgres parses each) to find none.
+    if (
+        not run_ids
+        or conn.execute(
+            select(f.entity_id).where(f.kind == "RUN", f.name.in_(names), f.facet.is_not(None)).limit(1)
+        ).first()
+        is None
+    ):
+        return found
     for chunk in range(0, len(run_ids), 5000):
         rows = conn.execute(
             select(uuid_text(conn, f.entity_id), f.name, f.facet).where(
                 in_values(conn, f.entity_id, run_ids[chunk : chunk + 5000]),
-                f.name.in_((airflow.TASK_FACET, airflow.DAG_RUN_FACET)),
+                f.name.in_(names),
                 f.facet.is_not(None),
             )
         )
