@@ -8,6 +8,7 @@ retries lives here too, and the substring match that search relies on an index f
 from __future__ import annotations
 
 import itertools
+import struct
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -49,9 +50,14 @@ def upsert(dialect: Connection | str, table: Table):
     return sqlite.insert(table)
 
 
-class _UuidArrayText(str):
-    """A Postgres uuid[] already written as text ({hex,hex,...}): psycopg sends it as is, typed uuid[], so the
-    server plans with the values as it would with an adapted list."""
+_UUID_OID, _UUID_ARRAY_OID = 2950, 2951
+
+
+class _UuidArray(bytes):
+    """A Postgres uuid[] already written in the binary wire format: psycopg sends it as is, typed uuid[], so
+    the server plans with the values as it would with an adapted list. Binary, not text: Postgres reads each
+    element as 16 bytes where it parsed the text form at ~0.6 us an element (a day-wide backfill plan sends
+    ~35,000)."""
 
 
 class _PassThrough(TypeDecorator):
@@ -66,13 +72,16 @@ def _register_uuid_array_dumper() -> None:
     except ImportError:  # SQLite-only installations
         return
 
-    class UuidArrayTextDumper(Dumper):
-        oid = 2951  # uuid[]
+    from psycopg.pq import Format
 
-        def dump(self, obj: str) -> bytes:
-            return obj.encode()
+    class UuidArrayDumper(Dumper):
+        oid = _UUID_ARRAY_OID
+        format = Format.BINARY
 
-    psycopg.adapters.register_dumper(_UuidArrayText, UuidArrayTextDumper)
+        def dump(self, obj: bytes) -> bytes:
+            return obj
+
+    psycopg.adapters.register_dumper(_UuidArray, UuidArrayDumper)
 
 
 _register_uuid_array_dumper()
@@ -82,14 +91,24 @@ def _name(dialect: Connection | str) -> str:
     return dialect if isinstance(dialect, str) else dialect.dialect.name
 
 
-def _uuid_array_text(values: list[Any]) -> _UuidArrayText | None:
-    """uuid.UUID or already as text (uuid_text), as a Postgres uuid[] literal; None for other values. The
-    driver adapts a list element by element in Python, which for the tens of thousands of run ids of a large
-    backfill plan costs more than the query."""
+def _uuid_array(values: list[Any]) -> _UuidArray | None:
+    """uuid.UUID or their canonical text (uuid_text), as a Postgres uuid[] parameter; None for other values.
+    The driver adapts a list element by element in Python, which for the tens of thousands of run ids of a
+    large backfill plan costs more than the query; here the work is a few passes in C over one string."""
     try:
-        return _UuidArrayText("{" + ",".join([v if v.__class__ is str else v.hex for v in values]) + "}")
+        digits = [v if v.__class__ is str and len(v) == 36 else v.hex for v in values]
     except AttributeError:
         return None
+    if not digits:
+        return _UuidArray(struct.pack("!iii", 0, 0, _UUID_OID))
+    # Each element: its length (16, as 4 bytes) then its 16 bytes; written as hex digits, decoded at once.
+    try:
+        elements = bytes.fromhex("00000010" + "00000010".join(digits).replace("-", ""))
+    except ValueError:
+        return None
+    if len(elements) != 20 * len(digits):
+        return None
+    return _UuidArray(struct.pack("!iiiii", 1, 0, _UUID_OID, len(digits), 1) + elements)
 
 
 def in_values(conn: Connection, column: ColumnElement, values: Iterable[Any]) -> ColumnElement[bool]:
@@ -99,8 +118,8 @@ def in_values(conn: Connection, column: ColumnElement, values: Iterable[Any]) ->
     values = list(values)
     if conn.dialect.name == "postgresql":
         if isinstance(column.type, Uuid):
-            array = _uuid_array_text(values)
-            if array is not None:  # one uuid[] parameter written as text
+            array = _uuid_array(values)
+            if array is not None:  # one uuid[] parameter, already in the wire format
                 return column == any_(bindparam(None, array, type_=_PassThrough()))
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     if isinstance(column.type, Uuid):
@@ -123,7 +142,7 @@ def in_param_value(conn: Connection, column: ColumnElement, values: Iterable[Any
     values = list(values)
     if isinstance(column.type, Uuid):
         if conn.dialect.name == "postgresql":
-            array = _uuid_array_text(values)
+            array = _uuid_array(values)
             if array is None:
                 raise TypeError("in_param_value: a uuid column's values are uuid.UUID or their text")
             return array
