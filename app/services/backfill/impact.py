@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cache
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, func, literal, select
 
 from app.db import tables as t
 from app.db.dialect import in_param, in_param_value, in_values, uuid_text
@@ -123,26 +123,61 @@ class _Closure:
 
 
 def _closure(conn: Connection, start: set[uuid.UUID], depth: int) -> _Closure:
+    """Breadth-first over the current edges, ``depth`` job hops from the start datasets: the datasets reached,
+    the reads of the jobs that read one reached within depth - 1 hops, and those jobs' writes.
+
+    Three statements whatever the depth (one per hop before): the datasets reached with their fewest hops
+    (one recursive query), then the reads from those under depth hops, then their readers' writes."""
     c = _Closure(datasets=set(start))
-    frontier, expanded = set(start), set()
-    for _ in range(depth):
-        if not frontier:
-            break
-        new_jobs = set()
-        for job, dataset in current_edges(conn, "INPUT", from_datasets=frontier):
-            c.reads[job].add(dataset)
-            if job not in expanded:
-                new_jobs.add(job)
-        if not new_jobs:
-            break
-        expanded |= new_jobs
-        frontier = set()
-        for job, dataset in current_edges(conn, "OUTPUT", from_jobs=new_jobs):
+    if depth < 1 or not start:
+        return c
+    hops = dict(
+        conn.execute(
+            _reach_query(conn.dialect.name), {"start": in_param_value(conn, t.datasets.c.id, start), "depth": depth}
+        ).all()
+    )
+    c.datasets.update(hops)
+    frontier = {dataset for dataset, fewest in hops.items() if fewest < depth}
+    if not frontier:
+        return c
+    for job, dataset in current_edges(conn, "INPUT", from_datasets=frontier):
+        c.reads[job].add(dataset)
+    if c.reads:
+        for job, dataset in current_edges(conn, "OUTPUT", from_jobs=set(c.reads)):
             c.writes[job].add(dataset)
-            if dataset not in c.datasets:
-                c.datasets.add(dataset)
-                frontier.add(dataset)
     return c
+
+
+@cache
+def _reach_query(dialect: str):
+    """(dataset, fewest job hops) of the datasets reached from the ``start`` datasets (hops 0) within ``depth``
+    job hops over current edges, skipping hidden jobs and datasets as current_edges does. Built once per kind
+    of database."""
+    d = t.datasets.c
+    seed = select(d.id.label("dataset_id"), literal(0).label("hops")).where(in_param(dialect, d.id, "start"))
+    reach = seed.cte("reach", recursive=True)
+    read, wrote = t.lineage_edges.alias("read"), t.lineage_edges.alias("wrote")
+    source, reader, output = t.datasets.alias("source"), t.jobs.alias("reader"), t.datasets.alias("output")
+    reach = reach.union(
+        select(wrote.c.dataset_id, reach.c.hops + 1)
+        .select_from(reach)
+        .join(read, read.c.dataset_id == reach.c.dataset_id)
+        .join(source, source.c.id == read.c.dataset_id)
+        .join(reader, reader.c.id == read.c.job_id)
+        .join(wrote, wrote.c.job_id == read.c.job_id)
+        .join(output, output.c.id == wrote.c.dataset_id)
+        .where(
+            reach.c.hops < bindparam("depth"),
+            read.c.io_type == "INPUT",
+            read.c.is_current,
+            source.c.is_hidden.is_(False),
+            reader.c.is_hidden.is_(False),
+            wrote.c.io_type == "OUTPUT",
+            wrote.c.is_current,
+            output.c.is_hidden.is_(False),
+        )
+    )
+    return select(reach.c.dataset_id, func.min(reach.c.hops)).group_by(reach.c.dataset_id)
 
 
 def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUID]]) -> list[list[uuid.UUID]]:
