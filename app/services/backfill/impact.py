@@ -76,9 +76,9 @@ class SelectedRun:
         """From a row starting with run_columns() with ids as text, by position (tens of thousands of rows:
         attribute access by name costs)."""
         self = cls.__new__(cls)
-        self.id, self.job_key, self.state, self.nominal_start_time, self.nominal_end_time, started, ended = row[:7]
-        self.started_at, self.ended_at, self.job_id, self.window, self.reasons = started, ended, job_id, window, []
-        self.wrote = None
+        self.id, self.job_key, self.state, self.job_id, self.window = row[0], row[1], row[2], job_id, window
+        self.nominal_start_time, self.nominal_end_time, self.started_at, self.ended_at = row[3], row[4], row[5], row[6]
+        self.reasons, self.wrote = [], None
         return self
 
     def because(self, reason: str) -> None:
@@ -520,7 +520,7 @@ def _candidate_runs(
             key = row[0]
             selected = found.get(key)
             if selected is None:
-                own = run_window(*row[3:8])
+                own = run_window(row[3], row[4], row[5], row[6], row[7])
                 if not overlaps_any(own, job_windows[row[1]]):
                     continue
                 selected = found[key] = SelectedRun.of(row, own, job_of[row[1]])
