@@ -26,7 +26,6 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import event, text
 
-from app.db.json import dumps_bytes
 from app.schemas.backfill import BackfillRequest
 from app.services import synthetic
 from app.services.backfill import planner
@@ -97,7 +96,7 @@ def main() -> int:
 
         def plan_body(request: BackfillRequest) -> tuple[dict, bytes]:
             document = planner.plan_document(engine, request)
-            return document, dumps_bytes(document)
+            return document, planner.plan_body(document)  # as POST /backfills/preview answers
 
         for request in cases.values():
             plan_body(request)  # warm caches once, as a running server has

@@ -41,7 +41,8 @@ def _document(document: dict, status_code: int = 200) -> Response:
 
 @router.post("/backfills/preview", response_model=BackfillPlan, summary="Plan a backfill without saving it")
 def preview_plan(engine: EngineDep, request: BackfillRequest) -> Response:
-    return _document(planner.plan_document(engine, request))
+    body = planner.plan_body(planner.plan_document(engine, request))
+    return Response(body, media_type="application/json")
 
 
 @router.post(

@@ -19,7 +19,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, Row, Select, bindparam, func, literal, select
 
 from app.db import tables as t
-from app.db.dialect import in_values
+from app.db.dialect import in_param, in_param_value, in_values
 from app.db.engine import read_connection
 from app.services import datasets as dataset_service
 from app.services import jobs as job_service
@@ -84,18 +84,32 @@ def current_edges(
     from_jobs: set[uuid.UUID] | None = None,
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Current (job, dataset) edges of one kind touching the frontier, skipping soft-deleted nodes."""
+    e = t.lineage_edges.c
+    query = _edges_query(conn.dialect.name, from_datasets is not None, from_jobs is not None)
+    values = {"io_type": io_type}
+    if from_datasets is not None:
+        values["datasets"] = in_param_value(conn, e.dataset_id, from_datasets)
+    if from_jobs is not None:
+        values["jobs"] = in_param_value(conn, e.job_id, from_jobs)
+    return [(job, dataset) for job, dataset in conn.execute(query, values).all()]
+
+
+@cache
+def _edges_query(dialect: str, from_datasets: bool, from_jobs: bool) -> Select:
+    """current_edges' statement, built once per kind of database and of frontier (a backfill plan's closure
+    runs it twice per hop). Parameters: io_type, datasets, jobs."""
     e, j, d = t.lineage_edges.c, t.jobs.c, t.datasets.c
     query = (
         select(e.job_id, e.dataset_id)
         .join(t.jobs, j.id == e.job_id)
         .join(t.datasets, d.id == e.dataset_id)
-        .where(e.io_type == io_type, e.is_current, j.is_hidden.is_(False), d.is_hidden.is_(False))
+        .where(e.io_type == bindparam("io_type"), e.is_current, j.is_hidden.is_(False), d.is_hidden.is_(False))
     )
-    if from_datasets is not None:
-        query = query.where(in_values(conn, e.dataset_id, from_datasets))
-    if from_jobs is not None:
-        query = query.where(in_values(conn, e.job_id, from_jobs))
-    return [(job, dataset) for job, dataset in conn.execute(query).all()]
+    if from_datasets:
+        query = query.where(in_param(dialect, e.dataset_id, "datasets"))
+    if from_jobs:
+        query = query.where(in_param(dialect, e.job_id, "jobs"))
+    return query
 
 
 def _reached_jobs(

@@ -19,11 +19,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, bindparam, func, literal, select
 
 from app.db import tables as t
-from app.db.dialect import in_values
+from app.db.dialect import in_param, in_param_value, in_values, uuid_text
 from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest
 from app.services.backfill.roots import (
@@ -31,22 +32,22 @@ from app.services.backfill.roots import (
     ResolvedRoot,
     resolve,
     run_columns,
-    runs_overlapping,
+    runs_reaching,
     window_of,
 )
-from app.services.backfill.windows import Window, hull, merge, overlaps_any
+from app.services.backfill.windows import Window, hull, merge, overlaps_any, run_window
 from app.services.lineage import current_edges, node_id
 
 
 class SelectedRun:
     """A run to redo: what a plan shows of it, its data-time window, and why (reasons in order, once each).
-    Plain slots: a day-wide plan holds tens of thousands of them."""
+    Plain slots: a day-wide plan holds tens of thousands of them. The run is known by its id as text (``id``),
+    the form the plan shows and every lookup keys on (a uuid.UUID costs to build and hashes in Python)."""
 
     __slots__ = (
-        "run_id",
-        "key",
-        "job_id",
         "id",
+        "job_id",
+        "job_key",
         "state",
         "nominal_start_time",
         "nominal_end_time",
@@ -54,13 +55,13 @@ class SelectedRun:
         "ended_at",
         "window",
         "reasons",
+        "wrote",
     )
 
     def __init__(self, row: Row, window: Window) -> None:
-        self.run_id: uuid.UUID = row.id
-        self.key: int = row.id.int  # uuid.UUID hashes in Python; hot lookups key on the int
-        self.job_id: uuid.UUID = row.job_id
         self.id = str(row.id)
+        self.job_id: uuid.UUID = row.job_id
+        self.job_key = str(row.job_id)  # the job's id as text, as rows with text ids carry it
         self.state = row.state
         self.nominal_start_time = row.nominal_start_time
         self.nominal_end_time = row.nominal_end_time
@@ -68,14 +69,16 @@ class SelectedRun:
         self.ended_at = row.ended_at
         self.window = window
         self.reasons: list[str] = []
+        self.wrote: list[tuple[str, str]] | None = None  # (dataset, version) as text; None: not read yet
 
     @classmethod
-    def of(cls, row: Row, window: Window) -> SelectedRun:
-        """From a row of run_columns(), by position (tens of thousands of rows: attribute access by name costs)."""
+    def of(cls, row: Row, window: Window, job_id: uuid.UUID) -> SelectedRun:
+        """From a row starting with run_columns() with ids as text, by position (tens of thousands of rows:
+        attribute access by name costs)."""
         self = cls.__new__(cls)
-        run_id, self.job_id, self.state, self.nominal_start_time, self.nominal_end_time, self.started_at, ended, _ = row
-        self.ended_at = ended
-        self.run_id, self.key, self.id, self.window, self.reasons = run_id, run_id.int, str(run_id), window, []
+        self.id, self.job_key, self.state, self.job_id, self.window = row[0], row[1], row[2], job_id, window
+        self.nominal_start_time, self.nominal_end_time, self.started_at, self.ended_at = row[3], row[4], row[5], row[6]
+        self.reasons, self.wrote = [], None
         return self
 
     def because(self, reason: str) -> None:
@@ -90,7 +93,7 @@ class JobImpact:
     level: int = 0
     path: list[str] = field(default_factory=list)
     bad_inputs: dict[uuid.UUID, Affected] = field(default_factory=dict)  # a snapshot of what it read
-    runs: dict[uuid.UUID, SelectedRun] = field(default_factory=dict)
+    runs: dict[str, SelectedRun] = field(default_factory=dict)  # by run id as text
     in_cycle: bool = False
 
     @property
@@ -110,7 +113,6 @@ class ImpactResult:
     cycles: list[list[uuid.UUID]]
     cleared: list[uuid.UUID]  # reached, but column lineage shows they use no bad column
     upstream: dict[uuid.UUID, set[uuid.UUID]]  # impacted job -> the impacted jobs it waits for
-    version_text: dict[int, str] = field(default_factory=dict)  # uuid.UUID.int -> str(), made once each
 
 
 @dataclass
@@ -121,30 +123,73 @@ class _Closure:
 
 
 def _closure(conn: Connection, start: set[uuid.UUID], depth: int) -> _Closure:
+    """Breadth-first over the current edges, ``depth`` job hops from the start datasets: the datasets reached,
+    the reads of the jobs that read one reached within depth - 1 hops, and those jobs' writes.
+
+    Three statements whatever the depth (one per hop before): the datasets reached with their fewest hops
+    (one recursive query), then the reads from those under depth hops, then their readers' writes."""
     c = _Closure(datasets=set(start))
-    frontier, expanded = set(start), set()
-    for _ in range(depth):
-        if not frontier:
-            break
-        new_jobs = set()
-        for job, dataset in current_edges(conn, "INPUT", from_datasets=frontier):
-            c.reads[job].add(dataset)
-            if job not in expanded:
-                new_jobs.add(job)
-        if not new_jobs:
-            break
-        expanded |= new_jobs
-        frontier = set()
-        for job, dataset in current_edges(conn, "OUTPUT", from_jobs=new_jobs):
+    if depth < 1 or not start:
+        return c
+    hops = dict(
+        conn.execute(
+            _reach_query(conn.dialect.name), {"start": in_param_value(conn, t.datasets.c.id, start), "depth": depth}
+        ).all()
+    )
+    c.datasets.update(hops)
+    frontier = {dataset for dataset, fewest in hops.items() if fewest < depth}
+    if not frontier:
+        return c
+    for job, dataset in current_edges(conn, "INPUT", from_datasets=frontier):
+        c.reads[job].add(dataset)
+    if c.reads:
+        for job, dataset in current_edges(conn, "OUTPUT", from_jobs=set(c.reads)):
             c.writes[job].add(dataset)
-            if dataset not in c.datasets:
-                c.datasets.add(dataset)
-                frontier.add(dataset)
     return c
+
+
+@cache
+def _reach_query(dialect: str):
+    """(dataset, fewest job hops) of the datasets reached from the ``start`` datasets (hops 0) within ``depth``
+    job hops over current edges, skipping hidden jobs and datasets as current_edges does. Built once per kind
+    of database."""
+    d = t.datasets.c
+    seed = select(d.id.label("dataset_id"), literal(0).label("hops")).where(in_param(dialect, d.id, "start"))
+    reach = seed.cte("reach", recursive=True)
+    read, wrote = t.lineage_edges.alias("read"), t.lineage_edges.alias("wrote")
+    source, reader, output = t.datasets.alias("source"), t.jobs.alias("reader"), t.datasets.alias("output")
+    reach = reach.union(
+        select(wrote.c.dataset_id, reach.c.hops + 1)
+        .select_from(reach)
+        .join(read, read.c.dataset_id == reach.c.dataset_id)
+        .join(source, source.c.id == read.c.dataset_id)
+        .join(reader, reader.c.id == read.c.job_id)
+        .join(wrote, wrote.c.job_id == read.c.job_id)
+        .join(output, output.c.id == wrote.c.dataset_id)
+        .where(
+            reach.c.hops < bindparam("depth"),
+            read.c.io_type == "INPUT",
+            read.c.is_current,
+            source.c.is_hidden.is_(False),
+            reader.c.is_hidden.is_(False),
+            wrote.c.io_type == "OUTPUT",
+            wrote.c.is_current,
+            output.c.is_hidden.is_(False),
+        )
+    )
+    return select(reach.c.dataset_id, func.min(reach.c.hops)).group_by(reach.c.dataset_id)
 
 
 def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUID]]) -> list[list[uuid.UUID]]:
     """Tarjan's strongly connected components, iteratively (deep chains must not hit the recursion limit)."""
+    text: dict[uuid.UUID, str] = {}  # nodes are visited in the order of their ids as text: str() each once
+
+    def by_text(node: uuid.UUID) -> str:
+        found = text.get(node)
+        if found is None:
+            found = text[node] = str(node)
+        return found
+
     index: dict[uuid.UUID, int] = {}
     low: dict[uuid.UUID, int] = {}
     on_stack: set[uuid.UUID] = set()
@@ -154,7 +199,7 @@ def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUI
     for origin in nodes:
         if origin in index:
             continue
-        work = [(origin, iter(sorted(successors.get(origin, ()), key=str)))]
+        work = [(origin, iter(sorted(successors.get(origin, ()), key=by_text)))]
         index[origin] = low[origin] = counter
         counter += 1
         stack.append(origin)
@@ -168,7 +213,7 @@ def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUI
                     counter += 1
                     stack.append(child)
                     on_stack.add(child)
-                    work.append((child, iter(sorted(successors.get(child, ()), key=str))))
+                    work.append((child, iter(sorted(successors.get(child, ()), key=by_text))))
                     advanced = True
                     break
                 if child in on_stack:
@@ -186,7 +231,7 @@ def _components(nodes: list[uuid.UUID], successors: dict[uuid.UUID, set[uuid.UUI
                     component.append(member)
                     if member == node:
                         break
-                components.append(sorted(component, key=str))
+                components.append(sorted(component, key=by_text))
     return components
 
 
@@ -272,7 +317,7 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
         impact = jobs[job_id] = JobImpact(job_id, is_root=True, level=0, path=path)
         for run in runs:
             reason = "the root cause" if root.cause.kind == "run" else "ran in the bad window"
-            impact.runs.setdefault(run.id, SelectedRun(run, window_of(run))).because(reason)
+            impact.runs.setdefault(str(run.id), SelectedRun(run, window_of(run))).because(reason)
 
     cleared: set[uuid.UUID] = set()
     # Components at one level never feed each other: select their runs in one batch per level.
@@ -309,7 +354,6 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
         dataset_rows={d: dataset_rows[d] for d in affected if d in dataset_rows},
         cycles=[c for c in cycles if any(j in jobs for j in c)],
         cleared=sorted(cleared - set(jobs), key=str),
-        version_text=names.version_text_by_int,
     )
 
 
@@ -318,7 +362,6 @@ class _Names:
     jobs: dict[uuid.UUID, Row]
     datasets: dict[uuid.UUID, Row]
     labels: dict[uuid.UUID, str] = field(default_factory=dict)
-    version_text_by_int: dict[int, str] = field(default_factory=dict)  # uuid.UUID.int -> str(version)
 
     def job_node(self, job_id: uuid.UUID) -> str:
         row = self.jobs[job_id]
@@ -334,12 +377,6 @@ class _Names:
             row = self.datasets[dataset_id]
             name = self.labels[dataset_id] = f"{row.namespace_name}:{row.name}"
         return name
-
-    def version(self, version_id: uuid.UUID) -> str:
-        text = self.version_text_by_int.get(version_id.int)
-        if text is None:
-            text = self.version_text_by_int[version_id.int] = str(version_id)
-        return text
 
 
 def _select(
@@ -406,20 +443,25 @@ def _select(
             else:  # a cycle's later round: keep the first, add new reasons
                 for reason in found.reasons:
                     selected.because(reason)
-    written = _written(conn, [run for job in active for run in jobs[job].runs])
+    # What the selected runs wrote: the runs in the window came with it, the others are read now.
+    unread = [s for job in active for s in jobs[job].runs.values() if s.wrote is None]
+    if unread:
+        written = _written(conn, [s.id for s in unread])
+        for s in unread:
+            s.wrote = written.get(s.id, [])
     changed = False
     for job in active:
         impact = jobs[job]
         windows = impact.windows
         outputs = reach[job]
-        versions_of: dict[int, set[uuid.UUID]] = {output.int: set() for output in outputs}
+        versions_of: dict[str, set[str]] = {str(output): set() for output in outputs}
         for selected in impact.runs.values():
-            for dataset, version in written.get(selected.key, ()):
+            for dataset, version in selected.wrote:  # type: ignore[union-attr]
                 into = versions_of.get(dataset)
                 if into is not None:
                     into.add(version)
         for output, columns in outputs.items():
-            versions = versions_of[output.int]
+            versions = versions_of[str(output)]
             target = affected.get(output)
             if target is None:
                 target = affected[output] = Affected(
@@ -430,22 +472,21 @@ def _select(
     return changed
 
 
-def _written(conn: Connection, run_ids: list[uuid.UUID]) -> dict[int, list[tuple[int, uuid.UUID]]]:
-    """run -> [(dataset, version)] it wrote, run and dataset as uuid.UUID.int."""
+def _written(conn: Connection, run_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """run -> [(dataset, version)] it wrote, all as text."""
     io = t.run_io.c
-    found: dict[int, list[tuple[int, uuid.UUID]]] = {}
+    found: dict[str, list[tuple[str, str]]] = {}
     if run_ids:
         for run, dataset, version in conn.execute(
-            select(io.run_id, io.dataset_id, io.dataset_version_id)
+            select(uuid_text(conn, io.run_id), uuid_text(conn, io.dataset_id), uuid_text(conn, io.dataset_version_id))
             .where(in_values(conn, io.run_id, run_ids), io.io_type == "OUTPUT")
             .execution_options(**{BINARY_RESULTS: True})
         ).all():
-            key = run.int
-            already = found.get(key)
+            already = found.get(run)
             if already is None:
-                found[key] = [(dataset.int, version)]
+                found[run] = [(dataset, version)]
             else:
-                already.append((dataset.int, version))
+                already.append((dataset, version))
     return found
 
 
@@ -455,90 +496,111 @@ def _snapshot(a: Affected) -> Affected:
 
 def _candidate_runs(
     conn: Connection, jobs: list[uuid.UUID], bad_inputs: dict[uuid.UUID, dict[uuid.UUID, Affected]], names: _Names
-) -> dict[uuid.UUID, dict[uuid.UUID, SelectedRun]]:
+) -> dict[uuid.UUID, dict[str, SelectedRun]]:
     """job -> run -> the run with its reasons: runs that read a bad version, and runs whose interval overlaps
     a bad window of an input.
 
     Each run is read once: the runs in the window, plus the few that read a bad version from outside it. The
     bad reads come as bare ids, any reader's, and are matched to the runs in one pass. Reasons: the bad
     versions read, by dataset name, then the overlaps."""
-    # Hot lookups are keyed on uuid.UUID.int: a UUID hashes and compares in Python, an int in C.
+    # Hot lookups are keyed on ids as text, as the database writes them (uuid_text): no uuid.UUID is built for
+    # the tens of thousands of rows of a day-wide plan.
+    job_of = {str(job): job for job in jobs}
     # Per job, its inputs' bad windows merged: one check tells whether a run overlaps any of them.
     job_windows = {
-        job.int: merge([w for a in inputs.values() for w in a.windows]) for job, inputs in bad_inputs.items()
+        str(job): merge([w for a in inputs.values() for w in a.windows]) for job, inputs in bad_inputs.items()
     }
     span = hull([w for ws in job_windows.values() for w in ws])
-    found: dict[int, SelectedRun] = {}
+    found: dict[str, SelectedRun] = {}
     overlapping: list[SelectedRun] = []
     if span is not None:
-        for row, own in runs_overlapping(conn, jobs, span):
-            key = row[0].int
-            if key not in found and overlaps_any(own, job_windows[row[1].int]):
-                selected = found[key] = SelectedRun.of(row, own)
+        # One row per run and dataset it wrote (what it wrote is needed once selected). A run overlapping one
+        # of its job's windows overlaps their hull.
+        for row in runs_reaching(conn, jobs, span, ids_as_text=True, outputs=True):
+            key = row[0]
+            selected = found.get(key)
+            if selected is None:
+                own = run_window(row[3], row[4], row[5], row[6], row[7])
+                if not overlaps_any(own, job_windows[row[1]]):
+                    continue
+                selected = found[key] = SelectedRun.of(row, own, job_of[row[1]])
+                selected.wrote = []
                 overlapping.append(selected)
+            if row[8] is not None:
+                selected.wrote.append((row[8], row[9]))
 
-    # run -> [(dataset label, version text)] of the bad versions it read
-    exact: dict[int, list[tuple[str, str]]] = {}
+    # run -> [(dataset label, version)] of the bad versions it read
+    exact: dict[str, list[tuple[str, str]]] = {}
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
     if versions:
-        io = t.run_io.c
         # Any reader's: whose run is one of these jobs' is known from the runs in the window, the others are
         # looked up by id and job. That spares joining every read to its run.
         reads = conn.execute(
-            select(io.run_id, io.dataset_id, io.dataset_version_id)
-            .where(io.io_type == "INPUT", in_values(conn, io.dataset_version_id, versions))
-            .execution_options(**{BINARY_RESULTS: True})
+            _bad_reads_query(conn.dialect.name),
+            {"versions": in_param_value(conn, t.run_io.c.dataset_version_id, versions)},
         ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
-        outside_ids = {run for run, _, _ in reads if run.int not in found}
-        outside: dict[int, Row] = {}
-        if outside_ids:  # read a bad version, but ran for data time outside every bad window (or another job's)
-            r = t.runs.c
-            outside = {
-                row[0].int: row
-                for row in conn.execute(
-                    select(*run_columns()).where(in_values(conn, r.id, outside_ids), in_values(conn, r.job_id, jobs))
-                ).all()
-            }
         # job -> input dataset -> (its bad versions, its label): one lookup per read.
         inputs_of = {
-            job.int: {d.int: ({v.int for v in a.versions}, names.dataset(d)) for d, a in inputs.items()}
+            str(job): {str(d): (a.versions, names.dataset(d)) for d, a in inputs.items()}
             for job, inputs in bad_inputs.items()
         }
-        version_text = names.version_text_by_int
-        for run, dataset, version in reads:
-            key = run.int
-            selected = found.get(key)
-            row = outside.get(key) if selected is None else None
-            if selected is None and row is None:
-                continue  # a run of a job outside this batch
-            bad = inputs_of[(selected.job_id if selected is not None else row.job_id).int].get(dataset.int)
-            number = version.int
-            if bad is None or number not in bad[0]:
-                continue
+
+        def bad_read(run: str, job: str, dataset: str, version: str) -> None:
+            bad = inputs_of[job].get(dataset)
+            if bad is not None and version in bad[0]:
+                already = exact.get(run)
+                if already is None:
+                    exact[run] = [(bad[1], version)]
+                else:
+                    already.append((bad[1], version))
+
+        # The reads of runs in the window (nearly all) in one pass, bad_read inlined (tens of thousands of
+        # reads); the others' runs are looked up after.
+        others = []
+        for read in reads:
+            run, dataset, version = read
+            selected = found.get(run)
             if selected is None:
-                found[key] = SelectedRun.of(row, window_of(row))
-            text = version_text.get(number)
-            if text is None:
-                text = version_text[number] = str(version)
-            already = exact.get(key)
-            if already is None:
-                exact[key] = [(bad[1], text)]
-            else:
-                already.append((bad[1], text))
-        for key, bad_reads in exact.items():
+                others.append(read)
+                continue
+            bad = inputs_of[selected.job_key].get(dataset)
+            if bad is not None and version in bad[0]:
+                already = exact.get(run)
+                if already is None:
+                    exact[run] = [(bad[1], version)]
+                else:
+                    already.append((bad[1], version))
+        if others:  # read a bad version, but ran for data time outside every bad window (or another job's)
+            r = t.runs.c
+            outside = {
+                row[0]: row
+                for row in conn.execute(
+                    select(*run_columns(conn)).where(
+                        in_values(conn, r.id, {run for run, _, _ in others}), in_values(conn, r.job_id, jobs)
+                    )
+                ).all()
+            }
+            for run, dataset, version in others:
+                row = outside.get(run)
+                if row is None:
+                    continue  # a run of a job outside this batch
+                bad_read(run, row[1], dataset, version)
+                if run in exact and run not in found:
+                    found[run] = SelectedRun.of(row, run_window(*row[3:8]), job_of[row[1]])
+        for run, bad_reads in exact.items():
             if len(bad_reads) > 1:
                 bad_reads.sort()  # by dataset label (a run reads one version of a dataset)
-            found[key].reasons.extend([f"read bad version {text} of {label}" for label, text in bad_reads])
+            found[run].reasons.extend([f"read bad version {version} of {label}" for label, version in bad_reads])
 
     if overlapping:
         ordered_inputs = {
-            job.int: sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
+            str(job): sorted(inputs.items(), key=lambda kv: names.dataset(kv[0])) for job, inputs in bad_inputs.items()
         }
         # What the other overlapping runs read: a stale version, or nothing recorded.
         pending: list[tuple[SelectedRun, uuid.UUID, Affected]] = []
         for selected in overlapping:
-            inputs = ordered_inputs[selected.job_id.int]
-            explained = exact.get(selected.key, ())
+            inputs = ordered_inputs[selected.job_key]
+            explained = exact.get(selected.id, ())
             if len(explained) == len(inputs):
                 continue  # read a bad version of every bad input
             explained_labels = {label for label, _ in explained}
@@ -546,28 +608,43 @@ def _candidate_runs(
                 if names.dataset(dataset) not in explained_labels and overlaps_any(selected.window, bad.windows):
                     pending.append((selected, dataset, bad))
         if pending:
-            read = _reads(conn, list({s.run_id for s, _, _ in pending}))
+            read = _reads(conn, list({s.id for s, _, _ in pending}))
             for selected, dataset, bad in pending:
-                version = read.get((selected.run_id, dataset))
+                version = read.get((selected.id, str(dataset)))
                 what = f"its data interval overlaps the bad window of {names.dataset(dataset)}"
                 if version is None:
                     selected.reasons.append(what)
                 elif version not in bad.versions:
-                    selected.reasons.append(f"{what}, but it read stale version {names.version(version)}")
+                    selected.reasons.append(f"{what}, but it read stale version {version}")
 
-    selected_by_job: dict[uuid.UUID, dict[uuid.UUID, SelectedRun]] = defaultdict(dict)
+    selected_by_job: dict[uuid.UUID, dict[str, SelectedRun]] = defaultdict(dict)
     for selected in found.values():
-        selected_by_job[selected.job_id][selected.run_id] = selected
+        selected_by_job[selected.job_id][selected.id] = selected
     return selected_by_job
 
 
-def _reads(conn: Connection, run_ids: list[uuid.UUID]) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+@cache
+def _bad_reads_query(dialect: str):
+    """(run, dataset, version) as text of the reads of the versions given as the parameter ``versions``: built
+    once per kind of database, run once per level."""
+    io = t.run_io.c
+    return (
+        select(
+            uuid_text(dialect, io.run_id), uuid_text(dialect, io.dataset_id), uuid_text(dialect, io.dataset_version_id)
+        )
+        .where(io.io_type == "INPUT", in_param(dialect, io.dataset_version_id, "versions"))
+        .execution_options(**{BINARY_RESULTS: True})
+    )
+
+
+def _reads(conn: Connection, run_ids: list[str]) -> dict[tuple[str, str], str]:
+    """(run, dataset) -> the version it read, all as text."""
     io = t.run_io.c
     if not run_ids:
         return {}
     rows = conn.execute(
-        select(io.run_id, io.dataset_id, io.dataset_version_id).where(
-            in_values(conn, io.run_id, run_ids), io.io_type == "INPUT"
-        )
+        select(
+            uuid_text(conn, io.run_id), uuid_text(conn, io.dataset_id), uuid_text(conn, io.dataset_version_id)
+        ).where(in_values(conn, io.run_id, run_ids), io.io_type == "INPUT")
     ).all()
     return {(run, dataset): version for run, dataset, version in rows}

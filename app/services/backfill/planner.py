@@ -7,14 +7,17 @@ import uuid
 from collections import defaultdict
 from datetime import timedelta
 from fnmatch import fnmatchcase
+from operator import attrgetter
 from typing import Any
 
+import orjson
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, select
 
 from app.db import tables as t
-from app.db.dialect import in_values
+from app.db.dialect import in_values, uuid_text
 from app.db.engine import read_connection
+from app.db.json import dumps_bytes
 from app.schemas.backfill import AirflowTask, BackfillPlan, BackfillRequest, DagGroup, Impact
 from app.services.backfill import airflow
 from app.services.backfill.impact import ImpactResult, JobImpact, compute_impact
@@ -25,6 +28,9 @@ from app.services.lineage import node_id
 
 # A window with no recorded run is redone for every logical date inside it: [start, end - this].
 _LAST_MOMENT = timedelta(seconds=1)
+
+# A step's runs in data-time order (then by id): a key made in C for tens of thousands of runs.
+_RUN_ORDER = attrgetter("window", "id")
 
 
 def _windows(windows: list[Window]) -> list[dict[str, Any]]:
@@ -45,15 +51,27 @@ def _kept(request: BackfillRequest, namespace: str, name: str) -> bool:
     return not any(fnmatchcase(name, p) for p in request.excludeJobs)
 
 
-def _run_facets(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
-    """Only the Airflow facets: a plan over thousands of runs must not load every facet they carry."""
-    found: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
+def _run_facets(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Only the Airflow facets: a plan over thousands of runs must not load every facet they carry. Runs by
+    their id as text."""
+    found: dict[str, dict[str, Any]] = defaultdict(dict)
     f = t.facets.c
+    names = (airflow.TASK_FACET, airflow.DAG_RUN_FACET)
+    # Run facets are stored with kind RUN (ingest): one probe of ix_facets_kind_name tells whether any run
+    # has them at all, before sending tens of thousands of run ids (Postgres parses each) to find none.
+    if (
+        not run_ids
+        or conn.execute(
+            select(f.entity_id).where(f.kind == "RUN", f.name.in_(names), f.facet.is_not(None)).limit(1)
+        ).first()
+        is None
+    ):
+        return found
     for chunk in range(0, len(run_ids), 5000):
         rows = conn.execute(
-            select(f.entity_id, f.name, f.facet).where(
+            select(uuid_text(conn, f.entity_id), f.name, f.facet).where(
                 in_values(conn, f.entity_id, run_ids[chunk : chunk + 5000]),
-                f.name.in_((airflow.TASK_FACET, airflow.DAG_RUN_FACET)),
+                f.name.in_(names),
                 f.facet.is_not(None),
             )
         )
@@ -67,7 +85,7 @@ class _Builder:
         self.conn, self.request, self.result = conn, request, result
         jobs = result.job_rows
         run_ids = [run for j in result.jobs.values() for run in j.runs]
-        run_ids += [row.current_run_id for row in jobs.values() if row.current_run_id]
+        run_ids += [str(row.current_run_id) for row in jobs.values() if row.current_run_id]
         self.run_facets = _run_facets(conn, run_ids)
         self.job_facets = facets_by_entity(conn, [*jobs, *result.datasets])
         parent_ids = {row.parent_job_id for row in jobs.values() if row.parent_job_id}
@@ -83,7 +101,8 @@ class _Builder:
         facets = self.run_facets
         if not facets:
             return
-        for run in [*impact.runs, self.result.job_rows[impact.job_id].current_run_id]:
+        current = self.result.job_rows[impact.job_id].current_run_id
+        for run in [*impact.runs, str(current) if current is not None else None]:
             found = facets.get(run) if run is not None else None
             if found:
                 yield found
@@ -106,10 +125,10 @@ class _Builder:
                     break
         return sorted(set(owners))
 
-    def versions(self, versions: set[uuid.UUID]) -> list[str]:
-        """Sorted, as text: a bad version shows in its dataset, in every step that read it and in reasons."""
-        text = self.result.version_text
-        return sorted([text.get(v.int) or text.setdefault(v.int, str(v)) for v in versions])
+    @staticmethod
+    def versions(versions: set[str]) -> list[str]:
+        """Sorted (kept as text: a bad version shows in its dataset, in every step that read it and in reasons)."""
+        return sorted(versions)
 
     def step(self, impact: JobImpact) -> dict[str, Any]:
         """A PlanStep as a plain dict: thousands of runs, all from the database, need no validation, and dicts
@@ -117,7 +136,7 @@ class _Builder:
         row = self.result.job_rows[impact.job_id]
         names = self.result.dataset_rows
         facets = self.run_facets
-        runs = sorted(impact.runs.values(), key=lambda s: (s.window, s.id))
+        runs = sorted(impact.runs.values(), key=_RUN_ORDER)
         return {
             "level": impact.level,
             "nodeId": node_id("JOB", row.namespace_name, row.name),
@@ -146,9 +165,7 @@ class _Builder:
                     "nominalStartTime": s.nominal_start_time,
                     "nominalEndTime": s.nominal_end_time,
                     "logicalDate": (
-                        airflow.logical_date(s, facets[s.run_id])
-                        if facets and s.run_id in facets
-                        else s.nominal_start_time
+                        airflow.logical_date(s, facets[s.id]) if facets and s.id in facets else s.nominal_start_time
                     ),
                     "startedAt": s.started_at,
                     "endedAt": s.ended_at,
@@ -283,6 +300,22 @@ def plan_document_in(conn: Connection, request: BackfillRequest) -> dict[str, An
 def plan_document(engine: Engine, request: BackfillRequest) -> dict[str, Any]:
     with read_connection(engine) as conn:
         return plan_document_in(conn, request)
+
+
+def plan_body(document: dict[str, Any]) -> bytes:
+    """A plan document's JSON body, the bytes dumps_bytes(document) writes, with each step serialized once: a
+    step is listed in jobs and again in its level, and a day-wide plan's steps are most of a 24 MB body."""
+    try:
+        steps = {id(s): orjson.Fragment(dumps_bytes(s)) for s in document["jobs"]}
+        return dumps_bytes(
+            {
+                **document,
+                "jobs": [steps[id(s)] for s in document["jobs"]],
+                "levels": [{**level, "steps": [steps[id(s)] for s in level["steps"]]} for level in document["levels"]],
+            }
+        )
+    except (KeyError, TypeError):  # not a plan as plan_document builds it: serialize it as it is
+        return dumps_bytes(document)
 
 
 def plan_in(conn: Connection, request: BackfillRequest) -> BackfillPlan:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
 
-from sqlalchemy import Connection, Row, and_, case, func, select, union_all
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, select, union_all
 
 from app.db import tables as t
-from app.db.dialect import in_values
+from app.db.dialect import in_param, in_param_value, in_values, utc_timestamp, uuid_text
 from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
 from app.services import datasets as dataset_service
@@ -23,14 +24,17 @@ from app.services.lineage import current_edges, node_id
 
 @dataclass
 class Affected:
-    """What is wrong with one dataset: bad versions, bad data-time windows, bad columns (None: all)."""
+    """What is wrong with one dataset: bad versions, bad data-time windows, bad columns (None: all).
 
-    versions: set[uuid.UUID] = field(default_factory=set)
+    Versions are kept as their text (str of the uuid): they are only compared, sent back as parameters and
+    shown, and a day-wide plan handles tens of thousands of them."""
+
+    versions: set[str] = field(default_factory=set)
     windows: list[Window] = field(default_factory=list)
     columns: set[str] | None = None
     path: list[str] = field(default_factory=list)
 
-    def absorb(self, versions: set[uuid.UUID], windows: list[Window], columns: set[str] | None) -> bool:
+    def absorb(self, versions: set[str], windows: list[Window], columns: set[str] | None) -> bool:
         """Add more badness; True when anything grew (cycles iterate until nothing does)."""
         before = (len(self.versions), self.windows, self.columns)
         self.versions |= versions
@@ -56,18 +60,49 @@ def window_of(run: Row) -> Window:
     return run_window(run.nominal_start_time, run.nominal_end_time, run.started_at, run.ended_at, run.created_at)
 
 
-def run_columns():
-    """What planning needs of a run (not every column: plans read thousands of runs)."""
+def run_columns(ids_as_text_on: Connection | str | None = None):
+    """What planning needs of a run (not every column: plans read thousands of runs). With a connection, the
+    run's and its job's ids come as text (uuid_text): the form plans key, send back and show them in (a
+    dialect name will do: see uuid_text).
+
+    By position, row[3:8] are run_window()'s arguments."""
     r = t.runs.c
     # created_at only counts for a run with neither nominal time nor start (window_of): NULL, free to read, for
     # every other run.
-    created_at = case((and_(r.nominal_start_time.is_(None), r.started_at.is_(None)), r.created_at)).label("created_at")
-    return (r.id, r.job_id, r.state, r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at, created_at)
+    created_at = case((and_(r.nominal_start_time.is_(None), r.started_at.is_(None)), r.created_at))
+    times = (r.nominal_start_time, r.nominal_end_time, r.started_at, r.ended_at)
+    if ids_as_text_on is None:
+        return (r.id, r.job_id, r.state, *times, created_at.label("created_at"))
+    conn = ids_as_text_on  # the bulk form: ids as text, timestamps as the driver returns them (the same values)
+    return (
+        uuid_text(conn, r.id).label("id"),
+        uuid_text(conn, r.job_id).label("job_id"),
+        r.state,
+        *(utc_timestamp(conn, c).label(c.name) for c in times),
+        utc_timestamp(conn, created_at).label("created_at"),
+    )
 
 
 def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window) -> list[tuple[Row, Window]]:
     """Runs of the jobs whose data time overlaps the window, each with its own window: by nominal interval,
-    or for runs without one, by when they ran.
+    or for runs without one, by when they ran. Rows of run_columns()."""
+    found = []
+    for row in runs_reaching(conn, job_ids, window):
+        own = run_window(*row[3:8])  # by position: tens of thousands of rows
+        if own.overlaps(window):
+            found.append((row, own))
+    return found
+
+
+def runs_reaching(
+    conn: Connection, job_ids: list[uuid.UUID], window: Window, *, ids_as_text: bool = False, outputs: bool = False
+) -> list[Row]:
+    """The runs of the jobs that can overlap the window (rows of run_columns(), ids as text with ids_as_text);
+    which do is for the caller to tell, by their own windows (run_window(*row[3:8])).
+
+    With outputs (and ids_as_text), each row also carries a dataset the run wrote and its version (text),
+    one row per output, NULLs for a run that wrote nothing: a plan needs what its selected runs wrote, and
+    asking here spares sending every run id back in another statement.
 
     The runs that start inside the window, plus each job's last run that started before it (the only one
     that can reach into it, for periodic runs): per job, one index probe for that last start, then an index
@@ -75,17 +110,28 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
     jobs."""
     if not job_ids:
         return []
+    query = _runs_reaching_query(conn.dialect.name, ids_as_text, outputs)
+    values = {"job_ids": in_param_value(conn, t.jobs.c.id, job_ids), "start": window.start, "end": window.end}
+    return conn.execute(query, values).all()
+
+
+@cache
+def _runs_reaching_query(dialect: str, ids_as_text: bool, outputs: bool):
+    """runs_reaching's statement, built once per kind of database and shape (a plan runs it for every level,
+    and building it each time cost about as much as running it). Parameters: job_ids, start, end."""
     r, jobs = t.runs.c, t.jobs.c
+    start = bindparam("start", type_=r.nominal_start_time.type)
+    end = bindparam("end", type_=r.nominal_start_time.type)
 
     def latest(column, unscheduled_only: bool):
         b = t.runs.alias("before")
         where = [b.c.nominal_start_time.is_(None)] if unscheduled_only else []
         last = (
             select(func.max(b.c[column.name]))
-            .where(b.c.job_id == jobs.id, b.c[column.name] < window.start, *where)
+            .where(b.c.job_id == jobs.id, b.c[column.name] < start, *where)
             .scalar_subquery()
         )
-        return func.coalesce(last, window.start)
+        return func.coalesce(last, start)
 
     # Per job: from when to read its runs (its last start before the window, else the window's start).
     since = (
@@ -94,26 +140,30 @@ def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window)
             latest(r.nominal_start_time, False).label("scheduled"),
             latest(r.started_at, True).label("unscheduled"),
         )
-        .where(in_values(conn, jobs.id, job_ids))
+        .where(in_param(dialect, jobs.id, "job_ids"))
         .cte("since")
     )
+    columns = run_columns(dialect if ids_as_text else None)
+    source = t.runs.join(since, since.c.job_id == r.job_id)
+    if outputs:
+        o = t.run_io.alias("written")
+        columns = (
+            *columns,
+            uuid_text(dialect, o.c.dataset_id).label("written_dataset"),
+            uuid_text(dialect, o.c.dataset_version_id).label("written_version"),
+        )
+        source = source.outerjoin(o, (o.c.run_id == r.id) & (o.c.io_type == "OUTPUT"))
     scheduled = (
-        select(*run_columns())
-        .join(since, since.c.job_id == r.job_id)
-        .where(r.nominal_start_time >= since.c.scheduled, r.nominal_start_time < window.end)
+        select(*columns)
+        .select_from(source)
+        .where(r.nominal_start_time >= since.c.scheduled, r.nominal_start_time < end)
     )
     unscheduled = (
-        select(*run_columns())
-        .join(since, since.c.job_id == r.job_id)
-        .where(r.nominal_start_time.is_(None), r.started_at >= since.c.unscheduled, r.started_at < window.end)
+        select(*columns)
+        .select_from(source)
+        .where(r.nominal_start_time.is_(None), r.started_at >= since.c.unscheduled, r.started_at < end)
     )
-    rows = conn.execute(union_all(scheduled, unscheduled).execution_options(**{BINARY_RESULTS: True})).all()
-    found = []
-    for row in rows:
-        own = window_of(row)
-        if own.overlaps(window):
-            found.append((row, own))
-    return found
+    return union_all(scheduled, unscheduled).execution_options(**{BINARY_RESULTS: True})
 
 
 def outputs_by_run(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[uuid.UUID, set[uuid.UUID]]]:
@@ -150,7 +200,9 @@ def _affected_from_runs(
     written = _outputs_of_runs(conn, [r.id for r in runs])
     for dataset_id in _current_outputs(conn, sorted({r.job_id for r in runs})):
         written.setdefault(dataset_id, set())
-    return {d: Affected(versions=v, windows=list(windows), path=list(path)) for d, v in written.items()}
+    return {
+        d: Affected(versions={str(x) for x in v}, windows=list(windows), path=list(path)) for d, v in written.items()
+    }
 
 
 def _job_ref(conn: Connection, job_id: uuid.UUID) -> NodeRef:
@@ -195,7 +247,7 @@ def _run_root(conn: Connection, run_id: uuid.UUID) -> ResolvedRoot:
         + (f" and its {len(children)} task runs" if children else ""),
         job=job,
         runs=[str(x.id) for x in [run, *children]],
-        versions=sorted(str(v) for a in datasets.values() for v in a.versions),
+        versions=sorted(v for a in datasets.values() for v in a.versions),
         windows=_as_windows(windows),
     )
     return ResolvedRoot(cause, node, root_runs, datasets)
@@ -217,7 +269,7 @@ def _job_root(conn: Connection, ref: NodeRef, window: Window) -> ResolvedRoot:
         description=f"Job {job.name} wrote bad data from {window.start.isoformat()} to {window.end.isoformat()}",
         job=NodeRef(namespace=job.namespace_name, name=job.name),
         runs=[str(x.id) for x in sorted(runs, key=window_of)],
-        versions=sorted(str(v) for a in datasets.values() for v in a.versions),
+        versions=sorted(v for a in datasets.values() for v in a.versions),
         windows=_as_windows(windows),
     )
     return ResolvedRoot(cause, node, {job.id: sorted(runs, key=window_of)} if runs else {job.id: []}, datasets)
@@ -234,7 +286,7 @@ def _dataset_root(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
         writing = _runs_writing(conn, dataset.id, [row.id for row, _ in found])
         writers = [row for row, _ in found if row.id in writing]
         # Data time, not arrival time: the versions written for the window (none for a source no job writes).
-        versions = _outputs_of_runs(conn, [w.id for w in writers]).get(dataset.id, set())
+        versions = {str(x) for x in _outputs_of_runs(conn, [w.id for w in writers]).get(dataset.id, ())}
         windows = merge([window, *(window_of(w) for w in writers)])
         description = f"Dataset {dataset.name} has bad data from {window.start.isoformat()} to {window.end.isoformat()}"
     else:
@@ -244,7 +296,7 @@ def _dataset_root(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
         version = conn.execute(select(t.dataset_versions).where(v.id == version_id, v.dataset_id == dataset.id)).first()
         if version is None:
             raise NotFound(f"Dataset version '{version_id}' not found.")
-        versions = {version.id}
+        versions = {str(version.id)}
         producer = conn.execute(select(t.runs).where(r.id == version.run_id)).first() if version.run_id else None
         if producer is not None:
             windows = [window_of(producer)]
@@ -266,7 +318,7 @@ def _dataset_root(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
     elif request.schemaChange:
         if len(versions) != 1:
             raise InvalidRequest("schemaChange needs one dataset version")
-        columns = changed_columns(conn, dataset.id, next(iter(versions)))
+        columns = changed_columns(conn, dataset.id, uuid.UUID(next(iter(versions))))
         if not columns:
             raise InvalidRequest("the dataset version dropped or retyped no column of the version before it")
         description += f": columns {', '.join(sorted(columns))} were dropped or retyped"
@@ -277,10 +329,10 @@ def _dataset_root(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
         description=description,
         dataset=NodeRef(namespace=dataset.namespace_name, name=dataset.name),
         runs=[],
-        versions=sorted(str(x) for x in versions),
+        versions=sorted(versions),
         windows=_as_windows(affected.windows),
         columns=sorted(columns) if columns is not None else None,
-        failedAssertions=failed_assertions(conn, sorted(versions)),
+        failedAssertions=failed_assertions(conn, sorted(uuid.UUID(x) for x in versions)),
     )
     return ResolvedRoot(cause, node, {}, {dataset.id: affected})
 

@@ -40,12 +40,19 @@ def run_window(
 def merge(windows: list[Window]) -> list[Window]:
     """Sorted, with overlapping and touching windows joined."""
     merged: list[Window] = []
-    for w in sorted(windows):
-        if merged and w.start <= merged[-1].end:
-            if w.end > merged[-1].end:
-                merged[-1] = Window(merged[-1].start, w.end)
+    ordered = iter(sorted(windows))
+    first = next(ordered, None)
+    if first is None:
+        return merged
+    start, end = first
+    for w_start, w_end in ordered:  # one Window per merged run of windows, not one per extension
+        if w_start <= end:
+            if w_end > end:
+                end = w_end
         else:
-            merged.append(w)
+            merged.append(Window(start, end))
+            start, end = w_start, w_end
+    merged.append(Window(start, end))
     return merged
 
 
