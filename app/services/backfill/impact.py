@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 
-from sqlalchemy import Connection, Row, bindparam, func, literal, select
+from sqlalchemy import Connection, Engine, Row, bindparam, func, literal, select
 
 from app.db import tables as t
 from app.db.dialect import in_param, in_param_value, in_values, uuid_text
@@ -324,12 +325,14 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
     by_level: dict[int, list[uuid.UUID]] = defaultdict(list)
     for comp in order:
         by_level[levels[comp[0]]].extend(comp)
-    for level in sorted(by_level):
-        batch = by_level[level]
-        rounds = len(batch) + 1 if any(job in in_cycle for job in batch) else 1
-        for _ in range(rounds):
-            if not _select(conn, batch, closure, affected, jobs, cleared, names):
-                break
+    # One thread for the whole plan fetches each level's bad reads on a second connection (_candidate_runs).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-reads") as background:
+        for level in sorted(by_level):
+            batch = by_level[level]
+            rounds = len(batch) + 1 if any(job in in_cycle for job in batch) else 1
+            for _ in range(rounds):
+                if not _select(conn, background, batch, closure, affected, jobs, cleared, names):
+                    break
 
     for job in in_cycle & set(jobs):
         jobs[job].in_cycle = True
@@ -381,6 +384,7 @@ class _Names:
 
 def _select(
     conn: Connection,
+    background: Executor,
     batch: list[uuid.UUID],
     closure: _Closure,
     affected: dict[uuid.UUID, Affected],
@@ -425,7 +429,7 @@ def _select(
     if not active:
         return False
 
-    runs = _candidate_runs(conn, active, bad_inputs, names)
+    runs = _candidate_runs(conn, background, active, bad_inputs, names)
     for job in active:
         impact = jobs.get(job)
         if impact is None:
@@ -495,7 +499,11 @@ def _snapshot(a: Affected) -> Affected:
 
 
 def _candidate_runs(
-    conn: Connection, jobs: list[uuid.UUID], bad_inputs: dict[uuid.UUID, dict[uuid.UUID, Affected]], names: _Names
+    conn: Connection,
+    background: Executor,
+    jobs: list[uuid.UUID],
+    bad_inputs: dict[uuid.UUID, dict[uuid.UUID, Affected]],
+    names: _Names,
 ) -> dict[uuid.UUID, dict[str, SelectedRun]]:
     """job -> run -> the run with its reasons: runs that read a bad version, and runs whose interval overlaps
     a bad window of an input.
@@ -513,6 +521,11 @@ def _candidate_runs(
     span = hull([w for ws in job_windows.values() for w in ws])
     found: dict[str, SelectedRun] = {}
     overlapping: list[SelectedRun] = []
+    versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
+    # The reads of the bad versions are fetched on a second connection while this one reads the runs in the
+    # window: together they are most of a level's database time, each waiting on its own index probes. (A plan
+    # only reads, and each statement has its own snapshot under READ COMMITTED anyway.)
+    pending_reads = background.submit(_bad_reads, conn.engine, versions) if versions else None
     if span is not None:
         # One row per run and dataset it wrote (what it wrote is needed once selected). A run overlapping one
         # of its job's windows overlaps their hull.
@@ -528,17 +541,13 @@ def _candidate_runs(
                 overlapping.append(selected)
             if row[8] is not None:
                 selected.wrote.append((row[8], row[9]))
+    reads = pending_reads.result() if pending_reads is not None else []
 
     # run -> [(dataset label, version)] of the bad versions it read
     exact: dict[str, list[tuple[str, str]]] = {}
-    versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
     if versions:
         # Any reader's: whose run is one of these jobs' is known from the runs in the window, the others are
         # looked up by id and job. That spares joining every read to its run.
-        reads = conn.execute(
-            _bad_reads_query(conn.dialect.name),
-            {"versions": in_param_value(conn, t.run_io.c.dataset_version_id, versions)},
-        ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
         # job -> input dataset -> (its bad versions, its label): one lookup per read.
         inputs_of = {
             str(job): {str(d): (a.versions, names.dataset(d)) for d, a in inputs.items()}
@@ -621,6 +630,15 @@ def _candidate_runs(
     for selected in found.values():
         selected_by_job[selected.job_id][selected.id] = selected
     return selected_by_job
+
+
+def _bad_reads(engine: Engine, versions: set[str]) -> list[Row]:
+    """(run, dataset, version) as text of every read of these versions, on a connection of its own."""
+    with engine.connect() as conn:
+        return conn.execute(
+            _bad_reads_query(conn.dialect.name),
+            {"versions": in_param_value(conn, t.run_io.c.dataset_version_id, versions)},
+        ).all()  # fetchall: far cheaper than row-by-row for thousands of rows
 
 
 @cache
