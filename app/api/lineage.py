@@ -148,21 +148,21 @@ async def post_lineage_batch(
     engine: EngineDep,
     settings: Annotated[Settings, Depends(get_settings)],
 ) -> BatchResult:
-    items = [
-        _batch_item(i, value)
-        for i, value in enumerate(parse_json_array(await read_body(request, settings.max_body_bytes)))
-    ]
+    values = parse_json_array(await read_body(request, settings.max_body_bytes))
     metrics = request.app.state.metrics
-    result = await run_in_threadpool(
-        ingest_batch,
-        engine,
-        items,
-        retry_seconds=settings.ingest_retry_seconds,
-        quality_rules=settings.quality_rules,
-        on_ingested=lambda item: metrics.ingested(
-            item.event.KIND, item.payload.get("eventType"), item.payload.get("producer")
-        ),
-    )
+
+    def check_and_ingest() -> BatchResult:  # in a worker thread: a large batch's checks would hold the event loop
+        return ingest_batch(
+            engine,
+            [_batch_item(i, value) for i, value in enumerate(values)],
+            retry_seconds=settings.ingest_retry_seconds,
+            quality_rules=settings.quality_rules,
+            on_ingested=lambda item: metrics.ingested(
+                item.event.KIND, item.payload.get("eventType"), item.payload.get("producer")
+            ),
+        )
+
+    result = await run_in_threadpool(check_and_ingest)
     if result.summary.successful == 0 and result.summary.retriable > 0:
         # Nothing stored and the database is down: the client should send the whole batch again.
         raise DatabaseUnavailable(result.failed_events[-1].reason)  # answered 503 with Retry-After
