@@ -440,6 +440,12 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             ):
                 run_io[(r.id, io_type)] = (event_io[(r.id, io_type)], r.namespace, r.name)
     event_edges = {io: [ds for (ds, kind) in event_io if kind == io] for io in IO_TYPES}
+    finishing = {
+        "job_id": job_id,
+        "job": (job_ns, job_name, location),
+        "run_id": run_id,
+        "current_version_key": current_version_key,
+    }
     if not terminal_or_streaming:
         _upsert_event_edges(w, job_id, event_edges, run_id, current_version_key)
         finished = w.finished_run(run_id) if event_io else None
@@ -447,54 +453,34 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
             # The run's terminal event arrived before this one and did not know this IO (e.g. a COMPLETE
             # without datasets before the START that listed them): finish the run again as that terminal
             # event, now with the whole IO, so the result is the one of the events in order.
-            _finish_again_as(
-                conn,
-                ctx,
-                finished,
-                job_id=job_id,
-                job=(job_ns, job_name, location),
-                run_id=run_id,
-                run_io=run_io,
-                current_version_key=current_version_key,
-            )
+            _finish_again_as(conn, ctx, finished, **finishing, run_io=run_io)
     else:
         # The run's winning terminal event (read before this one sets the run's job version).
         winner = w.finished_run(run_id) if state is not None and (event_io or earlier_io) else None
         superseded_terminal = winner is not None and winner.state_key > ctx.key
-        # The version the run had from its earlier terminal event, which this later one replaces.
-        previous_version = winner.job_version_id if winner is not None and not superseded_terminal else None
         version = _finish_run(
             w,
-            job_id=job_id,
-            job=(job_ns, job_name, location),
-            run_id=run_id,
+            **finishing,
             # A terminal event older than the run's winning one finishes with the IO it has in key order (a
             # COMPLETE without datasets, then a retry's COMPLETE with them: edges dated from the retry),
             # whatever arrived first.
             run_io=_io_before_next_terminal(w, run_id, ctx.key, run_io) if superseded_terminal else run_io,
             publishes=completes or streaming,
             replaces_version=None,
-            current_version_key=current_version_key,
             event_edges=event_edges,
         )
         if superseded_terminal:
             # A later terminal event of this run (a retry's COMPLETE, a FAIL after it) arrived first without
             # this IO: finish the run again as that event, with the whole IO, as the events in order would.
-            final_version = _finish_again_as(
-                conn,
-                ctx,
-                winner,
-                job_id=job_id,
-                job=(job_ns, job_name, location),
-                run_id=run_id,
-                run_io=run_io,
-                current_version_key=current_version_key,
-            )
+            final_version = _finish_again_as(conn, ctx, winner, **finishing, run_io=run_io)
+            earlier_version = version  # what this older terminal event made
+        else:
+            final_version = version
+            earlier_version = winner.job_version_id if winner is not None else None  # the run's earlier end
         # A run has one job version, from all its IO: what an earlier terminal event made goes unless another
         # run has it or it is the job's current version.
-        replaced = version if superseded_terminal else previous_version
-        if replaced is not None and replaced != (final_version if superseded_terminal else version):
-            w.release_job_version(run_id, replaced)
+        if earlier_version is not None and earlier_version != final_version:
+            w.release_job_version(run_id, earlier_version)
     # Last, once a finished run has published the version that replaces it (see publish_versions).
     for old, new in superseded:
         w.drop_superseded_version(old, new, run_id)
