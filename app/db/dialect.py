@@ -123,8 +123,13 @@ def in_values(conn: Connection, column: ColumnElement, values: Iterable[Any]) ->
                 return column == any_(bindparam(None, array, type_=_PassThrough()))
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     if isinstance(column.type, Uuid):
-        values = [uuid.UUID(v) if isinstance(v, str) else v for v in values]
+        values = _as_uuids(values)
     return column.in_(values)
+
+
+def _as_uuids(values: list[Any]) -> list[Any]:
+    """For SQLite, which binds uuid.UUID: ids given as their text (uuid_text) are turned back."""
+    return [uuid.UUID(v) if isinstance(v, str) else v for v in values]
 
 
 def in_param(dialect: Connection | str, column: ColumnElement, key: str) -> ColumnElement[bool]:
@@ -146,7 +151,7 @@ def in_param_value(conn: Connection, column: ColumnElement, values: Iterable[Any
             if array is None:
                 raise TypeError("in_param_value: a uuid column's values are uuid.UUID or their text")
             return array
-        return [uuid.UUID(v) if isinstance(v, str) else v for v in values]
+        return _as_uuids(values)
     return values
 
 

@@ -557,11 +557,7 @@ def _candidate_runs(
         def bad_read(run: str, job: str, dataset: str, version: str) -> None:
             bad = inputs_of[job].get(dataset)
             if bad is not None and version in bad[0]:
-                already = exact.get(run)
-                if already is None:
-                    exact[run] = [(bad[1], version)]
-                else:
-                    already.append((bad[1], version))
+                exact.setdefault(run, []).append((bad[1], version))
 
         # The reads of runs in the window (nearly all) in one pass, bad_read inlined (tens of thousands of
         # reads); the others' runs are looked up after.
@@ -574,11 +570,7 @@ def _candidate_runs(
                 continue
             bad = inputs_of[selected.job_key].get(dataset)
             if bad is not None and version in bad[0]:
-                already = exact.get(run)
-                if already is None:
-                    exact[run] = [(bad[1], version)]
-                else:
-                    already.append((bad[1], version))
+                exact.setdefault(run, []).append((bad[1], version))
         if others:  # read a bad version, but ran for data time outside every bad window (or another job's)
             r = t.runs.c
             outside = {
