@@ -291,7 +291,9 @@ def _purge_dataset_versions(batches: _Batches, cutoff: datetime, size: int, repo
 
 def _purge_raw_events(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):
     e, rs, f = t.lineage_events.c, t.run_states.c, t.facets.c
-    for conn, ids in _old_batches(batches, e.id, e.event_time < cutoff, size, progress, "raw events"):
+    # An event not applied yet is kept however old it says it is: the model is still to be built from it.
+    old = and_(e.event_time < cutoff, e.applied_at.is_not(None))
+    for conn, ids in _old_batches(batches, e.id, old, size, progress, "raw events"):
         named = and_(
             in_values(conn, e.id, ids),
             ~exists().where(rs.lineage_event_id == e.id),
