@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, func, select, u
 from sqlalchemy.exc import DBAPIError
 
 from app.db import tables as t
-from app.db.dialect import in_values, serialize_on
+from app.db.dialect import in_values, serialize_on_all
 from app.db.engine import write_transaction
 from app.services.ingest import job_lock_key
 
@@ -198,15 +198,13 @@ def _purge_runs(
 
 def _hold_jobs(conn: Connection, job_ids) -> None:
     """Take the locks ingest applies each job's events under (``job_lock_key``) for the jobs whose rows this
-    batch is about to check, in one order (two server processes may purge at once). The check that follows
+    batch is about to check, in the one order the applier takes them in too. The check that follows
     then sees every event of those jobs committed so far, and any other waits for the batch to commit and
     recreates what it needs. Without them an event could point a run at a job version between the check and
     the delete, and the run would name a version that no longer exists."""
     j = t.jobs.c
-    for namespace, name in conn.execute(
-        select(j.namespace_name, j.name).where(j.id.in_(job_ids.scalar_subquery())).order_by(j.namespace_name, j.name)
-    ):
-        serialize_on(conn, job_lock_key(namespace, name))
+    jobs = conn.execute(select(j.namespace_name, j.name).where(j.id.in_(job_ids.scalar_subquery())))
+    serialize_on_all(conn, (job_lock_key(namespace, name) for namespace, name in jobs))
 
 
 def _delete_runs(conn: Connection, run_ids: list, report: PurgeReport) -> int:

@@ -2,19 +2,21 @@
 
 Each server process runs one applier thread. A batch is claimed, applied and marked in one transaction:
 
-1. claim up to ``max_batch`` unapplied events, oldest first (``applied_at IS NULL``, a partial index). On
-   Postgres the claim is ``FOR UPDATE SKIP LOCKED``: appliers of other processes and replicas take other
-   events instead of waiting; SQLite has one writer at a time anyway;
-2. take the per-job locks of every job in the batch at once, in one global order (``serialize_on_all``), so
-   a batch waits for another process's batch of the same job instead of deadlocking with it; ingest's inline
-   path and retention take the same locks;
-3. apply each event with the ingest code, in claim order; incidents and their outbox rows are detected in the
+1. take the applier lock: one batch is applied at a time, whichever process applies it (SQLite has one
+   writer at a time anyway). Batches of different processes could otherwise interleave their reads and writes
+   of the rows they share (datasets read by one batch's jobs and published by another's) in ways that one
+   event per transaction never did; set-based batches, not parallel ones, are how the applier gets faster;
+2. claim up to ``max_batch`` unapplied events, oldest first (``applied_at IS NULL``, a partial index;
+   ``FOR UPDATE SKIP LOCKED`` on Postgres, so the claim itself never waits);
+3. take the per-job locks of every job in the batch at once, in one global order (``serialize_on_all``):
+   ingest's inline path (the Marquez API's legacy writes) and retention take the same locks;
+4. apply each event with the ingest code, in claim order; incidents and their outbox rows are detected in the
    same transaction;
-4. mark the events applied (``applied_at``) in that same transaction.
+5. mark the events applied (``applied_at``) in that same transaction.
 
 A crash anywhere before the commit leaves the events unapplied and unclaimed for the next batch; after it,
 they are applied and marked together, so an event is applied exactly once. Event keys make the model
-independent of the order events are applied in, so batches of different processes may interleave freely.
+independent of the order events are applied in, so it does not matter which process applies which batch.
 
 A batch that raises for a reason that is not the database's (a mapping bug, a payload that no longer
 validates) is rolled back and its events are applied again one per transaction, so the bad one is marked
@@ -37,7 +39,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, select, update
 
 from app.db import tables as t
-from app.db.dialect import in_values, is_retryable, is_unavailable, serialize_on_all
+from app.db.dialect import in_values, is_retryable, is_unavailable, serialize_on, serialize_on_all
 from app.db.engine import write_transaction
 from app.schemas.openlineage import LineageEvent, event_class_for
 from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
@@ -45,6 +47,9 @@ from app.services.ingest.writer import EventContext, event_key
 from app.settings import QualityRule
 
 log = logging.getLogger(__name__)
+
+# One batch at a time, across every process and replica (see the module docstring).
+APPLIER_LOCK = "headwater:applier"
 
 APPLY = {"RUN_EVENT": apply_run_event, "DATASET_EVENT": apply_dataset_event, "JOB_EVENT": apply_job_event}
 
@@ -131,6 +136,7 @@ def _apply_batch(
 ) -> BatchOutcome:
     e = t.lineage_events.c
     with write_transaction(engine) as connection:
+        serialize_on(connection, APPLIER_LOCK)
         claimed = _claim(connection, limit, only_id)
         if not claimed:
             return BatchOutcome()
