@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     # How long an event whose transaction keeps losing races (deadlock, serialization failure, busy SQLite) is
     # retried, with growing pauses, before the client gets a 503. Under the OpenLineage client's 5 s timeout.
     ingest_retry_seconds: float = 3.0
+    # Ingest acknowledges an event once it is stored in the log; the applier builds the model from the log
+    # afterwards. Reads first wait until what was acknowledged before them is applied, for at most this long;
+    # then they answer anyway, saying how far behind they are (X-Headwater-Unapplied-Events, …-Lag-Seconds).
+    read_wait_seconds: float = Field(5.0, ge=0)
+    log_batch_size: int = Field(1000, ge=1)  # events stored per log transaction at most (group commit)
+    apply_batch_size: int = Field(200, ge=1)  # events applied per applier transaction at most
+    # How often an idle applier looks for events that another process stored and did not apply (its own
+    # process's events wake it at once).
+    apply_poll_seconds: float = Field(1.0, gt=0)
     log_level: str = "info"
     log_format: str = Field("text", pattern="^(text|json)$")  # json: one JSON object per line
     # Move what start-up made (modules, metadata, the app) out of the garbage collector's sight once the server

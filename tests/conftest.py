@@ -51,8 +51,13 @@ def database_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(database_url) -> Settings:
     # The incident worker runs in the tests of incidents (tests/test_incidents*.py), with their own clock.
+    # Reads wait for the applier however loaded the machine is (the bounded wait has its own test).
     return Settings(
-        database_url=database_url, migrate_on_start=False, incident_worker=False, freeze_gc_after_start=False
+        database_url=database_url,
+        migrate_on_start=False,
+        incident_worker=False,
+        freeze_gc_after_start=False,
+        read_wait_seconds=60,
     )
 
 

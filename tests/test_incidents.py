@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.services.incidents import late
 from app.settings import Settings
+from tests.support import model
 from tests.support.events import (
     POSTGRES_NS,
     airflow_dag_run,
@@ -521,7 +522,7 @@ def test_a_jobs_cadence_is_learned_from_its_newest_runs_only(client, engine, set
     days = [*range(12), *range(14, 42, 3)]
     for day in days:
         last = scheduled_run(client, "load_orders", day, output="orders")
-    (overdue,) = late.overdue_jobs(engine, settings, last + 5 * DAY)
+    (overdue,) = late.overdue_jobs(model.applied(engine), settings, last + 5 * DAY)
     assert overdue.cadence == 3 * DAY
     assert overdue.last_completed == last
     assert late.overdue_jobs(engine, settings, last + 4 * DAY) == []  # 3 days × 1.5 tolerance = 4.5 days

@@ -3,6 +3,7 @@ at once, as the OpenLineage OpenAPI document defines it (for replaying, migratin
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,11 +11,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.auth import require_write_key
-from app.api.deps import EngineDep, get_settings
+from app.api.deps import get_settings
 from app.api.errors import ApiError, summary, validation_errors
 from app.api.request_body import find_nul, json_type, parse_json_array, parse_json_object, read_body
 from app.schemas.openlineage import BatchResult, LineageEvent, event_class_for
-from app.services.ingest import DatabaseUnavailable, ingest_event
+from app.services.ingest import DatabaseUnavailable
 from app.services.ingest.batch import BatchItem, ingest_batch
 from app.settings import Settings
 
@@ -68,7 +69,10 @@ def validate_event(payload: dict) -> LineageEvent:
     summary="Record an OpenLineage event",
     response_class=Response,
     responses={
-        201: {"description": "Stored (an identical event already stored is accepted and changes nothing)."},
+        201: {
+            "description": "Stored durably (an identical event already stored is accepted and changes nothing). "
+            "The model is built from it right after; reads wait for that."
+        },
         400: {"description": "Not JSON, not a JSON object, or a broken gzip body."},
         413: {"description": "Body over the size limit."},
         401: {"description": "API keys are configured and the request has no valid one."},
@@ -79,21 +83,11 @@ def validate_event(payload: dict) -> LineageEvent:
     openapi_extra={"requestBody": _EVENT_BODY},
     dependencies=[Depends(require_write_key)],
 )
-async def post_lineage(
-    request: Request,
-    engine: EngineDep,
-    settings: Annotated[Settings, Depends(get_settings)],
-) -> Response:
+async def post_lineage(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Response:
     payload = parse_json_object(await read_body(request, settings.max_body_bytes))
     event = validate_event(payload)
-    await run_in_threadpool(
-        ingest_event,
-        engine,
-        payload,
-        event,
-        retry_seconds=settings.ingest_retry_seconds,
-        quality_rules=settings.quality_rules,
-    )
+    # Answered once the event log has committed it (group commit, app/services/ingest/log.py).
+    await asyncio.wrap_future(request.app.state.ingest.submit(payload, event))
     request.app.state.metrics.ingested(event.KIND, payload.get("eventType"), payload.get("producer"))
     return Response(status_code=201)
 
@@ -143,20 +137,14 @@ def _batch_item(index: int, value: object) -> BatchItem:
     openapi_extra={"requestBody": _BATCH_BODY},
     dependencies=[Depends(require_write_key)],
 )
-async def post_lineage_batch(
-    request: Request,
-    engine: EngineDep,
-    settings: Annotated[Settings, Depends(get_settings)],
-) -> BatchResult:
+async def post_lineage_batch(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> BatchResult:
     values = parse_json_array(await read_body(request, settings.max_body_bytes))
     metrics = request.app.state.metrics
 
     def check_and_ingest() -> BatchResult:  # in a worker thread: a large batch's checks would hold the event loop
         return ingest_batch(
-            engine,
+            request.app.state.ingest.submit,
             [_batch_item(i, value) for i, value in enumerate(values)],
-            retry_seconds=settings.ingest_retry_seconds,
-            quality_rules=settings.quality_rules,
             on_ingested=lambda item: metrics.ingested(
                 item.event.KIND, item.payload.get("eventType"), item.payload.get("producer")
             ),

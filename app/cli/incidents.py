@@ -44,18 +44,15 @@ def _call(
 ) -> Model | None:
     """Run ``local(engine)`` on the local database, or the same request against ``server``."""
     if server is None:
-        from app.db.engine import create_db_engine
+        from app.cli.local_database import caught_up_engine
         from app.services.errors import InvalidRequest, NotFound
-        from app.settings import Settings
 
-        engine = create_db_engine(Settings())
-        try:
-            return local(engine)
-        except (NotFound, InvalidRequest) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        finally:
-            engine.dispose()
+        with caught_up_engine() as engine:
+            try:
+                return local(engine)
+            except (NotFound, InvalidRequest) as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         response = httpx.request(method, server.rstrip("/") + path, headers=headers, timeout=60, **request)
