@@ -27,6 +27,7 @@ from tests.support.events import (
     nominal_time,
     run_event,
 )
+from tests.support.history import AS_NEWS, AS_NEWS_ENV
 from tests.support.live_server import LiveServer
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.test_backfill_plans import DAY, NOV, bookings_day, daily, post
@@ -75,13 +76,21 @@ def app_with_worker(settings, engine, server_clock) -> Iterator[Callable[..., Te
     clients = []
 
     def start(**overrides) -> TestClient:
-        client = TestClient(create_app(settings.model_copy(update={**FAST, **overrides}), clock=server_clock))
+        # The tests' histories are dated November 2024: the server takes them as news (support/history.py).
+        update = {**FAST, **AS_NEWS, **overrides}
+        client = TestClient(create_app(settings.model_copy(update=update), clock=server_clock))
         clients.append(client.__enter__())
         return client
 
     yield start
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(news_client) -> TestClient:
+    """Without the worker; the November 2024 history taken as news."""
+    return news_client
 
 
 @pytest.fixture
@@ -290,7 +299,7 @@ def test_a_receiver_that_never_answers_well_is_given_up_on(app_with_worker, rece
 def test_a_restart_between_incident_and_delivery_still_delivers(settings, engine, database_url, receiver, tmp_path):
     """The incident and its outbox row are written at ingest; the first server has no worker running. A new
     server process, started later, delivers from the outbox."""
-    with TestClient(create_app(settings)) as first:  # the test settings: no incident worker
+    with TestClient(create_app(settings.model_copy(update=AS_NEWS))) as first:  # no incident worker
         subscription = subscribe(
             first, receiver.url("/ops"), "ops-secret", jobs=[{"namespace": NS, "name": "load_orders"}]
         )
@@ -300,7 +309,7 @@ def test_a_restart_between_incident_and_delivery_still_delivers(settings, engine
         assert deliveries(first, subscription)["totalCount"] == 0
     assert receiver.calls() == []
 
-    env = {"HEADWATER_WORKER_POLL_SECONDS": "0.05"}
+    env = {"HEADWATER_WORKER_POLL_SECONDS": "0.05", **AS_NEWS_ENV}
     with LiveServer(database_url, log_path=tmp_path / "server.log", env=env) as server:
         (call,) = receiver.wait_for(1, "/ops")
         assert call.signed_with("ops-secret")
@@ -430,7 +439,7 @@ def test_a_failed_assertion_raises_a_data_quality_incident(client):
 def test_metrics_breaking_a_configured_rule_raise_a_data_quality_incident(settings, engine, monkeypatch):
     rules = [{"dataset": f"{DB}:orders*", "column": "customer_id", "metric": "nullCount", "max": 0}]
     monkeypatch.setenv("HEADWATER_QUALITY_RULES", json.dumps(rules))
-    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False)
+    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False, **AS_NEWS)
     assert configured.quality_rules[0].max == 0
     with TestClient(create_app(configured)) as client:
         metrics = {"rowCount": 100, "columnMetrics": {"customer_id": {"nullCount": 0}, "note": {"nullCount": 40}}}
@@ -493,7 +502,7 @@ def test_quality_facets_of_odd_shapes_raise_nothing_and_keep_the_event(settings,
         "HEADWATER_QUALITY_RULES",
         '[{"metric": "rowCount", "min": 1}, {"column": "*", "metric": "nullCount", "max": 0}]',
     )
-    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False)
+    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False, **AS_NEWS)
     odd = [
         {"dataQualityAssertions": {"assertions": "none"}},
         {"dataQualityAssertions": {"assertions": [1, None, {"success": "no"}]}},
@@ -521,6 +530,7 @@ def test_a_jobs_cadence_is_learned_from_its_newest_runs_only(client, engine, set
     days = [*range(12), *range(14, 42, 3)]
     for day in days:
         last = scheduled_run(client, "load_orders", day, output="orders")
+    settings = settings.model_copy(update=AS_NEWS)
     (overdue,) = late.overdue_jobs(engine, settings, last + 5 * DAY)
     assert overdue.cadence == 3 * DAY
     assert overdue.last_completed == last

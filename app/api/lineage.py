@@ -93,6 +93,7 @@ async def post_lineage(
         event,
         retry_seconds=settings.ingest_retry_seconds,
         quality_rules=settings.quality_rules,
+        incident_max_event_age=settings.incident_max_event_age,
     )
     request.app.state.metrics.ingested(event.KIND, payload.get("eventType"), payload.get("producer"))
     return Response(status_code=201)
@@ -157,6 +158,7 @@ async def post_lineage_batch(
             [_batch_item(i, value) for i, value in enumerate(values)],
             retry_seconds=settings.ingest_retry_seconds,
             quality_rules=settings.quality_rules,
+            incident_max_event_age=settings.incident_max_event_age,
             on_ingested=lambda item: metrics.ingested(
                 item.event.KIND, item.payload.get("eventType"), item.payload.get("producer")
             ),

@@ -1,5 +1,9 @@
 """Late datasets: a job's cadence is learned from the nominal start times of its recent completed runs; when
-it has not completed a run for cadence × (1 + tolerance) since its last one, the datasets it writes are late."""
+it has not completed a run for cadence × (1 + tolerance) since its last one, the datasets it writes are late.
+
+Only jobs that run in real time are judged: one whose last completion Headwater learned of as history (received
+long after it happened: a migration, a replay) is not late, however old that completion is — replayed history
+never pages anyone, and the next real-time completion makes the job judged again."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from app.db import tables as t
 from app.db.dialect import in_values, newest_per_key
 from app.db.engine import read_connection, write_transaction
 from app.services.incidents import records
+from app.services.incidents.news import is_news
 from app.services.lineage import current_edges
 from app.settings import Settings
 
@@ -41,7 +46,7 @@ def _human(delta: timedelta) -> str:
 
 def overdue_jobs(engine: Engine, settings: Settings, now: datetime) -> list[Overdue]:
     r = t.runs.c
-    completed = select(r.job_id, r.nominal_start_time, r.nominal_end_time, r.ended_at).where(
+    completed = select(r.id, r.job_id, r.nominal_start_time, r.nominal_end_time, r.ended_at).where(
         r.state == "COMPLETED", r.nominal_start_time.is_not(None), r.ended_at.is_not(None)
     )
     with read_connection(engine) as conn:
@@ -52,7 +57,7 @@ def overdue_jobs(engine: Engine, settings: Settings, now: datetime) -> list[Over
     runs = defaultdict(list)
     for row in rows:
         runs[row.job_id].append(row)
-    found = []
+    found: list[tuple[uuid.UUID, Overdue]] = []
     for job_id, history in runs.items():
         starts = sorted({row.nominal_start_time for row in history})
         if len(starts) < settings.late_min_runs:
@@ -60,13 +65,28 @@ def overdue_jobs(engine: Engine, settings: Settings, now: datetime) -> list[Over
         cadence = statistics.median(b - a for a, b in zip(starts, starts[1:], strict=False))
         if cadence <= timedelta(0):
             continue
-        last_completed = max(row.ended_at for row in history)
-        expected_by = last_completed + cadence * (1 + settings.late_tolerance)
+        last_run = max(history, key=lambda row: row.ended_at)
+        expected_by = last_run.ended_at + cadence * (1 + settings.late_tolerance)
         if now > expected_by:
             latest = max(history, key=lambda row: row.nominal_start_time)
             nominal_end = latest.nominal_end_time or latest.nominal_start_time + cadence
-            found.append(Overdue(job_id, cadence, last_completed, nominal_end, expected_by))
-    return found
+            found.append((last_run.id, Overdue(job_id, cadence, last_run.ended_at, nominal_end, expected_by)))
+    if not found:
+        return []
+    live = _completed_in_real_time(engine, [run_id for run_id, _ in found], settings)
+    return [overdue for run_id, overdue in found if run_id in live]
+
+
+def _completed_in_real_time(engine: Engine, run_ids: list[uuid.UUID], settings: Settings) -> set[uuid.UUID]:
+    """The runs among ``run_ids`` whose COMPLETE event was news when it arrived (one index probe per run)."""
+    e = t.lineage_events.c
+    with read_connection(engine) as conn:
+        rows = conn.execute(
+            select(e.run_id, e.event_time, e.received_at).where(
+                in_values(conn, e.run_id, run_ids), e.event_type == "COMPLETE"
+            )
+        ).all()
+    return {row.run_id for row in rows if is_news(row.event_time, row.received_at, settings.incident_max_event_age)}
 
 
 def check(engine: Engine, settings: Settings, now: datetime) -> int:

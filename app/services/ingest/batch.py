@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DataError
 from app.db.json import UnstorableJSON
 from app.schemas.openlineage import BatchResult, BatchSummary, FailedEvent, LineageEvent
 from app.services.ingest import DatabaseUnavailable, ingest_event
-from app.settings import QualityRule
+from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ def ingest_batch(
     *,
     retry_seconds: float,
     quality_rules: Sequence[QualityRule] = (),
+    incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
     on_ingested: Callable[[BatchItem], None] = lambda item: None,
 ) -> BatchResult:
     """Ingest the valid items in order. Once the database is unavailable, the item it failed on and the rest
@@ -45,7 +47,13 @@ def ingest_batch(
             continue
         if unavailable is None:
             try:
-                refused = _ingest_one(engine, item, retry_seconds=retry_seconds, quality_rules=quality_rules)
+                refused = _ingest_one(
+                    engine,
+                    item,
+                    retry_seconds=retry_seconds,
+                    quality_rules=quality_rules,
+                    incident_max_event_age=incident_max_event_age,
+                )
             except DatabaseUnavailable as exc:
                 unavailable = f"The database is unavailable ({exc}); send this event again."
             else:
