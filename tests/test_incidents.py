@@ -323,9 +323,9 @@ def test_a_restart_between_incident_and_delivery_still_delivers(settings, engine
         assert wait_until(delivered)["deliveries"][0]["attempts"] == 1
 
 
-def scheduled_run(client, name, day, *, output, inputs=(), columns=None, lineage=None, minutes=1):
-    """A daily run for day ``day`` (nominal [NOV + day, NOV + day + 1)), completed ``minutes`` after its end."""
-    start = NOV + day * DAY
+def scheduled_run(client, name, day, *, output, inputs=(), columns=None, lineage=None, minutes=1, base=NOV):
+    """A daily run for day ``day`` (nominal [base + day, base + day + 1)), completed ``minutes`` after its end."""
+    start = base + day * DAY
     facets = {"nominalTime": nominal_time(start, start + DAY)}
     outs = [dataset(DB, output, columns=columns, facets={"columnLineage": lineage} if lineage else None)]
     run_id = uuid.uuid4()
@@ -335,13 +335,20 @@ def scheduled_run(client, name, day, *, output, inputs=(), columns=None, lineage
     return at
 
 
+def days_ending_now(days: int) -> datetime:
+    """The first day of ``days`` daily runs whose last completes just after now: late is judged in real time,
+    from when Headwater heard of a job's last completion (received now, so it must be that recent)."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + HOUR - days * DAY
+
+
 def test_a_late_dataset_raises_an_incident_after_its_cadence_and_resolves_when_the_run_arrives(
     app_with_worker, server_clock, receiver
 ):
     client = app_with_worker()
+    base = days_ending_now(4)
     for day in range(4):
-        last = scheduled_run(client, "load_orders", day, output="orders")
-        scheduled_run(client, "revenue", day, output="revenue_t", inputs=["orders"], minutes=30)
+        last = scheduled_run(client, "load_orders", day, output="orders", base=base)
+        scheduled_run(client, "revenue", day, output="revenue_t", inputs=["orders"], minutes=30, base=base)
     subscription = subscribe(client, receiver.url("/revenue"), datasets=[{"namespace": DB, "name": "revenue_t"}])
     worker = client.app.state.incident_worker
 
@@ -372,7 +379,7 @@ def test_a_late_dataset_raises_an_incident_after_its_cadence_and_resolves_when_t
     checked_at(last + timedelta(hours=36, minutes=10))
     assert len([i for i in incidents(client, kind="late") if i["job"]["name"] == "load_orders"]) == 1
 
-    scheduled_run(client, "load_orders", 4, output="orders", minutes=15 * 60)
+    scheduled_run(client, "load_orders", 4, output="orders", minutes=15 * 60, base=base)
     (resolved,) = [i for i in incidents(client, kind="late", status="resolved") if i["id"] == incident["id"]]
     assert "completed" in resolved["resolution"]
     receiver.wait_for(2, "/revenue")
@@ -528,9 +535,9 @@ def test_a_jobs_cadence_is_learned_from_its_newest_runs_only(client, engine, set
     """Twelve daily runs, then ten runs every three days: the job now runs every three days, whatever its
     longer history says (the median over all 22 runs would be one day)."""
     days = [*range(12), *range(14, 42, 3)]
+    base = days_ending_now(42)
     for day in days:
-        last = scheduled_run(client, "load_orders", day, output="orders")
-    settings = settings.model_copy(update=AS_NEWS)
+        last = scheduled_run(client, "load_orders", day, output="orders", base=base)
     (overdue,) = late.overdue_jobs(engine, settings, last + 5 * DAY)
     assert overdue.cadence == 3 * DAY
     assert overdue.last_completed == last
