@@ -84,15 +84,15 @@ def supersede(engine: Engine, now: datetime) -> int:
     """Pending `incident.opened` deliveries not in flight whose incident has resolved since: the receiver hears
     `incident.resolved` instead, not a stale "open" after it (nor a page for what is over)."""
     w = t.webhook_deliveries.c
-    with write_transaction(engine) as conn:
+    stale = (w.event == records.OPENED, w.status == "pending", _unleased(t.webhook_deliveries, now))
+    with read_connection(engine) as conn:  # mostly none: no write transaction (a lock on SQLite) every poll
+        found = conn.execute(select(w.id).where(*stale, _sibling(records.RESOLVED)).limit(BATCH)).scalars().all()
+    if not found:
+        return 0
+    with write_transaction(engine) as conn:  # the conditions again: a worker may have claimed one meanwhile
         return conn.execute(
             update(t.webhook_deliveries)
-            .where(
-                w.event == records.OPENED,
-                w.status == "pending",
-                _unleased(t.webhook_deliveries, now),
-                _sibling(records.RESOLVED),
-            )
+            .where(w.id.in_(found), *stale, _sibling(records.RESOLVED))
             .values(status="superseded", lease_until=None)
         ).rowcount
 
