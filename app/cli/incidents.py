@@ -131,7 +131,7 @@ def _refs(option: str, values: list[str] | None) -> list[NodeRef]:
 @subscriptions_cli.command("add")
 def add_command(
     url: str = typer.Option(..., "--url", help="http(s) URL that receives the JSON POSTs (e.g. a Slack webhook)."),
-    secret: str = typer.Option(None, "--secret", envvar="HEADWATER_WEBHOOK_SECRET", help="Signing key."),
+    secret: str = typer.Option(None, "--secret", envvar="HEADWATER_WEBHOOK_SECRET", help="Signing key (whsec_…)."),
     namespace: list[str] = typer.Option(None, "--namespace", help="A namespace (repeatable)."),
     job: list[str] = typer.Option(None, "--job", help="A job as <namespace>:<name> (repeatable)."),
     dataset: list[str] = typer.Option(None, "--dataset", help="A dataset as <namespace>:<name> (repeatable)."),

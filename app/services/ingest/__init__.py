@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -30,7 +30,7 @@ from app.services.ingest.applier import APPLY, job_lock_key, validate_stored
 from app.services.ingest.log import DatabaseUnavailable
 from app.services.ingest.statements import statements_for
 from app.services.ingest.writer import EventContext, event_key
-from app.settings import QualityRule
+from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ def ingest_event(
     *,
     retry_seconds: float = 3.0,
     quality_rules: Sequence[QualityRule] = (),
+    incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
 ) -> IngestResult:
     """Store the raw event and apply it to the model in one transaction.
 
@@ -109,7 +110,12 @@ def ingest_event(
                 if event_id is None:
                     return IngestResult(None, duplicate=True)
                 ctx = EventContext(
-                    event_id, event_key(event.eventTime, digest), event.eventTime, quality_rules=tuple(quality_rules)
+                    event_id,
+                    event_key(event.eventTime, digest),
+                    event.eventTime,
+                    quality_rules=tuple(quality_rules),
+                    received_at=row["received_at"],
+                    incident_max_event_age=incident_max_event_age,
                 )
                 APPLY[event.KIND](connection, ctx, event)
                 return IngestResult(event_id)

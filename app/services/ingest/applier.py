@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -44,7 +44,7 @@ from app.db.engine import write_transaction
 from app.schemas.openlineage import LineageEvent, event_class_for
 from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
 from app.services.ingest.writer import EventContext, event_key
-from app.settings import QualityRule
+from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,9 @@ class BatchOutcome:
 
 def _claim(connection, limit: int, only_id: int | None):
     e = t.lineage_events.c
-    stmt = select(e.id, e.event_hash, e.event_kind, e.job_namespace, e.job_name).where(e.applied_at.is_(None))
+    stmt = select(e.id, e.event_hash, e.event_kind, e.job_namespace, e.job_name, e.received_at).where(
+        e.applied_at.is_(None)
+    )
     if only_id is not None:
         stmt = stmt.where(e.id == only_id)
     return connection.execute(stmt.order_by(e.id).limit(limit).with_for_update(skip_locked=True)).all()
@@ -115,14 +117,16 @@ def apply_pending(
     *,
     limit: int,
     quality_rules: Sequence[QualityRule] = (),
+    incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
     validated: ValidatedEvents | None = None,
 ) -> BatchOutcome:
     """Claim, apply and mark one batch (see the module docstring). Raises what the database raised when it
     could not be committed (lost a race, unreachable): nothing of it stays then."""
+    options = {"quality_rules": quality_rules, "incident_max_event_age": incident_max_event_age}
     try:
-        return _apply_batch(engine, limit=limit, quality_rules=quality_rules, validated=validated)
+        return _apply_batch(engine, limit=limit, validated=validated, **options)
     except _BatchFailed as failed:
-        outcomes = [_apply_batch(engine, limit=1, quality_rules=quality_rules, only_id=i) for i in failed.event_ids]
+        outcomes = [_apply_batch(engine, limit=1, only_id=i, **options) for i in failed.event_ids]
         return BatchOutcome(sum(o.applied for o in outcomes), sum(o.failed for o in outcomes))
 
 
@@ -131,6 +135,7 @@ def _apply_batch(
     *,
     limit: int,
     quality_rules: Sequence[QualityRule],
+    incident_max_event_age: timedelta,
     validated: ValidatedEvents | None = None,
     only_id: int | None = None,
 ) -> BatchOutcome:
@@ -156,6 +161,8 @@ def _apply_batch(
                     event_key(event.eventTime, row.event_hash),
                     event.eventTime,
                     quality_rules=tuple(quality_rules),
+                    received_at=row.received_at,  # with the event's time: news or history (incidents/news.py)
+                    incident_max_event_age=incident_max_event_age,
                 )
                 APPLY[row.event_kind](connection, ctx, event)
         except Exception as exc:
@@ -192,6 +199,7 @@ class Applier:
         max_batch: int = 200,
         poll_seconds: float = 1.0,
         quality_rules: Sequence[QualityRule] = (),
+        incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
         validated: ValidatedEvents | None = None,
         on_batch: Callable[[BatchOutcome], None] = lambda outcome: None,
     ):
@@ -199,6 +207,7 @@ class Applier:
         self.max_batch = max_batch
         self.poll_seconds = poll_seconds
         self.quality_rules = tuple(quality_rules)
+        self.incident_max_event_age = incident_max_event_age
         self.validated = validated
         self.on_batch = on_batch  # after each committed batch
         self._wake = threading.Event()
@@ -241,7 +250,11 @@ class Applier:
                 return  # stop() asked: the final drain runs next, with its deadline
             try:
                 outcome = apply_pending(
-                    self.engine, limit=self.max_batch, quality_rules=self.quality_rules, validated=self.validated
+                    self.engine,
+                    limit=self.max_batch,
+                    quality_rules=self.quality_rules,
+                    incident_max_event_age=self.incident_max_event_age,
+                    validated=self.validated,
                 )
             except Exception as exc:  # the database's fault: the batch is rolled back, try again soon
                 level = logging.WARNING if is_unavailable(exc) else logging.INFO

@@ -37,6 +37,7 @@ class IngestRuntime:
             max_batch=settings.apply_batch_size,
             poll_seconds=settings.apply_poll_seconds,
             quality_rules=settings.quality_rules,
+            incident_max_event_age=settings.incident_max_event_age,
             validated=self.validated,
             on_batch=batch_applied,
         )
