@@ -20,6 +20,7 @@ from app.db.engine import create_db_engine
 from app.main import create_app
 from app.services.incidents import worker
 from app.settings import Settings
+from tests.support import model
 from tests.support.events import dataset, run_event
 from tests.support.history import AS_NEWS
 from tests.support.webhook_receiver import WebhookReceiver
@@ -63,9 +64,17 @@ def http() -> Iterator[httpx.Client]:
 
 
 def completes(client, name="load_orders", *, time=NOV + 2 * DAY) -> None:
-    """The job's next run completes: its run_failed incident resolves."""
+    """The job's next run completes: its run_failed incident resolves (once the applier has applied it, which the
+    worker steps below, reading the database directly, do not wait for by themselves)."""
     run_id = uuid.uuid4()
     post(client, run_event("COMPLETE", job=(NS, name), run_id=run_id, time=time, outputs=[dataset(DB, "orders")]))
+    model.applied(client.app.state.engine)
+
+
+def fails(client) -> None:
+    """A run of the job fails: its run_failed incident opens, with its outbox row (once applied)."""
+    failing_run(client)
+    model.applied(client.app.state.engine)
 
 
 def heard(receiver: WebhookReceiver, path: str) -> list[tuple[str, str]]:
@@ -78,7 +87,7 @@ def test_an_opening_being_retried_is_superseded_by_the_resolution_not_sent_after
     first, second = processes
     receiver.answer("/pager", 500)  # the first attempt fails: the opening waits a minute for its retry
     subscription = subscribe(client, receiver.url("/pager"), namespaces=[NS])
-    failing_run(client)
+    fails(client)
     t0 = datetime.now(UTC)
     assert worker.fan_out(first, ordered_settings, t0) == 1
     assert worker.deliver_due(first, ordered_settings, http, t0) == 0
@@ -106,7 +115,7 @@ def test_a_resolution_waits_while_another_process_is_sending_the_opening(
     first, second = processes
     held = receiver.hold("/pager")  # the receiver takes its time answering the opening
     subscription = subscribe(client, receiver.url("/pager"), namespaces=[NS])
-    failing_run(client)
+    fails(client)
     t0 = datetime.now(UTC)
     assert worker.fan_out(first, ordered_settings, t0) == 1
     sending = threading.Thread(target=worker.deliver_due, args=(first, ordered_settings, http, t0))
@@ -135,7 +144,7 @@ def test_a_resolution_is_not_fanned_out_before_its_opening(client, ordered_setti
     the opening's fan-out is still under way."""
     first, second = processes
     subscribe(client, receiver.url("/chat"), namespaces=[NS])
-    failing_run(client)
+    fails(client)
     completes(client)  # opened and resolved before any fan-out
     o = t.incident_outbox.c
     with first.connect() as conn:
