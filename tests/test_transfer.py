@@ -29,7 +29,7 @@ from tests.support import model
 from tests.support.events import POSTGRES_NS, airflow_dag_run, airflow_dag_run_id, airflow_task_run, dataset, run_event
 from tests.support.live_server import LiveServer
 from tests.support.marquez_db import create_marquez_table, fill_marquez_table, libpq_url, marquez_row
-from tests.test_reindex import empty_everything, post_all, realistic_events
+from tests.test_reindex import empty_everything, post_all
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "marquez-fixtures"
 if not FIXTURES.exists():  # CI lays shared/ beside the clone
@@ -96,7 +96,7 @@ def marquez_answers(client) -> dict[str, object]:
     def get(path: str):
         response = client.get(path)
         assert response.status_code == 200, (path, response.text)
-        answers[path] = response.json()
+        answers[path] = _runs_in_a_defined_order(response.json())
         return answers[path]
 
     for namespace in get("/api/v1/namespaces?limit=1000")["namespaces"]:
@@ -109,6 +109,20 @@ def marquez_answers(client) -> dict[str, object]:
             get(f"/api/v1/namespaces/{ns}/datasets/{quote(found['name'], safe='')}/versions?limit=1000")
     get("/api/v1/events/lineage?limit=1000&sortDirection=asc")
     return answers
+
+
+def _runs_in_a_defined_order(answer):
+    """Runs are listed newest first; among runs that started at the same instant the API defines no order."""
+    if isinstance(answer, dict):
+        for key, value in answer.items():
+            if key in ("runs", "latestRuns") and isinstance(value, list):
+                value.sort(key=lambda run: (run["startedAt"] or "", run["createdAt"], run["id"]), reverse=True)
+            else:
+                _runs_in_a_defined_order(value)
+    elif isinstance(answer, list):
+        for item in answer:
+            _runs_in_a_defined_order(item)
+    return answer
 
 
 def headwater(database_url: str, *args: str):
@@ -190,3 +204,180 @@ def test_marquez_db_import_builds_what_posting_the_events_builds(client, engine,
     with psycopg.connect(libpq_url(marquez_url)) as conn:  # Marquez's table is only read
         assert conn.execute("SELECT count(*) FROM lineage_events").fetchone()[0] == len(events) + 3
 
+
+def test_an_older_marquez_table_and_the_filters(client, engine, database_url, marquez_url):
+    """An install from before created_at and _event_type; --since/--until/--namespace select what is imported."""
+    events = airflow_history() + reference_events()
+    create_marquez_table(marquez_url, old=True)
+    fill_marquez_table(marquez_url, [marquez_row(e) for e in events], old=True)
+    since, until = datetime(2024, 3, 3, tzinfo=UTC), datetime(2024, 3, 6, tzinfo=UTC)
+    dsn = libpq_url(marquez_url)
+    window = ["--since", "2024-03-03", "--until", "2024-03-06T00:00:00Z", "--namespace", "airflow-prod"]
+
+    selected = [
+        e
+        for e in events
+        if since <= parse_timestamp(e["eventTime"]) < until and e.get("job", {}).get("namespace") == "airflow-prod"
+    ]
+    assert 0 < len(selected) < len(events) // 2
+
+    dry = headwater(database_url, "import", "marquez-db", "--dsn", dsn, "--dry-run", *window)
+    assert dry.exit_code == 0, dry.output
+    assert f"would store        {len(selected):>10,}" in dry.output
+    assert stored_events(engine) == 0  # a dry run writes nothing
+
+    result = headwater(database_url, "import", "marquez-db", "--dsn", dsn, *window)
+    assert result.exit_code == 0, result.output
+    assert f"stored             {len(selected):>10,}" in result.output
+    imported = model.snapshot(engine, json_key_order=False)
+
+    empty_everything(engine)
+    post_all(client, oldest_first(selected))
+    assert model.snapshot(engine, json_key_order=False) == imported
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _StopsAfter:
+    """A source that stops (as a process killed mid-import would) after handing out some chunks."""
+
+    def __init__(self, source, chunks: int):
+        self.source, self.left = source, chunks
+        self.identity = source.identity
+
+    def estimated_total(self):
+        return self.source.estimated_total()
+
+    def chunks(self, size, resume_from):
+        for chunk in self.source.chunks(size, resume_from):
+            if self.left == 0:
+                raise _Interrupted
+            self.left -= 1
+            yield chunk
+
+
+def test_an_interrupted_import_resumes_from_its_checkpoint_and_ends_identical(
+    client, engine, database_url, marquez_url, tmp_path
+):
+    events = reference_events() + airflow_history(days=10, seed=11)
+    create_marquez_table(marquez_url)
+    fill_marquez_table(marquez_url, [marquez_row(e) for e in events])
+    dsn = libpq_url(marquez_url)
+
+    complete = headwater(database_url, "import", "marquez-db", "--dsn", dsn)
+    assert complete.exit_code == 0, complete.output
+    uninterrupted = model.snapshot(engine, json_key_order=False)
+    empty_everything(engine)
+
+    checkpoint = tmp_path / "import.checkpoint"
+    with pytest.raises(_Interrupted):
+        run_import(
+            engine,
+            _StopsAfter(MarquezDatabase(dsn), chunks=4),
+            chunk_size=10,
+            checkpoint=Checkpoint(checkpoint, MarquezDatabase(dsn).identity),
+        )
+    halfway = stored_events(engine)
+    assert 0 < halfway < len(events)
+    saved = json.loads(checkpoint.read_text())
+    assert saved["stored"] == 40 and saved["resume_from"].startswith("20")
+
+    resumed = headwater(database_url, "import", "marquez-db", "--dsn", dsn, "--checkpoint", str(checkpoint))
+    assert resumed.exit_code == 0, resumed.output
+    assert f"resuming from the checkpoint in {checkpoint}: {saved['resume_from']}" in resumed.output
+    # It started at the checkpoint: what it read is what was left, plus the instant it stopped at, read again.
+    read = int(next(line for line in resumed.output.splitlines() if line.strip().startswith("read")).split()[1])
+    assert read < len(events) - 30
+    assert model.snapshot(engine, json_key_order=False) == uninterrupted
+
+    # Without a checkpoint a re-run reads everything and skips what is stored.
+    again = headwater(database_url, "import", "marquez-db", "--dsn", dsn)
+    assert f"already stored     {len(events):>10,}" in again.output
+    assert model.snapshot(engine, json_key_order=False) == uninterrupted
+
+    other = headwater(database_url, "import", "file", str(checkpoint), "--checkpoint", str(checkpoint))
+    assert other.exit_code == 2 and "belongs to 'marquez-db:" in other.output  # a checkpoint is for one source
+
+
+def test_import_from_a_running_server_s_events_api(client, engine, database_url, source_headwater_url, tmp_path):
+    """`import marquez-api` against a real second Headwater (it serves Marquez's GET /api/v1/events/lineage), in
+    pages smaller than the groups of events that share an instant, behind an API key."""
+    base = datetime(2024, 5, 1, tzinfo=UTC)
+    same_instant = [
+        run_event("COMPLETE", job=("batch-ns", f"job_{i}"), run_id=uuid.uuid4(), time=base) for i in range(12)
+    ]
+    events = reference_events() + airflow_history(days=4) + same_instant
+    run_events = [e for e in events if "run" in e]  # the only kind Marquez's events API lists
+    env = {"HEADWATER_API_KEYS": "import-key", "HEADWATER_PROTECT_READS": "true"}
+    with LiveServer(source_headwater_url, log_path=tmp_path / "source.log", env=env) as source:
+        posted = httpx.post(
+            f"{source.url}/api/v1/lineage/batch", json=events, headers={"Authorization": "Bearer import-key"}
+        )
+        assert posted.status_code == 200 and posted.json()["summary"]["failed"] == 0
+
+        refused = headwater(database_url, "import", "marquez-api", "--url", source.url)
+        assert refused.exit_code == 2 and "answered 401" in refused.output
+        assert "run the same command again" in refused.output
+
+        args = ["import", "marquez-api", "--url", source.url, "--api-key", "import-key", "--batch-size", "5"]
+        result = headwater(database_url, *args)
+        assert result.exit_code == 0, result.output
+        assert f"stored             {len(run_events):>10,}" in result.output
+        assert "refused                     0" in result.output
+        batch_line = next(line for line in result.output.splitlines() if line.strip().startswith("batch-ns "))
+        assert batch_line.split()[1:] == ["12/12", "0/0", "12/12"]
+        imported_answers = marquez_answers(client)
+        imported_model = model.snapshot(engine)
+
+        only_batch = headwater(database_url, *args, "--namespace", "batch-ns")
+        assert f"already stored     {12:>10,}" in only_batch.output
+        assert f"outside filters    {len(run_events) - 12:>10,}" in only_batch.output
+        recent = headwater(database_url, *args, "--since", "2024-05-01")  # asked of the server: `after`
+        assert f"read               {12:>10,}" in recent.output
+
+    empty_everything(engine)
+    post_all(client, oldest_first(run_events))
+    assert marquez_answers(client) == imported_answers
+    assert model.snapshot(engine) == imported_model
+
+
+def test_export_and_import_a_file(client, engine, database_url, tmp_path):
+    """`headwater export` (gzip, filtered) and `headwater import file` carry events between two installs; lines that
+    are not events are reported with their line numbers."""
+    events = reference_events() + airflow_history(days=3)
+    post_all(client, events)
+    dump = tmp_path / "events.jsonl.gz"
+    exported = headwater(database_url, "export", "-o", str(dump), "--namespace", "airflow-prod")
+    assert exported.exit_code == 0, exported.output
+    airflow = [e for e in events if e.get("job", {}).get("namespace") == "airflow-prod"]
+    lines = gzip.decompress(dump.read_bytes()).splitlines()
+    assert len(lines) == len(airflow) and f"exported {len(airflow)} events" in exported.output
+    everything = tmp_path / "all.jsonl"
+    assert headwater(database_url, "export", "-o", str(everything)).exit_code == 0
+    assert len(everything.read_bytes().splitlines()) == len(events)
+
+    empty_everything(engine)
+    with gzip.open(dump, "ab") as out:  # what else a hand-made file may hold
+        out.write(b"\n{not json\n[1, 2]\n")
+    result = headwater(database_url, "import", "file", str(dump))
+    assert result.exit_code == 0, result.output
+    assert f"stored             {len(airflow):>10,}" in result.output
+    assert f"line {len(airflow) + 2}" in result.output and "not JSON" in result.output
+    assert f"line {len(airflow) + 3}" in result.output and "must be a JSON object" in result.output
+    imported = model.snapshot(engine)
+
+    empty_everything(engine)
+    post_all(client, oldest_first(airflow))
+    assert model.snapshot(engine) == imported
+
+
+def test_progress_without_a_terminal_is_plain_lines(capsys):
+    from app.cli.transfer import _progress
+
+    with _progress(1000, "importing", plain_every=0) as progress:
+        progress(250)
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("importing: 250/1,000 events, ") and " events/s, ETA " in line
+    assert Filters().selects({"eventTime": "not a time"})  # kept, for validation to report

@@ -143,8 +143,8 @@ class MarquezDatabase:
     @staticmethod
     def _has_created_at(connection) -> bool:
         found = connection.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_name = 'lineage_events' AND column_name = 'created_at'"
-            " AND table_schema = ANY (current_schemas(false))"
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'lineage_events'"
+            " AND column_name = 'created_at' AND table_schema = ANY (current_schemas(false))"
         ).fetchone()
         return found is not None
 
