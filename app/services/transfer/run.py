@@ -180,7 +180,14 @@ def run_import(
     report.resumed_from = checkpoint.load() if checkpoint is not None else None
     tally = _Tally()
     for chunk in source.chunks(chunk_size, report.resumed_from):
+        shown = [report.read]  # records read before this chunk, then how far into it the ingest got
         report.read += len(chunk.events)
+
+        def stored_one(shown: list[int] = shown) -> None:
+            shown[0] += 1
+            report.seconds = time.monotonic() - started
+            progress(shown[0], report)
+
         selected: list[SourceEvent] = []
         for record in chunk.events:
             if record.unreadable is not None:
@@ -195,6 +202,7 @@ def run_import(
             retry_seconds=retry_seconds,
             quality_rules=quality_rules,
             dry_run=dry_run,
+            on_stored=stored_one,
         )
         report.stored += result.stored
         report.already_stored += result.already_stored

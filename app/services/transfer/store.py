@@ -4,7 +4,7 @@ applies. Everything else in this package reads sources and reports; re-pointing 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
@@ -40,9 +40,11 @@ def store_events(
     retry_seconds: float = 3.0,
     quality_rules: Sequence[QualityRule] = (),
     dry_run: bool = False,
+    on_stored: Callable[[], None] = lambda: None,
 ) -> StoreResult:
     """Check each value as POST /api/v1/lineage/batch does and ingest the valid ones not already stored, in order.
-    ``dry_run`` checks and counts (``stored`` is then what would be stored) and writes nothing."""
+    ``dry_run`` checks and counts (``stored`` is then what would be stored) and writes nothing. ``on_stored`` is
+    called after each event ingested (for a progress display: a chunk takes a while)."""
     result = StoreResult()
     items = [batch_item(i, value) for i, value in enumerate(values)]
     valid = [item for item in items if item.invalid is None]
@@ -62,7 +64,9 @@ def store_events(
     if dry_run:
         result.stored = len(todo)
         return result
-    batch = ingest_batch(engine, todo, retry_seconds=retry_seconds, quality_rules=quality_rules)
+    batch = ingest_batch(
+        engine, todo, retry_seconds=retry_seconds, quality_rules=quality_rules, on_ingested=lambda item: on_stored()
+    )
     retriable = [failure for failure in batch.failed_events if failure.retriable]
     if retriable:
         raise StoreUnavailable(retriable[0].reason)
