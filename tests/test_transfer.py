@@ -235,6 +235,13 @@ def test_an_older_marquez_table_and_the_filters(client, engine, database_url, ma
     post_all(client, oldest_first(selected))
     assert model.snapshot(engine, json_key_order=False) == imported
 
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE lineage_events")
+    missing = headwater(database_url, "import", "marquez-db", "--dsn", dsn)
+    assert missing.exit_code == 2
+    assert 'error: the Marquez database (marquez-db:' in missing.output
+    assert 'relation "lineage_events" does not exist' in missing.output
+
 
 class _Interrupted(Exception):
     pass

@@ -24,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
@@ -158,7 +159,9 @@ def _run(source, *, filters, dry_run: bool, checkpoint: Path | None, batch_size:
                     retry_seconds=settings.ingest_retry_seconds,
                     quality_rules=settings.quality_rules,
                 )
-        except (SourceError, StoreUnavailable, ValueError, OSError) as exc:
+        except (SourceError, StoreUnavailable, SQLAlchemyError, ValueError, OSError) as exc:
+            if isinstance(exc, SQLAlchemyError):
+                exc = f"the Headwater database: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}"
             typer.echo(f"error: {exc}", err=True)
             if checkpoint is not None:
                 typer.echo(f"what was stored stays; run the same command again to resume ({checkpoint}).", err=True)

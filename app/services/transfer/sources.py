@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,10 +151,24 @@ class MarquezDatabase:
 
     def estimated_total(self) -> int | None:
         where, params = self._where(None)
-        with self._connect() as connection:
+        with self._errors_told(), self._connect() as connection:
             return connection.execute(f"SELECT count(*) FROM lineage_events{where}", params).fetchone()[0]
 
     def chunks(self, size: int, resume_from: str | None) -> Iterator[Chunk]:
+        with self._errors_told():
+            yield from self._chunks(size, resume_from)
+
+    @contextmanager
+    def _errors_told(self):
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SourceError(f"the Marquez database ({self.identity}): {reason}") from exc
+
+    def _chunks(self, size: int, resume_from: str | None) -> Iterator[Chunk]:
         where, params = self._where(resume_from)
         with self._connect() as connection, connection.transaction():
             # Events of one instant in the order Marquez received them (created_at, where the install has it,
@@ -207,7 +222,10 @@ class MarquezApi:
             params["after"] = _time_text(after)
         if self.until is not None:
             params["before"] = _time_text(self.until)
-        response = self.client.get("/api/v1/events/lineage", params=params)
+        try:
+            response = self.client.get("/api/v1/events/lineage", params=params)
+        except httpx.HTTPError as exc:
+            raise SourceError(f"{self.url}/api/v1/events/lineage: {exc}") from exc
         if response.status_code != 200:
             raise SourceError(
                 f"GET {self.url}/api/v1/events/lineage answered {response.status_code}: {response.text[:300]}"
