@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -239,7 +243,7 @@ def test_an_older_marquez_table_and_the_filters(client, engine, database_url, ma
         conn.execute("DROP TABLE lineage_events")
     missing = headwater(database_url, "import", "marquez-db", "--dsn", dsn)
     assert missing.exit_code == 2
-    assert 'error: the Marquez database (marquez-db:' in missing.output
+    assert "error: the Marquez database (marquez-db:" in missing.output
     assert 'relation "lineage_events" does not exist' in missing.output
 
 
@@ -388,3 +392,44 @@ def test_progress_without_a_terminal_is_plain_lines(capsys):
     line = capsys.readouterr().err.strip()
     assert line.startswith("importing: 250/1,000 events, ") and " events/s, ETA " in line
     assert Filters().selects({"eventTime": "not a time"})  # kept, for validation to report
+
+
+def test_an_import_killed_mid_chunk_and_run_again_ends_identical(engine, database_url, tmp_path):
+    """A real `headwater import` process killed while it stores a chunk (its checkpoint one chunk behind), then the
+    same command again: the events of the half-stored chunk are found stored, the model is the uninterrupted one."""
+    events = reference_events() + airflow_history(days=12, seed=5)
+    dump = tmp_path / "events.jsonl"
+    dump.write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in events))
+    checkpoint = tmp_path / "checkpoint.json"
+    command = [sys.executable, "-m", "app.cli", "import", "file", str(dump), "--batch-size", "40"]
+    env = {**os.environ, "HEADWATER_DATABASE_URL": database_url}
+
+    process = subprocess.Popen(
+        [*command, "--checkpoint", str(checkpoint)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        # Killed in the middle of a chunk of 40 (the checkpoint is written after each whole chunk).
+        while time.monotonic() < deadline and process.poll() is None:
+            if (stored := stored_events(engine)) >= 60 and 5 <= stored % 40 <= 30:
+                break
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        output = process.communicate()[0].decode()
+    halfway = stored_events(engine)
+    assert 60 <= halfway < len(events), output
+    resume_from = json.loads(checkpoint.read_text())["resume_from"]
+    assert int(resume_from) < halfway  # the checkpoint is the last whole chunk; the chunk after it was under way
+
+    resumed = subprocess.run([*command, "--checkpoint", str(checkpoint)], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming from the checkpoint in {checkpoint}: {resume_from}" in resumed.stderr
+    already = int(next(line for line in resumed.stdout.splitlines() if "already stored" in line).split()[-1])
+    assert already == halfway - int(resume_from)  # the half-stored chunk, found stored
+    interrupted = model.snapshot(engine)
+
+    empty_everything(engine)
+    straight = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    assert model.snapshot(engine) == interrupted
