@@ -50,7 +50,8 @@ def _import(engine, dsn: str, batch_size: int, label: str):
     def progress(read: int, report) -> None:
         if time.monotonic() - last[0] >= PROGRESS_EVERY:
             last[0] = time.monotonic()
-            print(f"  {label}: {read:,} events read, {report.rate:,.0f} events/s", flush=True)
+            rate = read / report.seconds if report.seconds else 0.0
+            print(f"  {label}: {read:,} events, {rate:,.0f} events/s", flush=True)
 
     return run_import(engine, MarquezDatabase(dsn), chunk_size=batch_size, progress=progress)
 
