@@ -433,3 +433,33 @@ def test_an_import_killed_mid_chunk_and_run_again_ends_identical(engine, databas
     straight = subprocess.run(command, env=env, capture_output=True, text=True)
     assert straight.returncode == 0, straight.stdout + straight.stderr
     assert model.snapshot(engine) == interrupted
+
+
+def test_tags_set_through_the_api_are_copied_after_the_events(client, database_url, source_headwater_url, tmp_path):
+    """`import marquez-tags`: the tags a Marquez's users set through its REST API (no event carries them) land on
+    the imported datasets, fields and jobs; what Headwater lacks is listed."""
+    events = airflow_history(days=2) + [
+        run_event("COMPLETE", job=("other-ns", "report"), run_id=uuid.uuid4(), time=datetime(2024, 4, 1, tzinfo=UTC))
+    ]
+    with LiveServer(source_headwater_url, log_path=tmp_path / "source.log") as source:
+        assert httpx.post(f"{source.url}/api/v1/lineage/batch", json=events).json()["summary"]["failed"] == 0
+        api = f"{source.url}/api/v1"
+        ns, dataset_path = quote(POSTGRES_NS, safe=""), "mart.orders"
+        assert httpx.put(f"{api}/tags/gold", json={"description": "Checked by the data team"}).status_code == 200
+        assert httpx.post(f"{api}/namespaces/{ns}/datasets/{dataset_path}/tags/gold").status_code == 200
+        assert httpx.post(f"{api}/namespaces/{ns}/datasets/{dataset_path}/fields/amount/tags/PII").status_code == 200
+        assert httpx.post(f"{api}/namespaces/airflow-prod/jobs/revenue.aggregate/tags/gold").status_code == 200
+        assert httpx.post(f"{api}/namespaces/other-ns/jobs/report/tags/gold").status_code == 200
+
+        imported = headwater(database_url, "import", "marquez-api", "--url", source.url, "--namespace", "airflow-prod")
+        assert imported.exit_code == 0, imported.output
+        copied = headwater(database_url, "import", "marquez-tags", "--url", source.url)
+
+    assert copied.exit_code == 1, copied.output  # the job of other-ns was not imported
+    assert "1 dataset tags, 1 field tags and 1 job tags" in copied.output
+    assert "job other-ns:report" in copied.output
+    assert {"name": "gold", "description": "Checked by the data team"} in client.get("/api/v1/tags").json()["tags"]
+    found = client.get(f"/api/v1/namespaces/{ns}/datasets/{dataset_path}").json()
+    assert found["tags"] == ["gold"]
+    assert next(f for f in found["fields"] if f["name"] == "amount")["tags"] == ["PII"]
+    assert client.get("/api/v1/namespaces/airflow-prod/jobs/revenue.aggregate").json()["tags"] == ["gold"]

@@ -248,6 +248,41 @@ def import_marquez_db(
     _run(source, filters=filters, dry_run=dry_run, checkpoint=checkpoint, batch_size=batch_size)
 
 
+@import_cli.command("marquez-tags")
+def import_marquez_tags(
+    url: str = typer.Option(..., "--url", help="The Marquez server, e.g. http://marquez:5000."),
+    api_key: str = typer.Option(None, "--api-key", envvar="MARQUEZ_API_KEY", help="Sent as 'Authorization: Bearer'."),
+    namespace: list[str] = _NAMESPACE,
+) -> None:
+    """Copy the tags set through Marquez's REST API (tag definitions; tags on datasets, fields and jobs) onto
+    what Headwater has: run it after importing the events. No event carries them."""
+    import httpx
+
+    from app.services.transfer.marquez_tags import copy_marquez_tags
+    from app.services.transfer.sources import SourceError
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    engine = _engine(Settings())
+    try:
+        with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=60) as client:
+            report = copy_marquez_tags(engine, client, frozenset(namespace or ()))
+    except SourceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(
+        f"copied {report.defined:,} tag definitions, {report.dataset_tags:,} dataset tags, "
+        f"{report.field_tags:,} field tags and {report.job_tags:,} job tags from {url}"
+    )
+    if report.not_in_headwater:
+        missing = report.not_in_headwater
+        typer.echo(f"not in Headwater (import their events first), {len(missing):,}:", err=True)
+        for what in missing[:20]:
+            typer.echo(f"  {what}", err=True)
+        raise typer.Exit(1)
+
+
 @import_cli.command("file")
 def import_file(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="events.jsonl or events.jsonl.gz"),

@@ -230,7 +230,10 @@ class MarquezApi:
             raise SourceError(
                 f"GET {self.url}/api/v1/events/lineage answered {response.status_code}: {response.text[:300]}"
             )
-        body = response.json()
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             raise SourceError(f"{self.url}/api/v1/events/lineage did not answer a Marquez event list")
         return body
