@@ -159,6 +159,9 @@ def _run(source, *, filters, dry_run: bool, checkpoint: Path | None, batch_size:
                     retry_seconds=settings.ingest_retry_seconds,
                     quality_rules=settings.quality_rules,
                 )
+        except KeyboardInterrupt:
+            typer.echo("\ninterrupted: what was stored stays; run the same command again to resume.", err=True)
+            raise typer.Exit(130) from None
         except (SourceError, StoreUnavailable, SQLAlchemyError, ValueError, OSError) as exc:
             if isinstance(exc, SQLAlchemyError):
                 exc = f"the Headwater database: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}"
