@@ -7,16 +7,17 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.auth import require_write_key
 from app.api.deps import get_settings
-from app.api.errors import ApiError, summary, validation_errors
-from app.api.request_body import find_nul, json_type, parse_json_array, parse_json_object, read_body
-from app.schemas.openlineage import BatchResult, LineageEvent, event_class_for
+from app.api.errors import ApiError
+from app.api.request_body import parse_json_array, parse_json_object, read_body
+from app.schemas.openlineage import BatchResult, LineageEvent
 from app.services.ingest import DatabaseUnavailable
-from app.services.ingest.batch import BatchItem, ingest_batch
+from app.services.ingest.batch import ingest_batch
+from app.services.ingest.validation import InvalidEvent, batch_item
+from app.services.ingest.validation import validate_event as check_event
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["lineage"])
@@ -48,19 +49,10 @@ _EVENT_BODY = {
 
 
 def validate_event(payload: dict) -> LineageEvent:
-    event_class = event_class_for(payload)
-    if event_class is None:
-        raise ApiError(
-            422,
-            "Not an OpenLineage event: expected 'run' and 'job' (RunEvent), 'dataset' (DatasetEvent) "
-            "or 'job' (JobEvent).",
-            [{"field": "body", "message": "missing run/job/dataset"}],
-        )
     try:
-        return event_class.model_validate(payload)
-    except ValidationError as exc:
-        details = validation_errors(exc.errors(include_url=False))
-        raise ApiError(422, f"Invalid {event_class.__name__}: {summary(details)}", details) from None
+        return check_event(payload)
+    except InvalidEvent as exc:
+        raise ApiError(422, exc.message, exc.details) from None
 
 
 @router.post(
@@ -107,18 +99,6 @@ _BATCH_BODY = {
 }
 
 
-def _batch_item(index: int, value: object) -> BatchItem:
-    """Check one element of a batch as POST /lineage checks a body; a bad one is reported by its index."""
-    if not isinstance(value, dict):
-        return BatchItem(index, invalid=f"must be a JSON object (an OpenLineage event), not {json_type(value)}.")
-    if (path := find_nul(value)) is not None:
-        return BatchItem(index, invalid=f"{path}: contains a NUL character (\\u0000), which cannot be stored.")
-    try:
-        return BatchItem(index, payload=value, event=validate_event(value))
-    except ApiError as exc:
-        return BatchItem(index, invalid=exc.message)
-
-
 @router.post(
     "/lineage/batch",
     summary="Record a batch of OpenLineage events",
@@ -144,7 +124,7 @@ async def post_lineage_batch(request: Request, settings: Annotated[Settings, Dep
     def check_and_ingest() -> BatchResult:  # in a worker thread: a large batch's checks would hold the event loop
         return ingest_batch(
             request.app.state.ingest.submit,
-            [_batch_item(i, value) for i, value in enumerate(values)],
+            [batch_item(i, value) for i, value in enumerate(values)],
             on_ingested=lambda item: metrics.ingested(
                 item.event.KIND, item.payload.get("eventType"), item.payload.get("producer")
             ),

@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 
 from app.api.errors import ApiError
+from app.services.ingest.validation import find_nul, json_type
 
 
 def _too_large(limit: int) -> ApiError:
@@ -137,32 +138,3 @@ def parse_json_array(body: bytes) -> list[Any]:
     if not isinstance(value, list):
         raise ApiError(400, f"Request body must be a JSON array of OpenLineage events, not {json_type(value)}.")
     return value
-
-
-def json_type(value: Any) -> str:
-    return {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        bool: "a boolean",
-    }.get(type(value), "null")
-
-
-def find_nul(value: Any, path: str = "") -> str | None:
-    """Path of the first string (or key) containing U+0000, which Postgres cannot store in JSON."""
-    if isinstance(value, str):
-        return path or "body" if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if "\x00" in key:
-                return child
-            if (found := find_nul(item, child)) is not None:
-                return found
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            if (found := find_nul(item, f"{path}[{i}]")) is not None:
-                return found
-    return None

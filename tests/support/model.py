@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -69,9 +70,10 @@ _BOOKKEEPING = {"received_at", "applied_at"}
 _FIRST_SEEN_ROWS = {"sources", "dataset_fields", "dataset_symlinks"}
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple]]:
+def snapshot(engine: Engine, *, json_key_order: bool = True) -> dict[str, list[tuple]]:
     """The whole model as comparable data: raw event ids are replaced by event hashes (ids depend on
-    arrival order; hashes do not)."""
+    arrival order; hashes do not). ``json_key_order=False`` compares JSON objects whatever the order of their keys
+    (events that went through a jsonb column, as Marquez keeps them, come back with their keys reordered)."""
     with applied(engine).connect() as conn:
         hashes = dict(conn.execute(select(t.lineage_events.c.id, t.lineage_events.c.event_hash)).all())
         result = {}
@@ -89,6 +91,8 @@ def snapshot(engine: Engine) -> dict[str, list[tuple]]:
                 for column, value in zip(columns, row, strict=False):
                     if column.name == "lineage_event_id":
                         value = hashes.get(value, value)
+                    if not json_key_order and isinstance(value, dict | list):
+                        value = json.dumps(value, sort_keys=True)
                     values.append(repr(value))
                 rows.append(tuple(values))
             result[table.name] = sorted(rows)

@@ -59,6 +59,12 @@ class IngestRuntime:
         self.log.stop()  # what was acknowledged is stored; the applier of this or another process applies it
         self.applier.stop()
 
+    def wait_applied(self) -> None:
+        """Block until every event stored before this call is applied to the model (by this runtime's applier
+        or another process's), however long that takes."""
+        while self.barrier.wait() is not None:
+            pass
+
     def submit(self, payload: dict[str, Any], event: LineageEvent) -> Future:
         """Store an event in the log; the future resolves once it is durable (raises ``DatabaseUnavailable``,
         or what the database refused about it). Raises ``UnstorableJSON`` at once for text no database keeps."""
