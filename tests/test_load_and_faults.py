@@ -81,7 +81,9 @@ def test_database_restart_mid_load_gives_retryable_503_and_loses_nothing(engine,
     assert summary["recovered_after"] < 5, summary  # back by itself, without restarting the server
     assert health.status_code == 200 and reads.status_code == 200
     assert loss.lost == [] and loss.altered == []
-    assert len(result.acknowledged) > 100
+    # Events were acknowledged before the outage and after it (how many depends on how busy the machine is).
+    assert any(t < times["down_at"] for t in result.acked_at), result.acked_at[:5]
+    assert any(t > times["back_at"] for t in result.acked_at), result.acked_at[-5:]
 
 
 def test_complete_without_datasets_before_the_start_that_lists_them(client):

@@ -187,6 +187,8 @@ def _apply_batch(
             .values(applied_at=datetime.now(UTC))
         )
     return BatchOutcome(applied=len(claimed))
+
+
 class Applier:
     """The applier thread of one server process: applies batches while there are unapplied events, then sleeps
     until the event log wakes it (an event stored in this process) or ``poll_seconds`` pass (events another
