@@ -16,7 +16,8 @@ JOB = ("pipeline", "transform")
 
 
 def _empty(engine) -> None:
-    with engine.begin() as conn:
+    # After the applier is done: a batch still being applied would write its rows after these deletes.
+    with model.applied(engine).begin() as conn:
         for table in [*t.MODEL_TABLES, t.lineage_events]:
             conn.execute(table.delete())
 

@@ -167,7 +167,8 @@ def post_all(client, events) -> None:
 
 
 def empty_everything(engine) -> None:
-    with engine.begin() as conn:
+    # After the applier is done: a batch still being applied would write its rows after these deletes.
+    with model.applied(engine).begin() as conn:
         for table in [*t.MODEL_TABLES, t.lineage_events]:
             conn.execute(table.delete())
 

@@ -386,7 +386,8 @@ def test_export_and_import_a_file(client, engine, database_url, tmp_path):
 
     empty_everything(engine)
     post_all(client, oldest_first(airflow))
-    assert model.snapshot(engine) == imported
+    posted = model.snapshot(engine)
+    assert posted == imported, model.describe_difference(posted, imported)
 
 
 def test_progress_without_a_terminal_is_plain_lines(capsys):
