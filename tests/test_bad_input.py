@@ -70,6 +70,10 @@ def event_with_raw_facet(raw_facet_json: str, run_id: str | None = None) -> byte
 
 
 VALID = json.dumps(valid_event()).encode()
+# Found by the fuzzing (tests/test_fuzz_openapi.py): a field the spec gives only other kinds, of the wrong type.
+DATASET_EVENT_TYPED_AS_LIST = json.dumps(
+    {"eventTime": "2024-11-01T00:00:00Z", "eventType": [{}], "dataset": {"namespace": "db", "name": "t"}}
+).encode()
 JSON = {"content-type": "application/json"}
 GZIP = {"content-type": "application/json", "content-encoding": "gzip"}
 
@@ -118,6 +122,8 @@ REJECTED_EVENTS = [
     ("facets a list", _with(run__facets=[1, 2]), JSON, 422, "run.facets"),
     ("job name of 5,000 characters", _with(job__name="x" * 5000), JSON, 422, "job.name"),
     ("empty job name", _with(job__name=""), JSON, 422, "job.name"),
+    ("eventType a list", _with(eventType=["START"]), JSON, 422, "eventType"),
+    ("DatasetEvent with eventType a list", DATASET_EVENT_TYPED_AS_LIST, JSON, 422, "eventType"),
 ]
 
 

@@ -127,6 +127,8 @@ class RunEvent(_BaseEvent):
 
 class DatasetEvent(_BaseEvent):
     KIND: ClassVar[str] = "DATASET_EVENT"
+    # Not in the spec for this kind, but when sent it is read (and stored) as for the others: a string.
+    eventType: str | None = None
     dataset: Dataset
 
 
