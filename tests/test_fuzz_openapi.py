@@ -200,6 +200,8 @@ def _as_query(root: dict[str, Any]) -> dict[str, str]:
 
 @schema.hook
 def flatmap_body(context, body):
+    """Bodies naming real things: the real ones alone (valid, so the logic runs to the end) and merged into the
+    generated body (the generated rest still tried against them)."""
     if not REAL or not isinstance(body, dict):
         return st.just(body)
     path, method = context.operation.path, context.operation.method.upper()
@@ -209,16 +211,22 @@ def flatmap_body(context, body):
         ("/api/v1/impact", "POST"),
     }:
         kept = {k: v for k, v in body.items() if k not in _ROOT_KEYS}
-        return st.one_of(st.just(body), st.sampled_from([{**kept, **root} for root in REAL["roots"]]))
+        real = REAL["roots"]
+        return _mixed(body, real + [{**kept, **root} for root in real])
     if path == "/api/v1/namespaces/{namespace}/datasets/{dataset}" and method == "PUT":
-        return st.one_of(st.just(body), st.just({**body, "sourceName": "warehouse"}))
+        real = {"type": "DB_TABLE", "physicalName": "public.t", "sourceName": "warehouse"}
+        return _mixed(body, [real, {**body, "sourceName": "warehouse"}])
     if path.startswith("/api/v1/subscriptions") and method in ("POST", "PUT"):
         real = {"url": "http://127.0.0.1:9/hook", "namespaces": ["airflow-prod"]}
-        return st.one_of(st.just(body), st.just({**body, **real}))
+        return _mixed(body, [real, {**body, **real}])
     if path == "/api/v1/lineage" and method == "POST":
         # The document leaves the event free-form (OpenLineage's own schema defines it): make some valid.
-        return st.one_of(st.just(body), st.sampled_from([{**body, **event} for event in VALID_EVENTS]))
+        return _mixed(body, VALID_EVENTS + [{**body, **event} for event in VALID_EVENTS])
     return st.just(body)
+
+
+def _mixed(generated, real: list) -> st.SearchStrategy:
+    return st.one_of(st.just(generated), st.sampled_from(real))
 
 
 VALID_EVENTS = [
