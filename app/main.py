@@ -33,11 +33,13 @@ from app.api.errors import install_error_handlers
 from app.api.openapi_errors import document_errors
 from app.api.openapi_links import document_links
 from app.api.paths import EncodedSlashMiddleware
+from app.api.read_barrier import ReadBarrierMiddleware
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import RequestIdMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.services.incidents.worker import Clock, IncidentWorker, system_clock
+from app.services.ingest.runtime import IngestRuntime
 from app.settings import Settings
 
 log = logging.getLogger("headwater")
@@ -59,6 +61,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         if settings.incident_worker:
             attempts = app.state.metrics.webhook_attempts
             worker = IncidentWorker(engine, settings, clock, lambda outcome: attempts.labels(outcome).inc())
+        metrics = app.state.metrics
+        ingest = IngestRuntime(
+            engine,
+            settings,
+            on_stored=metrics.log_batch.observe,
+            on_batch=lambda outcome: metrics.batch_applied(outcome.applied, outcome.failed),
+        )
+        app.state.ingest = ingest.start()
         app.state.incident_worker = worker
         if worker is not None:
             worker.start()
@@ -72,6 +82,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         finally:
             if worker is not None:
                 worker.stop()
+            ingest.stop()
             engine.dispose()
             app.state.metrics.process_exiting()
 
@@ -85,6 +96,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     app.state.metrics = Metrics()
     install_error_handlers(app)
     # Inside the slash middleware, which may hand on a new scope: the router marks the matched route on it.
+    app.add_middleware(ReadBarrierMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(EncodedSlashMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -1,6 +1,7 @@
 """Prometheus metrics: request latency by route, events ingested by kind/type/producer, ingest rejections by
-reason, database pool use, webhook attempts by outcome. One registry per app (made by the factory), so tests and
-apps never share counts.
+reason, the event log and its applier (events per log commit and per applied batch, apply errors, unapplied
+events and apply lag), database pool use, webhook attempts by outcome. One registry per app (made by the
+factory), so tests and apps never share counts.
 
 Several worker processes (`headwater serve --workers N`) count together: `serve` points PROMETHEUS_MULTIPROC_DIR
 at a fresh directory before the workers start, prometheus_client then keeps every value in a per-process file
@@ -64,6 +65,37 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.log_batch = Histogram(
+            "headwater_event_log_batch_events",
+            "Events stored per event-log commit (group commit: grows with load)",
+            registry=self.registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+        )
+        self.apply_batch = Histogram(
+            "headwater_apply_batch_events",
+            "Events applied to the model per applier transaction",
+            registry=self.registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+        )
+        self.apply_errors = Counter(
+            "headwater_apply_errors",
+            "Stored events the model could not be built from (kept with apply_error; `headwater reindex` retries)",
+            registry=self.registry,
+        )
+        # Read from the database when scraped (the log is shared by every process and replica), so the answering
+        # worker's reading is the one that counts.
+        self.unapplied = Gauge(
+            "headwater_events_unapplied",
+            "Events stored in the log and not yet applied to the model",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.apply_lag = Gauge(
+            "headwater_apply_lag_seconds",
+            "Age of the oldest event not yet applied to the model (0 when there is none)",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         # Kept up to date by pool events rather than read at scrape time, so that in multiprocess mode the
         # answering worker reports every worker's connections.
         self.pool_in_use = Gauge(
@@ -85,8 +117,11 @@ class Metrics:
         event.listen(pool, "checkout", lambda *_: self.pool_in_use.inc())
         event.listen(pool, "checkin", lambda *_: self.pool_in_use.dec())
 
-    def exposition(self) -> bytes:
+    def exposition(self, *, unapplied: int | None = None, apply_lag_seconds: float = 0.0) -> bytes:
         """The Prometheus text of this app, or of all worker processes together in multiprocess mode."""
+        if unapplied is not None:
+            self.unapplied.set(unapplied)
+            self.apply_lag.set(apply_lag_seconds)
         if not self.multiprocess:
             return generate_latest(self.registry)
         registry = CollectorRegistry()
@@ -97,6 +132,11 @@ class Metrics:
         """A worker stops: its live gauges stop counting (its counters and histograms still add up)."""
         if self.multiprocess:
             multiprocess.mark_process_dead(os.getpid())
+
+    def batch_applied(self, applied: int, failed: int) -> None:
+        self.apply_batch.observe(applied)
+        if failed:
+            self.apply_errors.inc(failed)
 
     def ingested(self, kind: str, event_type: str | None, producer: str | None) -> None:
         self.events.labels(kind, event_type or "", (producer or "")[:200]).inc()

@@ -6,6 +6,7 @@ variable (``MARQUEZ_PORT``, ``POSTGRES_HOST`` …) it is honoured too, so an exi
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -14,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
 DEFAULT_SQLITE_URL = "sqlite:///headwater.db"
+# History is not news: an event received this long after its eventTime opens no incident and sends no webhook.
+# Long enough for a pipeline's client or queue to catch up after a night's outage, far shorter than the history
+# a migration or replay posts (README, *Incidents and webhooks*).
+DEFAULT_INCIDENT_MAX_EVENT_AGE = timedelta(hours=6)
 
 
 class QualityRule(BaseModel):
@@ -66,6 +71,15 @@ class Settings(BaseSettings):
     # How long an event whose transaction keeps losing races (deadlock, serialization failure, busy SQLite) is
     # retried, with growing pauses, before the client gets a 503. Under the OpenLineage client's 5 s timeout.
     ingest_retry_seconds: float = 3.0
+    # Ingest acknowledges an event once it is stored in the log; the applier builds the model from the log
+    # afterwards. Reads first wait until what was acknowledged before them is applied, for at most this long;
+    # then they answer anyway, saying how far behind they are (X-Headwater-Unapplied-Events, …-Lag-Seconds).
+    read_wait_seconds: float = Field(5.0, ge=0)
+    log_batch_size: int = Field(1000, ge=1)  # events stored per log transaction at most (group commit)
+    apply_batch_size: int = Field(200, ge=1)  # events applied per applier transaction at most
+    # How often an idle applier looks for events that another process stored and did not apply (its own
+    # process's events wake it at once).
+    apply_poll_seconds: float = Field(1.0, gt=0)
     log_level: str = "info"
     log_format: str = Field("text", pattern="^(text|json)$")  # json: one JSON object per line
     # Move what start-up made (modules, metadata, the app) out of the garbage collector's sight once the server
@@ -100,6 +114,11 @@ class Settings(BaseSettings):
     # A dataset is late when its producing job has not completed a run for cadence × (1 + tolerance).
     late_tolerance: float = Field(0.5, ge=0)
     late_min_runs: int = Field(3, ge=2)  # completed runs with nominal times needed to learn a cadence
+    # Events older than this when received (eventTime vs arrival) are history: no incident, no webhook, and a
+    # job whose last completion was history is not judged late. Seconds or an ISO 8601 duration (PT6H, P7D).
+    incident_max_event_age: timedelta = Field(DEFAULT_INCIDENT_MAX_EVENT_AGE, gt=timedelta(0))
+    # Also sign deliveries the pre-Standard-Webhooks way (X-Headwater-Signature, body only) until receivers move.
+    webhook_legacy_signature: bool = True
     # JSON list of QualityRule, e.g. [{"dataset": "warehouse:*", "column": "id", "metric": "nullCount", "max": 0}].
     quality_rules: list[QualityRule] = Field(default_factory=list)
     # Where users reach this server (e.g. https://lineage.example.com): makes links in notifications absolute.
@@ -119,6 +138,17 @@ class Settings(BaseSettings):
             key, _, role = entry.rpartition(":") if entry.endswith(":write") else (entry, "", "readwrite")
             roles.append((key, role))
         return roles
+
+    @field_validator("incident_max_event_age", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        # Plain seconds, like the other durations here (pydantic reads only ISO 8601 or HH:MM:SS from text).
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -40,6 +40,7 @@ from app.db import tables as t
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.services.ingest import event_hash, ingest_event
+from app.services.ingest.barrier import apply_lag
 from app.settings import Settings
 from bench.ingest import generate_events
 from tests.support import model
@@ -198,6 +199,9 @@ def restart_summary(result: LoadResult, down_at: float, back_at: float, down_sec
     }
 
 
+APPLY_TIME_LIMIT = 600.0  # seconds the appliers may take to apply what was acknowledged
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
@@ -237,7 +241,19 @@ def main(argv: list[str] | None = None) -> int:
                 during=during,
             )
             alive = httpx.get(f"{server.url}/api/v1/health", timeout=5).status_code == 200
-        engine = create_db_engine(Settings(database_url=pg.url))
+            engine = create_db_engine(Settings(database_url=pg.url))
+            # The acknowledgements came before the model: the server's appliers catch up, then the lag is zero.
+            began = time.monotonic()
+            while (lag := apply_lag(engine)).unapplied and time.monotonic() - began < APPLY_TIME_LIMIT:
+                time.sleep(0.05)
+            caught_up = time.monotonic() - began
+            print(
+                f"applier      caught up {caught_up:.1f}s after the clients stopped"
+                if not lag.unapplied
+                else f"FAIL: {lag.unapplied} events still unapplied {APPLY_TIME_LIMIT:.0f}s after the clients stopped",
+                flush=True,
+            )
+            alive = alive and not lag.unapplied
         loss = check_stored(engine, result)
         print("re-ingesting the stored events into a second database…", flush=True)
         pg._run("createdb", "-h", "127.0.0.1", "-p", str(pg.port), "-U", pg.user, "reingest")

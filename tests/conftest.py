@@ -18,6 +18,7 @@ from app.db.migrate import upgrade
 from app.db.tables import INCIDENT_TABLES, MODEL_TABLES, backfill_plans, lineage_events
 from app.main import create_app
 from app.settings import Settings
+from tests.support.history import AS_NEWS
 from tests.support.live_server import LiveServer
 
 TEST_DB = os.environ.get("HEADWATER_TEST_DB", "sqlite")
@@ -51,8 +52,13 @@ def database_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def settings(database_url) -> Settings:
     # The incident worker runs in the tests of incidents (tests/test_incidents*.py), with their own clock.
+    # Reads wait for the applier however loaded the machine is (the bounded wait has its own test).
     return Settings(
-        database_url=database_url, migrate_on_start=False, incident_worker=False, freeze_gc_after_start=False
+        database_url=database_url,
+        migrate_on_start=False,
+        incident_worker=False,
+        freeze_gc_after_start=False,
+        read_wait_seconds=60,
     )
 
 
@@ -95,6 +101,13 @@ def clean_database(request) -> None:
 @pytest.fixture
 def client(settings, engine) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def news_client(settings, engine) -> Iterator[TestClient]:
+    """A client whose server takes the suite's dated histories as news: they raise incidents (support/history.py)."""
+    with TestClient(create_app(settings.model_copy(update=AS_NEWS))) as client:
         yield client
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from app.db import tables as t
 from tests.support.events import T0, dataset, facet, run_event
 from tests.support.marquez_spec import assert_conforms
+from tests.support.model import applied
 
 PG = "postgres://db.example:5432"
 S3 = "s3://bucket"
@@ -88,7 +89,7 @@ def test_delete_namespace_hides_it_and_its_contents_until_an_event_names_it(seed
     assert response.status_code == 200
     assert_conforms(response.json(), "/namespaces/{namespace}", "delete")
     assert response.json()["isHidden"] is True
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         hidden = conn.execute(select(t.datasets.c.is_hidden).where(t.datasets.c.namespace_name == S3)).scalars().all()
     assert hidden == [True]
     event = run_event("START", job=("other", "j"), run_id=uuid.uuid4(), time=T0, outputs=[dataset(S3, "new.csv")])

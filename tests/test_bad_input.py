@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from app.db import tables as t
 from tests.support.events import T0, dataset, facet, run_event
 from tests.support.live_server import LiveServer
+from tests.support.model import applied
 
 MAX_BODY = 16 * 1024 * 1024  # the default HEADWATER_MAX_BODY_BYTES
 
@@ -38,7 +39,7 @@ def http(server) -> Iterator[httpx.Client]:
 
 
 def row_counts(engine) -> dict[str, int]:
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         return {
             table.name: conn.execute(select(func.count()).select_from(table)).scalar()
             for table in [t.lineage_events, *t.MODEL_TABLES, t.backfill_plans]

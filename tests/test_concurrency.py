@@ -79,7 +79,7 @@ def test_concurrent_clients_on_two_processes(two_servers, engine, client):
         statuses = list(pool.map(post, enumerate(deliveries)))
     assert statuses.count(201) == len(deliveries), {s: statuses.count(s) for s in set(statuses)}
 
-    with engine.connect() as conn:
+    with model.applied(engine).connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == len(events)
         assert conn.execute(select(func.count()).where(t.lineage_events.c.apply_error.is_not(None))).scalar() == 0
         assert conn.execute(select(func.count()).select_from(t.run_states)).scalar() == len(events)
@@ -125,7 +125,7 @@ def test_serve_with_two_workers_ingests_concurrently(database_url, engine, tmp_p
             statuses = list(pool.map(post, deliveries))
     assert len(workers) >= 2, workers  # the supervisor's children: two workers (and possibly a helper)
     assert statuses.count(201) == len(deliveries), {s: statuses.count(s) for s in set(statuses)}
-    with engine.connect() as conn:
+    with model.applied(engine).connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == len(events)
         states = dict(conn.execute(select(t.runs.c.id, t.runs.c.state)).all())
     assert states == expected_states

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.services.incidents import late
 from app.settings import Settings
+from tests.support import model
 from tests.support.events import (
     POSTGRES_NS,
     airflow_dag_run,
@@ -27,6 +28,7 @@ from tests.support.events import (
     nominal_time,
     run_event,
 )
+from tests.support.history import AS_NEWS, AS_NEWS_ENV
 from tests.support.live_server import LiveServer
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.test_backfill_plans import DAY, NOV, bookings_day, daily, post
@@ -75,13 +77,21 @@ def app_with_worker(settings, engine, server_clock) -> Iterator[Callable[..., Te
     clients = []
 
     def start(**overrides) -> TestClient:
-        client = TestClient(create_app(settings.model_copy(update={**FAST, **overrides}), clock=server_clock))
+        # The tests' histories are dated November 2024: the server takes them as news (support/history.py).
+        update = {**FAST, **AS_NEWS, **overrides}
+        client = TestClient(create_app(settings.model_copy(update=update), clock=server_clock))
         clients.append(client.__enter__())
         return client
 
     yield start
     for client in clients:
         client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(news_client) -> TestClient:
+    """Without the worker; the November 2024 history taken as news."""
+    return news_client
 
 
 @pytest.fixture
@@ -290,7 +300,7 @@ def test_a_receiver_that_never_answers_well_is_given_up_on(app_with_worker, rece
 def test_a_restart_between_incident_and_delivery_still_delivers(settings, engine, database_url, receiver, tmp_path):
     """The incident and its outbox row are written at ingest; the first server has no worker running. A new
     server process, started later, delivers from the outbox."""
-    with TestClient(create_app(settings)) as first:  # the test settings: no incident worker
+    with TestClient(create_app(settings.model_copy(update=AS_NEWS))) as first:  # no incident worker
         subscription = subscribe(
             first, receiver.url("/ops"), "ops-secret", jobs=[{"namespace": NS, "name": "load_orders"}]
         )
@@ -300,7 +310,7 @@ def test_a_restart_between_incident_and_delivery_still_delivers(settings, engine
         assert deliveries(first, subscription)["totalCount"] == 0
     assert receiver.calls() == []
 
-    env = {"HEADWATER_WORKER_POLL_SECONDS": "0.05"}
+    env = {"HEADWATER_WORKER_POLL_SECONDS": "0.05", **AS_NEWS_ENV}
     with LiveServer(database_url, log_path=tmp_path / "server.log", env=env) as server:
         (call,) = receiver.wait_for(1, "/ops")
         assert call.signed_with("ops-secret")
@@ -314,9 +324,9 @@ def test_a_restart_between_incident_and_delivery_still_delivers(settings, engine
         assert wait_until(delivered)["deliveries"][0]["attempts"] == 1
 
 
-def scheduled_run(client, name, day, *, output, inputs=(), columns=None, lineage=None, minutes=1):
-    """A daily run for day ``day`` (nominal [NOV + day, NOV + day + 1)), completed ``minutes`` after its end."""
-    start = NOV + day * DAY
+def scheduled_run(client, name, day, *, output, inputs=(), columns=None, lineage=None, minutes=1, base=NOV):
+    """A daily run for day ``day`` (nominal [base + day, base + day + 1)), completed ``minutes`` after its end."""
+    start = base + day * DAY
     facets = {"nominalTime": nominal_time(start, start + DAY)}
     outs = [dataset(DB, output, columns=columns, facets={"columnLineage": lineage} if lineage else None)]
     run_id = uuid.uuid4()
@@ -326,13 +336,20 @@ def scheduled_run(client, name, day, *, output, inputs=(), columns=None, lineage
     return at
 
 
+def days_ending_now(days: int) -> datetime:
+    """The first day of ``days`` daily runs whose last completes just after now: late is judged in real time,
+    from when Headwater heard of a job's last completion (received now, so it must be that recent)."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + HOUR - days * DAY
+
+
 def test_a_late_dataset_raises_an_incident_after_its_cadence_and_resolves_when_the_run_arrives(
     app_with_worker, server_clock, receiver
 ):
     client = app_with_worker()
+    base = days_ending_now(4)
     for day in range(4):
-        last = scheduled_run(client, "load_orders", day, output="orders")
-        scheduled_run(client, "revenue", day, output="revenue_t", inputs=["orders"], minutes=30)
+        last = scheduled_run(client, "load_orders", day, output="orders", base=base)
+        scheduled_run(client, "revenue", day, output="revenue_t", inputs=["orders"], minutes=30, base=base)
     subscription = subscribe(client, receiver.url("/revenue"), datasets=[{"namespace": DB, "name": "revenue_t"}])
     worker = client.app.state.incident_worker
 
@@ -363,7 +380,7 @@ def test_a_late_dataset_raises_an_incident_after_its_cadence_and_resolves_when_t
     checked_at(last + timedelta(hours=36, minutes=10))
     assert len([i for i in incidents(client, kind="late") if i["job"]["name"] == "load_orders"]) == 1
 
-    scheduled_run(client, "load_orders", 4, output="orders", minutes=15 * 60)
+    scheduled_run(client, "load_orders", 4, output="orders", minutes=15 * 60, base=base)
     (resolved,) = [i for i in incidents(client, kind="late", status="resolved") if i["id"] == incident["id"]]
     assert "completed" in resolved["resolution"]
     receiver.wait_for(2, "/revenue")
@@ -430,7 +447,7 @@ def test_a_failed_assertion_raises_a_data_quality_incident(client):
 def test_metrics_breaking_a_configured_rule_raise_a_data_quality_incident(settings, engine, monkeypatch):
     rules = [{"dataset": f"{DB}:orders*", "column": "customer_id", "metric": "nullCount", "max": 0}]
     monkeypatch.setenv("HEADWATER_QUALITY_RULES", json.dumps(rules))
-    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False)
+    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False, **AS_NEWS)
     assert configured.quality_rules[0].max == 0
     with TestClient(create_app(configured)) as client:
         metrics = {"rowCount": 100, "columnMetrics": {"customer_id": {"nullCount": 0}, "note": {"nullCount": 40}}}
@@ -493,7 +510,7 @@ def test_quality_facets_of_odd_shapes_raise_nothing_and_keep_the_event(settings,
         "HEADWATER_QUALITY_RULES",
         '[{"metric": "rowCount", "min": 1}, {"column": "*", "metric": "nullCount", "max": 0}]',
     )
-    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False)
+    configured = Settings(database_url=settings.database_url, migrate_on_start=False, incident_worker=False, **AS_NEWS)
     odd = [
         {"dataQualityAssertions": {"assertions": "none"}},
         {"dataQualityAssertions": {"assertions": [1, None, {"success": "no"}]}},
@@ -519,9 +536,10 @@ def test_a_jobs_cadence_is_learned_from_its_newest_runs_only(client, engine, set
     """Twelve daily runs, then ten runs every three days: the job now runs every three days, whatever its
     longer history says (the median over all 22 runs would be one day)."""
     days = [*range(12), *range(14, 42, 3)]
+    base = days_ending_now(42)
     for day in days:
-        last = scheduled_run(client, "load_orders", day, output="orders")
-    (overdue,) = late.overdue_jobs(engine, settings, last + 5 * DAY)
+        last = scheduled_run(client, "load_orders", day, output="orders", base=base)
+    (overdue,) = late.overdue_jobs(model.applied(engine), settings, last + 5 * DAY)
     assert overdue.cadence == 3 * DAY
     assert overdue.last_completed == last
     assert late.overdue_jobs(engine, settings, last + 4 * DAY) == []  # 3 days × 1.5 tolerance = 4.5 days

@@ -16,7 +16,8 @@ def run_cli(database_url: str, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_incidents_list_on_the_local_database(client, database_url):
+def test_incidents_list_on_the_local_database(news_client, database_url):
+    client = news_client
     assert run_cli(database_url, "incidents", "list") == (0, "No incidents.\n")
     run_id = failing_run(client)
     code, out = run_cli(database_url, "incidents", "list", "--status", "open")

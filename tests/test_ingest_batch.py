@@ -115,35 +115,36 @@ def test_a_gzip_batch_is_read_like_a_gzip_event(client):
     assert client.get(f"/api/v1/jobs/runs/{run_id}").json()["state"] == "COMPLETED"
 
 
-def test_when_the_database_goes_away_mid_batch_the_rest_is_retriable(client, monkeypatch):
-    # The database failing after the first event (a restart): what was stored is reported stored, the event it
-    # failed on and those after it retriable; a batch of which nothing was stored is a 503, as for one event.
-    from app.services.ingest import batch as batch_module
+def test_when_the_database_goes_away_mid_batch_the_rest_is_retriable(settings, engine, monkeypatch):
+    # The database goes away just before the log commits the batch's last event (the log commits one event at a
+    # time here): what was stored is reported stored, the event after it retriable; a batch of which nothing
+    # was stored is a 503, as for one event.
+    from fastapi.testclient import TestClient
 
-    real_ingest = batch_module.ingest_event
-    calls = []
+    from app.main import create_app
+    from app.services.ingest.log import EventLog
 
-    def ingest_then_fail(engine, payload, event, **options):
-        calls.append(payload["eventType"])
-        if len(calls) > 1:
-            raise DatabaseUnavailable("connection refused")
-        return real_ingest(engine, payload, event, **options)
-
-    monkeypatch.setattr(batch_module, "ingest_event", ingest_then_fail)
     first, second = _run(uuid.uuid4())
     third = run_event("START", job=JOB, run_id=uuid.uuid4(), time=T0)
-    response = client.post("/api/v1/lineage/batch", json=[first, second, "bad", third])
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["summary"] == {"received": 4, "successful": 1, "failed": 3, "retriable": 2, "non_retriable": 1}
-    assert [(f["index"], f["retriable"]) for f in body["failed_events"]] == [(1, True), (2, False), (3, True)]
-    assert calls == ["START", "COMPLETE"]  # not attempted after the database went away
+    real_commit = EventLog._commit
+    database_gone = []
 
-    def database_down(engine, payload, event, **options):
-        raise DatabaseUnavailable("connection refused")
+    def commit_until_gone(self, rows):
+        if database_gone or any(row["run_id"] == uuid.UUID(third["run"]["runId"]) for row in rows):
+            database_gone.append(True)
+            raise DatabaseUnavailable("connection refused")
+        return real_commit(self, rows)
 
-    monkeypatch.setattr(batch_module, "ingest_event", database_down)
-    nothing_stored = client.post("/api/v1/lineage/batch", json=["bad", second, third])
-    assert nothing_stored.status_code == 503
-    assert nothing_stored.json()["message"] == "The database is busy or unavailable; retry shortly."
-    assert nothing_stored.headers["Retry-After"] == "2"
+    monkeypatch.setattr(EventLog, "_commit", commit_until_gone)
+    with TestClient(create_app(settings.model_copy(update={"log_batch_size": 1}))) as client:
+        response = client.post("/api/v1/lineage/batch", json=[first, second, "bad", third])
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["summary"] == {"received": 4, "successful": 2, "failed": 2, "retriable": 1, "non_retriable": 1}
+        assert [(f["index"], f["retriable"]) for f in body["failed_events"]] == [(2, False), (3, True)]
+        assert client.get(f"/api/v1/jobs/runs/{first['run']['runId']}").json()["state"] == "COMPLETED"
+
+        nothing_stored = client.post("/api/v1/lineage/batch", json=["bad", second, third])
+        assert nothing_stored.status_code == 503
+        assert nothing_stored.json()["message"] == "The database is busy or unavailable; retry shortly."
+        assert nothing_stored.headers["Retry-After"] == "2"

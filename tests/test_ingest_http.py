@@ -12,12 +12,13 @@ from sqlalchemy import func, select
 
 from app.db import tables as t
 from tests.support.events import T0, dataset, run_event
+from tests.support.model import applied
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "marquez"
 
 
 def count(engine, table, *where) -> int:
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
 
 
@@ -52,7 +53,7 @@ def test_success_is_201_with_empty_body_and_raw_event_kept_verbatim(client, engi
     event["run"]["facets"]["custom_thing"] = {"_producer": "x", "nested": {"big": 123456789012345678901234567890}}
     response = client.post("/api/v1/lineage", json=event)
     assert (response.status_code, response.content) == (201, b"")
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         stored = conn.execute(select(t.lineage_events.c.payload)).scalar_one()
     assert stored == event  # custom facets and huge integers survive unchanged
 
@@ -69,7 +70,7 @@ def test_gzip_body_is_inflated(client, engine):
 def test_same_event_twice_changes_nothing(client, engine):
     event = simple_event()
     assert client.post("/api/v1/lineage", json=event).status_code == 201
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         before = {table.name: conn.execute(select(table)).all() for table in [t.lineage_events, *t.MODEL_TABLES]}
     # Same content, different formatting and key order: still the same event.
     reformatted = json.dumps(event, indent=2, sort_keys=True)
@@ -77,7 +78,7 @@ def test_same_event_twice_changes_nothing(client, engine):
         client.post("/api/v1/lineage", content=reformatted, headers={"Content-Type": "application/json"}).status_code
         == 201
     )
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         after = {table.name: conn.execute(select(table)).all() for table in [t.lineage_events, *t.MODEL_TABLES]}
     assert after == before
 
@@ -86,7 +87,7 @@ def test_missing_schema_url_and_event_type_are_accepted(client, engine):
     event = simple_event()
     del event["schemaURL"], event["eventType"]
     assert client.post("/api/v1/lineage", json=event).status_code == 201
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         run = conn.execute(select(t.runs)).one()
     assert run.state == "NEW"  # no eventType: the run exists, its state is unknown
 
@@ -102,7 +103,7 @@ def test_missing_schema_url_and_event_type_are_accepted(client, engine):
 )
 def test_timestamps_as_producers_send_them(client, engine, event_time, expected):
     assert client.post("/api/v1/lineage", json=simple_event(eventTime=event_time)).status_code == 201
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         stored = conn.execute(select(t.lineage_events.c.event_time)).scalar_one()
         started = conn.execute(select(t.runs.c.started_at)).scalar_one()
     assert stored.isoformat() == expected
@@ -114,7 +115,7 @@ def test_uuid_v7_run_ids_are_accepted(client, engine):
     event = simple_event()
     event["run"]["runId"] = run_id
     assert client.post("/api/v1/lineage", json=event).status_code == 201
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         assert str(conn.execute(select(t.runs.c.id)).scalar_one()) == run_id
 
 

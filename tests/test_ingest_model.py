@@ -496,7 +496,7 @@ def test_data_source_facet_creates_the_source(post, engine):
         },
     )
     post(run_event("COMPLETE", job=("ns", "j"), run_id=uuid.uuid4(), time=T0, inputs=[ds]))
-    with engine.connect() as conn:
+    with model.applied(engine).connect() as conn:
         sources = {r.name: (r.type, r.connection_url) for r in conn.execute(select(t.sources))}
     assert sources["postgres://db.example:5432"] == ("POSTGRESQL", "postgres://db.example:5432")
     assert (

@@ -30,6 +30,7 @@ from tests.support.events import (
     run_event,
 )
 from tests.support.live_server import LiveServer
+from tests.support.model import applied
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 NS = "warehouse"
@@ -129,7 +130,7 @@ def dangling_references(engine) -> dict[str, int]:
         "run_states.lineage_event_id": "SELECT count(*) FROM run_states s WHERE NOT EXISTS "
         "(SELECT 1 FROM lineage_events e WHERE e.id = s.lineage_event_id)",
     }
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         found = {name: conn.execute(text(sql)).scalar() for name, sql in checks.items()}
     return {name: n for name, n in found.items() if n}
 
@@ -210,7 +211,7 @@ def test_purge_command_prints_counts_and_dry_run_changes_nothing(client, engine,
     History().ingest(client)
     runner = CliRunner()
     env = {"HEADWATER_DATABASE_URL": database_url}
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         events_before = conn.execute(select(func.count()).select_from(t.lineage_events)).scalar()
 
     dry = runner.invoke(cli, ["purge", "--older-than", "30d", "--dry-run"], env=env)

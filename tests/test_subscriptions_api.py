@@ -100,9 +100,10 @@ def test_subscription_writes_need_the_write_key_and_reads_a_read_write_key(setti
         assert client.delete(path, headers={"Authorization": "Bearer ops-key"}).status_code == 204
 
 
-def test_an_incident_can_be_resolved_by_hand(client):
+def test_an_incident_can_be_resolved_by_hand(news_client):
     from tests.test_incidents import failing_run
 
+    client = news_client
     failing_run(client)
     (incident,) = client.get("/api/v1/incidents").json()["incidents"]
     path = f"/api/v1/incidents/{incident['id']}/resolve"

@@ -18,6 +18,7 @@ from app.services import synthetic
 from tests.conftest import TEST_DB
 from tests.support.browser import CHROMIUM, SCREENSHOTS, launch
 from tests.support.events import POSTGRES_NS, T0, dataset, run_event
+from tests.support.history import AS_NEWS_ENV
 from tests.support.installation import room_revenue, three_days
 from tests.support.live_server import LiveServer
 from tests.test_backfill_api import rerun
@@ -52,7 +53,9 @@ def browser():
 
 @pytest.fixture(scope="module")
 def server(database_url, engine, tmp_path_factory):
-    with LiveServer(database_url, log_path=tmp_path_factory.mktemp("ui") / "server.log") as server:
+    # The seeded histories are dated in the past and must raise their incidents (support/history.py).
+    log = tmp_path_factory.mktemp("ui") / "server.log"
+    with LiveServer(database_url, log_path=log, env=AS_NEWS_ENV) as server:
         yield server
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.deps import EngineDep
 from app.api.health import health
+from app.services.ingest.barrier import apply_lag
 
 router = APIRouter(tags=["admin"])
 
@@ -23,5 +25,11 @@ def healthcheck(engine: EngineDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics")
-def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+def metrics(request: Request, engine: EngineDep) -> Response:
+    try:
+        lag = apply_lag(engine)
+    except SQLAlchemyError:  # the database is down: the scrape still answers, without the log's figures
+        text = request.app.state.metrics.exposition()
+    else:
+        text = request.app.state.metrics.exposition(unapplied=lag.unapplied, apply_lag_seconds=lag.seconds)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -15,10 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.dialect import is_unavailable
 from app.db.json import UnstorableJSON
-from app.services.errors import InvalidRequest, JobMoved, NotFound
+from app.services.errors import InvalidRequest, JobMoved, NotFound, summary, validation_errors
 from app.services.ingest import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ApiError", "error_body", "install_error_handlers", "summary", "validation_errors"]
 
 
 class ApiError(Exception):
@@ -35,32 +37,6 @@ def error_body(status: int, message: str, errors: list[dict[str, Any]] | None = 
     if errors:
         body["errors"] = errors
     return body
-
-
-def field_path(loc: tuple | list) -> str:
-    """pydantic's ``("run", "runId")`` / ``("inputs", 0, "name")`` → ``run.runId`` / ``inputs[0].name``."""
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif part not in ("body", "query", "path"):
-            path += f".{part}" if path else str(part)
-    return path or "body"
-
-
-def validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    details = []
-    for e in errors:
-        message = e.get("msg", "invalid")
-        message = message.removeprefix("Value error, ")
-        details.append({"field": field_path(e.get("loc", ())), "message": message})
-    return details
-
-
-def summary(details: list[dict[str, Any]]) -> str:
-    shown = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
-    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
-    return shown + more
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -3,19 +3,21 @@ at once, as the OpenLineage OpenAPI document defines it (for replaying, migratin
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.auth import require_write_key
-from app.api.deps import EngineDep, get_settings
-from app.api.errors import ApiError, summary, validation_errors
-from app.api.request_body import find_nul, json_type, parse_json_array, parse_json_object, read_body
-from app.schemas.openlineage import BatchResult, LineageEvent, event_class_for
-from app.services.ingest import DatabaseUnavailable, ingest_event
-from app.services.ingest.batch import BatchItem, ingest_batch
+from app.api.deps import get_settings
+from app.api.errors import ApiError
+from app.api.request_body import parse_json_array, parse_json_object, read_body
+from app.schemas.openlineage import BatchResult, LineageEvent
+from app.services.ingest import DatabaseUnavailable
+from app.services.ingest.batch import ingest_batch
+from app.services.ingest.validation import InvalidEvent, batch_item
+from app.services.ingest.validation import validate_event as check_event
 from app.settings import Settings
 
 router = APIRouter(prefix="/api/v1", tags=["lineage"])
@@ -47,19 +49,10 @@ _EVENT_BODY = {
 
 
 def validate_event(payload: dict) -> LineageEvent:
-    event_class = event_class_for(payload)
-    if event_class is None:
-        raise ApiError(
-            422,
-            "Not an OpenLineage event: expected 'run' and 'job' (RunEvent), 'dataset' (DatasetEvent) "
-            "or 'job' (JobEvent).",
-            [{"field": "body", "message": "missing run/job/dataset"}],
-        )
     try:
-        return event_class.model_validate(payload)
-    except ValidationError as exc:
-        details = validation_errors(exc.errors(include_url=False))
-        raise ApiError(422, f"Invalid {event_class.__name__}: {summary(details)}", details) from None
+        return check_event(payload)
+    except InvalidEvent as exc:
+        raise ApiError(422, exc.message, exc.details) from None
 
 
 @router.post(
@@ -68,7 +61,10 @@ def validate_event(payload: dict) -> LineageEvent:
     summary="Record an OpenLineage event",
     response_class=Response,
     responses={
-        201: {"description": "Stored (an identical event already stored is accepted and changes nothing)."},
+        201: {
+            "description": "Stored durably (an identical event already stored is accepted and changes nothing). "
+            "The model is built from it right after; reads wait for that."
+        },
         400: {"description": "Not JSON, not a JSON object, or a broken gzip body."},
         413: {"description": "Body over the size limit."},
         401: {"description": "API keys are configured and the request has no valid one."},
@@ -79,21 +75,11 @@ def validate_event(payload: dict) -> LineageEvent:
     openapi_extra={"requestBody": _EVENT_BODY},
     dependencies=[Depends(require_write_key)],
 )
-async def post_lineage(
-    request: Request,
-    engine: EngineDep,
-    settings: Annotated[Settings, Depends(get_settings)],
-) -> Response:
+async def post_lineage(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> Response:
     payload = parse_json_object(await read_body(request, settings.max_body_bytes))
     event = validate_event(payload)
-    await run_in_threadpool(
-        ingest_event,
-        engine,
-        payload,
-        event,
-        retry_seconds=settings.ingest_retry_seconds,
-        quality_rules=settings.quality_rules,
-    )
+    # Answered once the event log has committed it (group commit, app/services/ingest/log.py).
+    await asyncio.wrap_future(request.app.state.ingest.submit(payload, event))
     request.app.state.metrics.ingested(event.KIND, payload.get("eventType"), payload.get("producer"))
     return Response(status_code=201)
 
@@ -111,18 +97,6 @@ _BATCH_BODY = {
         }
     },
 }
-
-
-def _batch_item(index: int, value: object) -> BatchItem:
-    """Check one element of a batch as POST /lineage checks a body; a bad one is reported by its index."""
-    if not isinstance(value, dict):
-        return BatchItem(index, invalid=f"must be a JSON object (an OpenLineage event), not {json_type(value)}.")
-    if (path := find_nul(value)) is not None:
-        return BatchItem(index, invalid=f"{path}: contains a NUL character (\\u0000), which cannot be stored.")
-    try:
-        return BatchItem(index, payload=value, event=validate_event(value))
-    except ApiError as exc:
-        return BatchItem(index, invalid=exc.message)
 
 
 @router.post(
@@ -143,20 +117,14 @@ def _batch_item(index: int, value: object) -> BatchItem:
     openapi_extra={"requestBody": _BATCH_BODY},
     dependencies=[Depends(require_write_key)],
 )
-async def post_lineage_batch(
-    request: Request,
-    engine: EngineDep,
-    settings: Annotated[Settings, Depends(get_settings)],
-) -> BatchResult:
+async def post_lineage_batch(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> BatchResult:
     values = parse_json_array(await read_body(request, settings.max_body_bytes))
     metrics = request.app.state.metrics
 
     def check_and_ingest() -> BatchResult:  # in a worker thread: a large batch's checks would hold the event loop
         return ingest_batch(
-            engine,
-            [_batch_item(i, value) for i, value in enumerate(values)],
-            retry_seconds=settings.ingest_retry_seconds,
-            quality_rules=settings.quality_rules,
+            request.app.state.ingest.submit,
+            [batch_item(i, value) for i, value in enumerate(values)],
             on_ingested=lambda item: metrics.ingested(
                 item.event.KIND, item.payload.get("eventType"), item.payload.get("producer")
             ),

@@ -20,6 +20,7 @@ from app.cli.backfill import backfill_cli
 from app.cli.demo import demo_cli
 from app.cli.incidents import incidents_cli, subscriptions_cli
 from app.cli.maintenance import purge_command, reindex_command
+from app.cli.transfer import export_command, import_cli
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import log_config
@@ -33,6 +34,8 @@ cli.add_typer(backfill_cli, name="backfill")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(incidents_cli, name="incidents")
 cli.add_typer(subscriptions_cli, name="subscriptions")
+cli.add_typer(import_cli, name="import")
+cli.command("export")(export_command)
 cli.command("purge")(purge_command)
 cli.command("reindex")(reindex_command)
 

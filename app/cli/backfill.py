@@ -77,19 +77,16 @@ def plan_command(
 
 
 def _from_database(request: BackfillRequest) -> BackfillPlan:
-    from app.db.engine import create_db_engine
+    from app.cli.local_database import caught_up_engine
     from app.services.backfill import planner
     from app.services.errors import InvalidRequest, NotFound
-    from app.settings import Settings
 
-    engine = create_db_engine(Settings())
-    try:
-        return planner.plan(engine, request)
-    except (NotFound, InvalidRequest) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
+    with caught_up_engine() as engine:
+        try:
+            return planner.plan(engine, request)
+        except (NotFound, InvalidRequest) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
 
 
 def _from_server(server: str, api_key: str | None, request: BackfillRequest) -> BackfillPlan:

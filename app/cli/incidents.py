@@ -44,18 +44,15 @@ def _call(
 ) -> Model | None:
     """Run ``local(engine)`` on the local database, or the same request against ``server``."""
     if server is None:
-        from app.db.engine import create_db_engine
+        from app.cli.local_database import caught_up_engine
         from app.services.errors import InvalidRequest, NotFound
-        from app.settings import Settings
 
-        engine = create_db_engine(Settings())
-        try:
-            return local(engine)
-        except (NotFound, InvalidRequest) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-        finally:
-            engine.dispose()
+        with caught_up_engine() as engine:
+            try:
+                return local(engine)
+            except (NotFound, InvalidRequest) as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     try:
         response = httpx.request(method, server.rstrip("/") + path, headers=headers, timeout=60, **request)
@@ -134,7 +131,7 @@ def _refs(option: str, values: list[str] | None) -> list[NodeRef]:
 @subscriptions_cli.command("add")
 def add_command(
     url: str = typer.Option(..., "--url", help="http(s) URL that receives the JSON POSTs (e.g. a Slack webhook)."),
-    secret: str = typer.Option(None, "--secret", envvar="HEADWATER_WEBHOOK_SECRET", help="Signing key."),
+    secret: str = typer.Option(None, "--secret", envvar="HEADWATER_WEBHOOK_SECRET", help="Signing key (whsec_…)."),
     namespace: list[str] = typer.Option(None, "--namespace", help="A namespace (repeatable)."),
     job: list[str] = typer.Option(None, "--job", help="A job as <namespace>:<name> (repeatable)."),
     dataset: list[str] = typer.Option(None, "--dataset", help="A dataset as <namespace>:<name> (repeatable)."),

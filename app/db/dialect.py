@@ -37,6 +37,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import NullType, TypeDecorator
 
+from app.db import json as json_codec
+
 # SQLSTATEs worth retrying the whole transaction for: serialization failure, deadlock.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
 
@@ -227,6 +229,62 @@ def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]], 
         conn.execute(table.insert(), batch)
         count += len(batch)
     return count
+
+
+_UNNEST_INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def insert_ignore_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows that are not there yet (by any unique constraint), all in one statement whose text does not
+    depend on how many rows there are. Every row has the same keys.
+
+    Postgres: ``INSERT … SELECT * FROM unnest(<one array parameter per column>) ON CONFLICT DO NOTHING``, parsed
+    and planned once per session however many rows a call brings (a multi-row VALUES is a new statement for each
+    row count). SQLite: one prepared ``INSERT OR IGNORE`` run for each row (executemany), which is what SQLite
+    does for a multi-row statement anyway."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    if conn.dialect.name != "postgresql":
+        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+        return
+    key = (table.name, columns)
+    sql = _UNNEST_INSERTS.get(key)
+    if sql is None:
+        arrays = []
+        for name in columns:
+            column_type = table.c[name].type.dialect_impl(conn.dialect)
+            # JSON travels as its text, which Postgres parses into jsonb element by element.
+            element = "text[]::jsonb" if isinstance(column_type, JSON) else column_type.compile(conn.dialect)
+            arrays.append(f"%({name})s::{element}[]")
+        names = ", ".join(f'"{name}"' for name in columns)
+        sql = f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({", ".join(arrays)}) ON CONFLICT DO NOTHING'
+        _UNNEST_INSERTS[key] = sql
+    json_columns = {c.name for c in table.columns if isinstance(c.type.dialect_impl(conn.dialect), JSON)}
+    params = {
+        name: [None if row[name] is None else json_codec.dumps(row[name]) for row in rows]
+        if name in json_columns
+        else [row[name] for row in rows]
+        for name in columns
+    }
+    conn.exec_driver_sql(sql, params)
+
+
+def serialize_on_all(conn: Connection, keys: Iterable[str]) -> None:
+    """``serialize_on`` for many keys at once, taken in one global order (by the lock's number), so two
+    transactions that each need several of the same keys wait for one another instead of deadlocking. One
+    statement however many keys."""
+    keys = sorted(set(keys))
+    if conn.dialect.name != "postgresql" or not keys:
+        return
+    conn.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(lock_id)) FROM "
+            "(SELECT hashtextextended(key, 0) AS lock_id FROM unnest(CAST(:keys AS text[])) AS key "
+            "ORDER BY lock_id OFFSET 0) AS ordered"
+        ),
+        {"keys": keys},
+    )
 
 
 def contains_ignoring_case(column: ColumnElement[str], text: str) -> ColumnElement[bool]:

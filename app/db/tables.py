@@ -69,9 +69,18 @@ lineage_events = Table(
     # Set when the model could not be built from an accepted event (a bug): the event is kept and
     # `headwater reindex` can apply it after a fix.
     Column("apply_error", Text),
+    # NULL until the applier has built the model from the event (ingest acknowledges once the row is stored).
+    Column("applied_at", UTCDateTime()),
     Index("ix_lineage_events_event_time", "event_time"),
     Index("ix_lineage_events_run_id", "run_id"),
     Index("ix_lineage_events_job", "job_namespace", "job_name"),
+    # Only the events waiting for the applier: the next batch's claim and the read barrier read this.
+    Index(
+        "ix_lineage_events_unapplied",
+        "id",
+        postgresql_where=text("applied_at IS NULL"),
+        sqlite_where=text("applied_at IS NULL"),
+    ),
 )
 
 namespaces = Table(

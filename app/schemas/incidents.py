@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -156,7 +157,8 @@ class SubscriptionRequest(BaseModel):
         None,
         min_length=8,
         max_length=1024,
-        description="Key for the X-Headwater-Signature HMAC; write-only. On PUT, leave out to keep the current one.",
+        description="Signing secret, preferably `whsec_` + base64 of 24 to 64 random bytes (Standard Webhooks: "
+        "the `webhook-signature` header); write-only. On PUT, leave out to keep the current one.",
     )
     description: str | None = Field(None, max_length=1024)
     namespaces: list[str] = Field(default_factory=list)
@@ -171,6 +173,19 @@ class SubscriptionRequest(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_secret(cls, value: str | None) -> str | None:
+        # A whsec_ secret is what Standard Webhooks libraries take: check it decodes, as they will.
+        if value is not None and value.startswith("whsec_"):
+            try:
+                key = base64.b64decode(value[len("whsec_") :], validate=True)
+            except ValueError:
+                raise ValueError("a whsec_ secret must be whsec_ followed by base64") from None
+            if not 24 <= len(key) <= 64:
+                raise ValueError(f"a whsec_ secret must encode 24 to 64 bytes, not {len(key)}")
         return value
 
     @model_validator(mode="after")
@@ -210,7 +225,10 @@ class Delivery(BaseModel):
     subscriptionId: str
     incidentId: str
     event: Literal["incident.opened", "incident.resolved"]
-    status: Literal["pending", "delivered", "failed"]
+    status: Literal["pending", "delivered", "failed", "superseded"] = Field(
+        description="superseded: an `incident.opened` still waiting for a retry when the incident resolved; "
+        "the `incident.resolved` delivery is sent instead (deliveries of one incident never overtake each other)."
+    )
     attempts: int
     lastStatusCode: int | None
     lastError: str | None

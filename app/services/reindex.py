@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
@@ -128,6 +129,10 @@ def reindex(engine: Engine, *, chunk_size: int = 500, progress: Progress = lambd
             after = rows[-1].id
             report.events += len(rows)
             progress(report.events, total)
+        # Events still waiting for the applier were applied above: the applier must not apply them again.
+        conn.execute(
+            update(t.lineage_events).where(e.id <= last_id, e.applied_at.is_(None)).values(applied_at=datetime.now(UTC))
+        )
         _restore_api_state(conn, state)
     return report
 

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, and_, delete, exists, func, select, u
 from sqlalchemy.exc import DBAPIError
 
 from app.db import tables as t
-from app.db.dialect import in_values, serialize_on
+from app.db.dialect import in_values, serialize_on_all
 from app.db.engine import write_transaction
 from app.services.ingest import job_lock_key
 
@@ -198,15 +198,13 @@ def _purge_runs(
 
 def _hold_jobs(conn: Connection, job_ids) -> None:
     """Take the locks ingest applies each job's events under (``job_lock_key``) for the jobs whose rows this
-    batch is about to check, in one order (two server processes may purge at once). The check that follows
+    batch is about to check, in the one order the applier takes them in too. The check that follows
     then sees every event of those jobs committed so far, and any other waits for the batch to commit and
     recreates what it needs. Without them an event could point a run at a job version between the check and
     the delete, and the run would name a version that no longer exists."""
     j = t.jobs.c
-    for namespace, name in conn.execute(
-        select(j.namespace_name, j.name).where(j.id.in_(job_ids.scalar_subquery())).order_by(j.namespace_name, j.name)
-    ):
-        serialize_on(conn, job_lock_key(namespace, name))
+    jobs = conn.execute(select(j.namespace_name, j.name).where(j.id.in_(job_ids.scalar_subquery())))
+    serialize_on_all(conn, (job_lock_key(namespace, name) for namespace, name in jobs))
 
 
 def _delete_runs(conn: Connection, run_ids: list, report: PurgeReport) -> int:
@@ -291,7 +289,9 @@ def _purge_dataset_versions(batches: _Batches, cutoff: datetime, size: int, repo
 
 def _purge_raw_events(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):
     e, rs, f = t.lineage_events.c, t.run_states.c, t.facets.c
-    for conn, ids in _old_batches(batches, e.id, e.event_time < cutoff, size, progress, "raw events"):
+    # An event not applied yet is kept however old it says it is: the model is still to be built from it.
+    old = and_(e.event_time < cutoff, e.applied_at.is_not(None))
+    for conn, ids in _old_batches(batches, e.id, old, size, progress, "raw events"):
         named = and_(
             in_values(conn, e.id, ids),
             ~exists().where(rs.lineage_event_id == e.id),

@@ -41,6 +41,9 @@ class LiveServer:
             "HEADWATER_ADMIN_PORT": str(self.admin_port),
             "HEADWATER_WORKERS": str(self.workers),
             "HEADWATER_LOG_LEVEL": "warning",
+            # Tests read what they wrote: a read waits for the applier however loaded the machine is (the
+            # bounded wait and its lag headers have their own test).
+            "HEADWATER_READ_WAIT_SECONDS": "60",
             **self.extra_env,
         }
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from typing import Any
 
@@ -9,15 +11,26 @@ from sqlalchemy import Engine, select
 
 from app.db import tables as t
 from app.services import identifiers as ids
+from app.services.ingest.barrier import apply_lag
+
+
+def applied(engine: Engine, timeout: float = 30) -> Engine:
+    """The engine, once every event stored so far is applied to the model: what the API's read barrier does
+    before each read, for tests that read the model's tables directly. Fails the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while (lag := apply_lag(engine)).unapplied:
+        assert time.monotonic() < deadline, f"{lag.unapplied} events still unapplied after {timeout} s"
+        time.sleep(0.01)
+    return engine
 
 
 def one(engine: Engine, table, *where):
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         return conn.execute(select(table).where(*where)).one()
 
 
 def all_rows(engine: Engine, table, *where, order_by=None) -> list:
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         stmt = select(table).where(*where)
         if order_by is not None:
             stmt = stmt.order_by(order_by)
@@ -48,19 +61,20 @@ def edges(engine: Engine, *, current_only: bool = True) -> set[tuple[str, str, s
     stmt = select(j.c.name, e.c.io_type, d.c.name).join(j, j.c.id == e.c.job_id).join(d, d.c.id == e.c.dataset_id)
     if current_only:
         stmt = stmt.where(e.c.is_current)
-    with engine.connect() as conn:
+    with applied(engine).connect() as conn:
         return {tuple(r) for r in conn.execute(stmt)}
 
 
 # Columns that record *when Headwater saw something* rather than what the events say.
-_BOOKKEEPING = {"received_at"}
+_BOOKKEEPING = {"received_at", "applied_at"}
 _FIRST_SEEN_ROWS = {"sources", "dataset_fields", "dataset_symlinks"}
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple]]:
+def snapshot(engine: Engine, *, json_key_order: bool = True) -> dict[str, list[tuple]]:
     """The whole model as comparable data: raw event ids are replaced by event hashes (ids depend on
-    arrival order; hashes do not)."""
-    with engine.connect() as conn:
+    arrival order; hashes do not). ``json_key_order=False`` compares JSON objects whatever the order of their keys
+    (events that went through a jsonb column, as Marquez keeps them, come back with their keys reordered)."""
+    with applied(engine).connect() as conn:
         hashes = dict(conn.execute(select(t.lineage_events.c.id, t.lineage_events.c.event_hash)).all())
         result = {}
         for table in [t.lineage_events, *t.MODEL_TABLES]:
@@ -77,6 +91,8 @@ def snapshot(engine: Engine) -> dict[str, list[tuple]]:
                 for column, value in zip(columns, row, strict=False):
                     if column.name == "lineage_event_id":
                         value = hashes.get(value, value)
+                    if not json_key_order and isinstance(value, dict | list):
+                        value = json.dumps(value, sort_keys=True)
                     values.append(repr(value))
                 rows.append(tuple(values))
             result[table.name] = sorted(rows)

@@ -6,6 +6,8 @@
   resolve (all passing) the dataset's `data_quality` incident;
 * a published version that dropped or retyped columns of the current one is recorded as a candidate: whether
   downstream column lineage uses those columns is a walk, left to the worker (schema.py).
+
+None of it for history: an event received long after its time (news.py) opens and resolves nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from app.db import tables as t
 from app.db.dialect import in_values
 from app.schemas.openlineage import DatasetEvent, RunEvent
 from app.services.incidents import records
+from app.services.incidents.news import event_is_news
 from app.services.ingest.extract import flatten_fields
 from app.services.ingest.writer import DatasetRef, EventContext
 from app.settings import QualityRule
@@ -43,6 +46,8 @@ def on_run_event(
     outputs: list[DatasetRef],
     versions: dict[tuple[uuid.UUID, str], uuid.UUID],
 ) -> None:
+    if not event_is_news(ctx):
+        return
     job = (event.job.namespace, event.job.name)
     run_id = event.run.uuid
     if state in ("FAILED", "ABORTED"):
@@ -62,6 +67,8 @@ def on_run_event(
 
 
 def on_dataset_event(conn: Connection, ctx: EventContext, event: DatasetEvent, ref: DatasetRef, version) -> None:
+    if not event_is_news(ctx):
+        return
     if ASSERTIONS in event.dataset.facets or METRICS in event.dataset.facets:
         _quality(conn, ctx, ref, event.dataset.facets, version, reporter=None, run_id=None)
 
@@ -214,7 +221,7 @@ def changed_columns(before: Iterable[dict], after: Iterable[dict]) -> list[dict[
 def on_publish(conn: Connection, ctx: EventContext, versions: dict[uuid.UUID, uuid.UUID]) -> None:
     """Before ``versions`` (dataset id -> version id) are published: compare each with the dataset's current
     version. Called only by events that publish; one statement."""
-    if not versions:
+    if not versions or not event_is_news(ctx):
         return
     new, old, d = t.dataset_versions.alias("new"), t.dataset_versions.alias("old"), t.datasets.c
     rows = conn.execute(

@@ -1,5 +1,11 @@
 """Late datasets: a job's cadence is learned from the nominal start times of its recent completed runs; when
-it has not completed a run for cadence × (1 + tolerance) since its last one, the datasets it writes are late."""
+it has not completed a run for cadence × (1 + tolerance) since its last one, the datasets it writes are late.
+
+Late is judged in real time. A job whose last completion Headwater learned of as history (received long after
+it happened: a migration, a replay) is not late, however old that completion is: replayed history never pages
+anyone, and the job's next real-time completion makes it judged again. And the interval runs from when
+Headwater heard of the completion too: a backlog of completions posted at once (a client catching up) does not
+make the job late between two of them."""
 
 from __future__ import annotations
 
@@ -9,12 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, exists, select
 
 from app.db import tables as t
-from app.db.dialect import in_values, newest_per_key
+from app.db.dialect import in_values, newest_per_key, serialize_on
 from app.db.engine import read_connection, write_transaction
 from app.services.incidents import records
+from app.services.incidents.news import is_news
+from app.services.ingest import job_lock_key
 from app.services.lineage import current_edges
 from app.settings import Settings
 
@@ -41,7 +49,7 @@ def _human(delta: timedelta) -> str:
 
 def overdue_jobs(engine: Engine, settings: Settings, now: datetime) -> list[Overdue]:
     r = t.runs.c
-    completed = select(r.job_id, r.nominal_start_time, r.nominal_end_time, r.ended_at).where(
+    completed = select(r.id, r.job_id, r.nominal_start_time, r.nominal_end_time, r.ended_at).where(
         r.state == "COMPLETED", r.nominal_start_time.is_not(None), r.ended_at.is_not(None)
     )
     with read_connection(engine) as conn:
@@ -52,7 +60,7 @@ def overdue_jobs(engine: Engine, settings: Settings, now: datetime) -> list[Over
     runs = defaultdict(list)
     for row in rows:
         runs[row.job_id].append(row)
-    found = []
+    found: list[tuple[uuid.UUID, Overdue]] = []
     for job_id, history in runs.items():
         starts = sorted({row.nominal_start_time for row in history})
         if len(starts) < settings.late_min_runs:
@@ -60,13 +68,40 @@ def overdue_jobs(engine: Engine, settings: Settings, now: datetime) -> list[Over
         cadence = statistics.median(b - a for a, b in zip(starts, starts[1:], strict=False))
         if cadence <= timedelta(0):
             continue
-        last_completed = max(row.ended_at for row in history)
-        expected_by = last_completed + cadence * (1 + settings.late_tolerance)
+        last_run = max(history, key=lambda row: row.ended_at)
+        expected_by = last_run.ended_at + cadence * (1 + settings.late_tolerance)
         if now > expected_by:
             latest = max(history, key=lambda row: row.nominal_start_time)
             nominal_end = latest.nominal_end_time or latest.nominal_start_time + cadence
-            found.append(Overdue(job_id, cadence, last_completed, nominal_end, expected_by))
-    return found
+            found.append((last_run.id, Overdue(job_id, cadence, last_run.ended_at, nominal_end, expected_by)))
+    if not found:
+        return []
+    heard = _heard_in_real_time(engine, [run_id for run_id, _ in found], settings)
+    late = []
+    for run_id, overdue in found:
+        if run_id not in heard:
+            continue  # its last completion is history
+        overdue.expected_by = max(overdue.expected_by, heard[run_id] + overdue.cadence * (1 + settings.late_tolerance))
+        if now > overdue.expected_by:
+            late.append(overdue)
+    return late
+
+
+def _heard_in_real_time(engine: Engine, run_ids: list[uuid.UUID], settings: Settings) -> dict[uuid.UUID, datetime]:
+    """When Headwater received the COMPLETE event of each run among ``run_ids`` that was news when it arrived
+    (one index probe per run)."""
+    e = t.lineage_events.c
+    with read_connection(engine) as conn:
+        rows = conn.execute(
+            select(e.run_id, e.event_time, e.received_at).where(
+                in_values(conn, e.run_id, run_ids), e.event_type == "COMPLETE"
+            )
+        ).all()
+    heard: dict[uuid.UUID, datetime] = {}
+    for row in rows:
+        if is_news(row.event_time, row.received_at, settings.incident_max_event_age):
+            heard[row.run_id] = min(heard.get(row.run_id, row.received_at), row.received_at)
+    return heard
 
 
 def check(engine: Engine, settings: Settings, now: datetime) -> int:
@@ -76,7 +111,7 @@ def check(engine: Engine, settings: Settings, now: datetime) -> int:
     if not overdue:
         return 0
     by_job = {o.job_id: o for o in overdue}
-    i, j, d = t.incidents.c, t.jobs.c, t.datasets.c
+    i, j, d, r = t.incidents.c, t.jobs.c, t.datasets.c, t.runs.c
     opened = 0
     with read_connection(engine) as conn:
         keys = [records.open_key(kind, job) for job in by_job for kind in ("late", "run_failed")]
@@ -107,6 +142,13 @@ def check(engine: Engine, settings: Settings, now: datetime) -> int:
         )
         start = min(o.last_nominal_end, now - timedelta(seconds=1))
         with write_transaction(engine) as conn:
+            # The job's events apply one at a time under this lock: a completion that arrived since the runs
+            # were read above is seen here, and one arriving later resolves the incident (resolvable_after).
+            serialize_on(conn, job_lock_key(job.namespace_name, job.name))
+            if conn.execute(
+                select(exists().where(r.job_id == job_id, r.state == "COMPLETED", r.ended_at > o.last_completed))
+            ).scalar():
+                continue
             incident = records.open_incident(
                 conn,
                 records.NewIncident(

@@ -2,7 +2,11 @@
 subscriptions (computing each incident's impact once), delivers webhooks with retries and exponential backoff,
 and checks for late datasets. Work is claimed with leases (an UPDATE that only one process wins), so several
 processes share it and each webhook is sent by one of them; everything it needs is in the database, so a
-restart loses nothing."""
+restart loses nothing.
+
+Order: per subscription and incident, `incident.resolved` is never sent before (or while) `incident.opened` is;
+an `incident.opened` still waiting for a retry when the incident resolves is superseded, never sent after it.
+The claims enforce this in the database (conditions of the claiming UPDATE), whichever process claims what."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, exists, or_, select, update
 
 from app.db import tables as t
 from app.db.dialect import upsert
@@ -39,11 +43,58 @@ def _claim(engine: Engine, table, row_id, now: datetime, *pending) -> bool:
     c = table.c
     with write_transaction(engine) as conn:
         claimed = conn.execute(
-            update(table)
-            .where(c.id == row_id, *pending, or_(c.lease_until.is_(None), c.lease_until < now))
-            .values(lease_until=now + LEASE)
+            update(table).where(c.id == row_id, *pending, _unleased(table, now)).values(lease_until=now + LEASE)
         ).rowcount
     return claimed == 1
+
+
+def _unleased(table, now: datetime):
+    return or_(table.c.lease_until.is_(None), table.c.lease_until < now)
+
+
+def _earlier_outbox_pending():
+    """An outbox row of the same incident before this one is not fanned out yet: the `resolved` row waits for
+    the `opened` one (it goes to those told of the opening, who must be known first)."""
+    o, earlier = t.incident_outbox.c, t.incident_outbox.alias("earlier").c
+    return exists().where(earlier.incident_id == o.incident_id, earlier.id < o.id, earlier.fanned_out_at.is_(None))
+
+
+def _sibling(event: str, *status_is):
+    """The delivery of ``event`` to the same subscription about the same incident (with one of these statuses)."""
+    w, other = t.webhook_deliveries.c, t.webhook_deliveries.alias("other").c
+    return exists().where(
+        other.subscription_id == w.subscription_id,
+        other.incident_id == w.incident_id,
+        other.event == event,
+        *([other.status.in_(status_is)] if status_is else []),
+    )
+
+
+def _in_order():
+    """May this delivery be sent now? `resolved`: not while its `opened` is pending (waiting or in flight);
+    `opened`: not once its `resolved` exists (it is superseded instead)."""
+    w = t.webhook_deliveries.c
+    return or_(
+        (w.event == records.RESOLVED) & ~_sibling(records.OPENED, "pending"),
+        (w.event == records.OPENED) & ~_sibling(records.RESOLVED),
+    )
+
+
+def supersede(engine: Engine, now: datetime) -> int:
+    """Pending `incident.opened` deliveries not in flight whose incident has resolved since: the receiver hears
+    `incident.resolved` instead, not a stale "open" after it (nor a page for what is over)."""
+    w = t.webhook_deliveries.c
+    stale = (w.event == records.OPENED, w.status == "pending", _unleased(t.webhook_deliveries, now))
+    with read_connection(engine) as conn:  # mostly none: no write transaction (a lock on SQLite) every poll
+        found = conn.execute(select(w.id).where(*stale, _sibling(records.RESOLVED)).limit(BATCH)).scalars().all()
+    if not found:
+        return 0
+    with write_transaction(engine) as conn:  # the conditions again: a worker may have claimed one meanwhile
+        return conn.execute(
+            update(t.webhook_deliveries)
+            .where(w.id.in_(found), *stale, _sibling(records.RESOLVED))
+            .values(status="superseded", lease_until=None)
+        ).rowcount
 
 
 def process_candidates(engine: Engine, now: datetime) -> int:
@@ -127,8 +178,8 @@ def fan_out(engine: Engine, settings: Settings, now: datetime) -> int:
         ).all()
     created = 0
     for entry in pending:
-        if not _claim(engine, t.incident_outbox, entry.id, now, o.fanned_out_at.is_(None)):
-            continue
+        if not _claim(engine, t.incident_outbox, entry.id, now, o.fanned_out_at.is_(None), ~_earlier_outbox_pending()):
+            continue  # another process has it, or an earlier notification of its incident is not fanned out yet
         with read_connection(engine) as conn:
             incident = service.load(conn, entry.incident_id)
             subs = conn.execute(select(t.subscriptions)).all()
@@ -189,6 +240,7 @@ def deliver_due(
 ) -> int:
     """Send the deliveries that are due; ``record`` hears each attempt's outcome (delivered, retry, failed)."""
     w = t.webhook_deliveries.c
+    supersede(engine, now)
     with read_connection(engine) as conn:
         due = (
             conn.execute(
@@ -219,8 +271,8 @@ def _attempt(engine: Engine, settings: Settings, client: httpx.Client, delivery_
     """Claim one due delivery, send it once and record the outcome: delivered, retry or failed (None when
     another worker claimed it or its subscription is gone)."""
     w, s = t.webhook_deliveries.c, t.subscriptions.c
-    if not _claim(engine, t.webhook_deliveries, delivery_id, now, w.status == "pending"):
-        return None
+    if not _claim(engine, t.webhook_deliveries, delivery_id, now, w.status == "pending", _in_order()):
+        return None  # another worker has it, or an earlier delivery of its incident to its subscriber is pending
     with read_connection(engine) as conn:
         row = conn.execute(
             select(t.webhook_deliveries, s.url, s.secret)
@@ -229,7 +281,15 @@ def _attempt(engine: Engine, settings: Settings, client: httpx.Client, delivery_
         ).first()
     if row is None:
         return None  # its subscription was deleted meanwhile
-    outcome = delivery.send(client, row.url, row.secret, row.payload, delivery_id=str(row.id), now=now)
+    outcome = delivery.send(
+        client,
+        row.url,
+        row.secret,
+        row.payload,
+        delivery_id=str(row.id),
+        now=now,
+        legacy_signature=settings.webhook_legacy_signature,
+    )
     attempts = row.attempts + 1
     values = {
         "attempts": attempts,

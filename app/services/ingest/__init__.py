@@ -1,4 +1,11 @@
-"""Ingesting OpenLineage events: one transaction per event, the raw event first, then the model."""
+"""Ingesting OpenLineage events.
+
+The server's path: an accepted event is stored in the durable log (``log.EventLog``, group commit) and
+acknowledged; the applier (``applier.Applier``) builds the model from the log in batches; reads wait for what
+was acknowledged before them (``barrier.ReadBarrier``); ``runtime.IngestRuntime`` puts the three together.
+
+``ingest_event`` stores and applies one event in one transaction, for writes that must see their own
+result at once (the Marquez API's legacy run and job writes)."""
 
 from __future__ import annotations
 
@@ -8,10 +15,9 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -19,19 +25,16 @@ from app.db import json as json_codec
 from app.db import tables as t
 from app.db.dialect import is_retryable, is_unavailable, serialize_on, upsert
 from app.db.engine import write_transaction
-from app.schemas.openlineage import LineageEvent, event_class_for
-from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
+from app.schemas.openlineage import LineageEvent
+from app.services.ingest.applier import APPLY, job_lock_key, validate_stored
+from app.services.ingest.log import DatabaseUnavailable
 from app.services.ingest.statements import statements_for
 from app.services.ingest.writer import EventContext, event_key
-from app.settings import QualityRule
+from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 log = logging.getLogger(__name__)
 
-_APPLY = {"RUN_EVENT": apply_run_event, "DATASET_EVENT": apply_dataset_event, "JOB_EVENT": apply_job_event}
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be reached or stays busy; the client should retry (HTTP 503)."""
+__all__ = ["DatabaseUnavailable", "IngestResult", "apply_stored_event", "event_hash", "ingest_event", "job_lock_key"]
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,6 @@ class IngestResult:
 def event_hash(payload: dict[str, Any]) -> str:
     """Identity of an event: sha256 of its canonical JSON (sorted keys), whatever the sender's formatting."""
     return hashlib.sha256(json_codec.dumps_bytes(payload, sort_keys=True)).hexdigest()
-
-
-def job_lock_key(namespace: str, name: str) -> str:
-    """What a transaction locks (``dialect.serialize_on``) to apply a job's events one at a time; a purge
-    takes the same lock before deciding which of that job's rows nothing needs any more."""
-    return f"job:{namespace}:{name}"
 
 
 def raw_event_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> dict[str, Any]:
@@ -70,6 +67,7 @@ def raw_event_row(payload: dict[str, Any], event: LineageEvent, digest: str) -> 
         "producer": event.producer if isinstance(event.producer, str) else None,
         "payload": payload,
         "received_at": datetime.now(UTC),
+        "applied_at": None,
     }
 
 
@@ -85,6 +83,7 @@ def ingest_event(
     *,
     retry_seconds: float = 3.0,
     quality_rules: Sequence[QualityRule] = (),
+    incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
 ) -> IngestResult:
     """Store the raw event and apply it to the model in one transaction.
 
@@ -94,6 +93,7 @@ def ingest_event(
     """
     digest = event_hash(payload)
     row = raw_event_row(payload, event, digest)
+    row["applied_at"] = row["received_at"]  # in this very transaction
     job = getattr(event, "job", None)
     job_key = job_lock_key(job.namespace, job.name) if job is not None else None
     deadline = time.monotonic() + retry_seconds
@@ -110,9 +110,14 @@ def ingest_event(
                 if event_id is None:
                     return IngestResult(None, duplicate=True)
                 ctx = EventContext(
-                    event_id, event_key(event.eventTime, digest), event.eventTime, quality_rules=tuple(quality_rules)
+                    event_id,
+                    event_key(event.eventTime, digest),
+                    event.eventTime,
+                    quality_rules=tuple(quality_rules),
+                    received_at=row["received_at"],
+                    incident_max_event_age=incident_max_event_age,
                 )
-                _APPLY[event.KIND](connection, ctx, event)
+                APPLY[event.KIND](connection, ctx, event)
                 return IngestResult(event_id)
         except DBAPIError as exc:
             if is_retryable(exc):
@@ -136,15 +141,9 @@ def apply_stored_event(connection: Connection, event_id: int, event_hash_: str, 
     """Apply an event already in ``lineage_events`` to the model, inside the caller's transaction: what ingest
     does after storing it (used by `headwater reindex`). Raises ValueError for a payload that no longer
     validates."""
-    event_class = event_class_for(payload)
-    if event_class is None:
-        raise ValueError("not an OpenLineage event")
-    try:
-        event = event_class.model_validate(payload)
-    except ValidationError as exc:
-        raise ValueError(f"invalid {event_class.__name__}: {exc.error_count()} errors") from exc
+    event = validate_stored(payload)
     ctx = EventContext(event_id, event_key(event.eventTime, event_hash_), event.eventTime, detect_incidents=False)
-    _APPLY[event.KIND](connection, ctx, event)
+    APPLY[event.KIND](connection, ctx, event)
 
 
 def _keep_unapplied(engine: Engine, row: dict[str, Any], exc: Exception) -> IngestResult:

@@ -1,20 +1,22 @@
-"""A batch of events (``POST /api/v1/lineage/batch``): each event ingested on its own, in the order posted,
-one transaction each, so a bad event costs only itself. Events are validated by the caller (the API layer);
-this applies the valid ones and accounts for every index."""
+"""A batch of events (``POST /api/v1/lineage/batch``): every valid event goes to the event log in the order
+posted and the answer accounts for each index. Events are validated by the caller (the API layer). The log
+stores them with group commit; an event the database refuses fails on its own (the log stores the others),
+and when the database cannot be reached every event not yet stored is reported retriable."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import DataError
 
 from app.db.json import UnstorableJSON
 from app.schemas.openlineage import BatchResult, BatchSummary, FailedEvent, LineageEvent
-from app.services.ingest import DatabaseUnavailable, ingest_event
-from app.settings import QualityRule
+from app.services.ingest.log import DatabaseUnavailable
+
+Submit = Callable[[dict[str, Any], LineageEvent], Future]  # IngestRuntime.submit
 
 
 @dataclass(frozen=True)
@@ -28,33 +30,34 @@ class BatchItem:
 
 
 def ingest_batch(
-    engine: Engine,
+    submit: Submit,
     items: Sequence[BatchItem],
     *,
-    retry_seconds: float,
-    quality_rules: Sequence[QualityRule] = (),
     on_ingested: Callable[[BatchItem], None] = lambda item: None,
 ) -> BatchResult:
-    """Ingest the valid items in order. Once the database is unavailable, the item it failed on and the rest
-    are reported retriable and not attempted (each would wait out the retry budget in turn)."""
+    """Store the valid items (in order) and wait until each is durable or refused."""
     failed: list[FailedEvent] = []
-    unavailable: str | None = None
+    waiting: list[tuple[BatchItem, Future]] = []
     for item in items:
         if item.invalid is not None:
             failed.append(FailedEvent(index=item.index, reason=item.invalid, retriable=False))
             continue
-        if unavailable is None:
-            try:
-                refused = _ingest_one(engine, item, retry_seconds=retry_seconds, quality_rules=quality_rules)
-            except DatabaseUnavailable as exc:
-                unavailable = f"The database is unavailable ({exc}); send this event again."
-            else:
-                if refused is None:
-                    on_ingested(item)
-                else:
-                    failed.append(FailedEvent(index=item.index, reason=refused, retriable=False))
-                continue
-        failed.append(FailedEvent(index=item.index, reason=unavailable, retriable=True))
+        try:
+            waiting.append((item, submit(item.payload, item.event)))
+        except UnstorableJSON as exc:  # text that is not valid Unicode (a lone surrogate)
+            failed.append(FailedEvent(index=item.index, reason=f"The event {exc}.", retriable=False))
+    for item, future in waiting:
+        try:
+            future.result()
+        except DatabaseUnavailable as exc:
+            reason = f"The database is unavailable ({exc}); send this event again."
+            failed.append(FailedEvent(index=item.index, reason=reason, retriable=True))
+        except DataError as exc:  # the database refused a value the event carries
+            reason = "A value cannot be stored: " + (str(exc.orig).splitlines()[0] if exc.orig else "invalid value")
+            failed.append(FailedEvent(index=item.index, reason=reason, retriable=False))
+        else:
+            on_ingested(item)
+    failed.sort(key=lambda f: f.index)
     retriable = sum(f.retriable for f in failed)
     return BatchResult(
         status="partial_success" if failed else "success",
@@ -67,14 +70,3 @@ def ingest_batch(
         ),
         failed_events=failed,
     )
-
-
-def _ingest_one(engine: Engine, item: BatchItem, **options) -> str | None:
-    """Ingest one valid event; why it cannot be stored (as POST /lineage would answer it with a 400), or None."""
-    try:
-        ingest_event(engine, item.payload, item.event, **options)
-    except UnstorableJSON as exc:  # text that is not valid Unicode (a lone surrogate)
-        return f"The event {exc}."
-    except DataError as exc:  # the database refused a value the event carries
-        return "A value cannot be stored: " + (str(exc.orig).splitlines()[0] if exc.orig else "invalid value")
-    return None

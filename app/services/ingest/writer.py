@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, exists, or_, select, update
@@ -22,7 +22,7 @@ from app.db import tables as t
 from app.services import identifiers as ids
 from app.services.ingest import extract
 from app.services.ingest.statements import READER_KEY_PREFIX, statements_for
-from app.settings import QualityRule
+from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class EventContext:
     # False when rebuilding the model from stored events (`headwater reindex`): incidents are not part of the
     # model, and replaying history must not raise or notify them again.
     detect_incidents: bool = True
+    # When Headwater received the event: with `time`, whether it is news or history (app/services/incidents/news.py).
+    received_at: datetime | None = None
+    incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE
 
 
 @dataclass

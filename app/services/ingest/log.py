@@ -1,0 +1,143 @@
+"""The durable event log: every accepted event is stored verbatim in ``lineage_events`` before the client hears
+``201``, and many requests share one transaction (group commit).
+
+Requests hand their event to the process's ``EventLog`` and wait for its future. One writer thread takes
+everything waiting at that moment (up to ``max_batch``), inserts it with one statement (``insert_ignore_rows``:
+the same event twice is stored once), commits, and resolves the futures. While it commits, the next requests
+queue up, so the busier the server, the more events share a commit. The model is built from the log afterwards
+by the applier (app/services/ingest/applier.py), which the writer wakes after each commit.
+
+A failure is never silent: a database that cannot be reached fails every waiting request with
+``DatabaseUnavailable`` (a 503, the client retries), and a batch the database refuses for another reason is
+stored again one event per transaction, so one bad event fails only its own request.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from app.db import tables as t
+from app.db.dialect import insert_ignore_rows, is_retryable, is_unavailable
+from app.db.engine import write_transaction
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached or stays busy; the client should retry (HTTP 503)."""
+
+
+@dataclass
+class _Pending:
+    row: dict[str, Any]
+    future: Future
+
+
+_STOP = object()
+
+
+class EventLog:
+    """Stores raw events with group commit; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 1000,
+        retry_seconds: float = 3.0,
+        on_stored: Callable[[int], None] = lambda count: None,
+    ):
+        self.engine = engine
+        self.max_batch = max_batch
+        self.retry_seconds = retry_seconds
+        self.on_stored = on_stored  # after each commit, with the number of events it stored
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EventLog:
+        self._thread = threading.Thread(target=self._run, name="headwater-event-log", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Store what is queued, then end the writer thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def append(self, row: dict[str, Any]) -> Future:
+        """Queue a raw event row (``raw_event_row``); the future resolves once it is committed."""
+        future: Future = Future()
+        self._queue.put(_Pending(row, future))
+        return future
+
+    # --- the writer thread --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            batch: list[_Pending] = []
+            while True:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)
+                if len(batch) >= self.max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._store(batch)
+
+    def _store(self, batch: list[_Pending]) -> None:
+        try:
+            self._commit([p.row for p in batch])
+        except DatabaseUnavailable as exc:
+            for pending in batch:
+                pending.future.set_exception(exc)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            # Something in the batch was refused (a value the database will not store): each on its own, so
+            # only the bad one fails.
+            log.info("event log: a batch of %d was refused (%s); storing its events one by one", len(batch), exc)
+            for pending in batch:
+                self._store([pending])
+            return
+        self.on_stored(len(batch))
+        for pending in batch:
+            pending.future.set_result(None)
+
+    def _commit(self, rows: list[dict[str, Any]]) -> None:
+        """One transaction for the rows; lost races are retried for up to ``retry_seconds``."""
+        deadline = time.monotonic() + self.retry_seconds
+        pause = 0.005
+        while True:
+            try:
+                with write_transaction(self.engine) as connection:
+                    insert_ignore_rows(connection, t.lineage_events, rows)
+                return
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise DatabaseUnavailable(str(getattr(exc, "orig", exc))) from exc
+                if not is_retryable(exc):
+                    raise
+                if time.monotonic() + pause >= deadline:
+                    raise DatabaseUnavailable(f"gave up after retries: {exc.orig}") from exc
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)

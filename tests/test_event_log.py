@@ -1,0 +1,225 @@
+"""The event log and its applier (app/services/ingest/log.py, applier.py, barrier.py): an acknowledged event is
+durable, applied exactly once, and no read sees less than what was acknowledged before it."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from app.db import tables as t
+from app.main import create_app
+from app.schemas.openlineage import RunEvent
+from app.services.ingest import applier as applier_module
+from app.services.ingest import event_hash, raw_event_row
+from app.services.ingest.applier import apply_pending
+from app.services.ingest.barrier import apply_lag
+from app.services.ingest.log import EventLog
+from app.services.ingest.runtime import IngestRuntime
+from tests.support import model
+from tests.support.events import T0, dataset, run_event
+from tests.support.live_server import LiveServer
+
+
+def _events(count: int, job: str = "load") -> list[dict]:
+    return [
+        run_event(
+            "COMPLETE",
+            job=("log", f"{job}_{i}"),
+            run_id=uuid.UUID(int=i + 1),
+            time=T0 + timedelta(minutes=i),
+            outputs=[dataset("db", f"{job}_{i}_out", columns=[("id", "int")])],
+        )
+        for i in range(count)
+    ]
+
+
+def _rows(events: list[dict]) -> list[dict]:
+    return [raw_event_row(e, RunEvent.model_validate(e), event_hash(e)) for e in events]
+
+
+def _unapplied(engine) -> int:
+    return apply_lag(engine).unapplied
+
+
+def test_events_waiting_together_share_one_commit(engine):
+    """Group commit: while the writer commits, new events queue up; its next transaction takes all of them."""
+    commits: list[int] = []
+    first_commit_started, release_first = threading.Event(), threading.Event()
+    log = EventLog(engine, max_batch=1000)
+    real_commit = log._commit
+
+    def observed_commit(rows):
+        commits.append(len(rows))
+        if len(commits) == 1:
+            first_commit_started.set()
+            release_first.wait(10)
+        real_commit(rows)
+
+    log._commit = observed_commit
+    log.start()
+    try:
+        rows = _rows(_events(25))
+        futures = [log.append(rows[0])]
+        assert first_commit_started.wait(10)
+        futures += [log.append(row) for row in rows[1:]]  # all queued while the first commit is in progress
+        release_first.set()
+        for future in futures:
+            future.result(10)
+    finally:
+        log.stop()
+    assert commits == [1, 24]
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == 25
+    assert _unapplied(engine) == 25  # stored, acknowledged, and waiting for the applier
+
+
+def test_the_same_event_twice_in_one_commit_is_stored_once(engine):
+    log = EventLog(engine).start()
+    try:
+        (row,) = _rows(_events(1))
+        futures = [log.append(dict(row)) for _ in range(3)]
+        for future in futures:
+            future.result(10)
+    finally:
+        log.stop()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == 1
+
+
+def test_a_batch_is_applied_and_marked_in_one_transaction(engine, monkeypatch):
+    """A crash in the middle of a batch (here: the database failing on its third event) leaves nothing of the
+    batch: no model row, every event still unapplied; the next batch applies each exactly once."""
+    log = EventLog(engine).start()
+    try:
+        for future in [log.append(row) for row in _rows(_events(5))]:
+            future.result(10)
+    finally:
+        log.stop()
+    real_apply = applier_module.APPLY["RUN_EVENT"]
+    calls = []
+
+    def apply_then_crash(connection, ctx, event):
+        calls.append(event.job.name)
+        if len(calls) == 3:
+            from sqlalchemy.exc import OperationalError
+
+            raise OperationalError("INSERT …", {}, Exception("server closed the connection unexpectedly"))
+        real_apply(connection, ctx, event)
+
+    monkeypatch.setitem(applier_module.APPLY, "RUN_EVENT", apply_then_crash)
+    with pytest.raises(Exception, match="server closed"):
+        apply_pending(engine, limit=100)
+    assert _unapplied(engine) == 5
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == 0  # rolled back with the batch
+
+    monkeypatch.setitem(applier_module.APPLY, "RUN_EVENT", real_apply)
+    assert apply_pending(engine, limit=100).applied == 5
+    assert apply_pending(engine, limit=100).applied == 0  # nothing is applied twice
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == 5
+        assert conn.execute(select(func.count()).select_from(t.run_states)).scalar() == 5
+
+
+def test_one_bad_event_does_not_hold_its_batch_back(engine, monkeypatch):
+    log = EventLog(engine).start()
+    try:
+        for future in [log.append(row) for row in _rows(_events(4))]:
+            future.result(10)
+    finally:
+        log.stop()
+    real_apply = applier_module.APPLY["RUN_EVENT"]
+
+    def bug_on_job_2(connection, ctx, event):
+        if event.job.name == "load_2":
+            raise KeyError("a mapping bug")
+        real_apply(connection, ctx, event)
+
+    monkeypatch.setitem(applier_module.APPLY, "RUN_EVENT", bug_on_job_2)
+    outcome = apply_pending(engine, limit=100)
+    assert (outcome.applied, outcome.failed) == (4, 1)
+    e = t.lineage_events.c
+    with engine.connect() as conn:
+        errors = dict(conn.execute(select(e.job_name, e.apply_error)).all())
+        jobs = set(conn.execute(select(t.jobs.c.name)).scalars())
+    assert errors["load_2"] == "KeyError: 'a mapping bug'"
+    assert [errors[f"load_{i}"] for i in (0, 1, 3)] == [None] * 3
+    assert jobs == {"load_0", "load_1", "load_3"}  # nothing of the bad event stays
+    assert _unapplied(engine) == 0
+
+
+def test_a_read_that_cannot_wait_says_how_far_behind_it_is(settings, engine, monkeypatch):
+    """With the applier stuck, a read waits HEADWATER_READ_WAIT_SECONDS, then answers with the lag."""
+    release = threading.Event()
+    real_apply = applier_module.APPLY["RUN_EVENT"]
+
+    def stuck(connection, ctx, event):
+        release.wait(20)
+        real_apply(connection, ctx, event)
+
+    monkeypatch.setitem(applier_module.APPLY, "RUN_EVENT", stuck)
+    (event,) = _events(1)
+    with TestClient(create_app(settings.model_copy(update={"read_wait_seconds": 0.3}))) as client:
+        assert client.post("/api/v1/lineage", json=event).status_code == 201
+        behind = client.get("/api/v1/jobs")
+        assert behind.status_code == 200
+        assert behind.json()["totalCount"] == 0  # not applied yet, and the answer says so:
+        assert behind.headers["X-Headwater-Unapplied-Events"] == "1"
+        assert float(behind.headers["X-Headwater-Apply-Lag-Seconds"]) >= 0.3
+        health = client.get("/api/v1/health").json()
+        assert health["unappliedEvents"] == 1 and health["applyLagSeconds"] > 0
+        release.set()
+        caught_up = client.get("/api/v1/jobs")
+        assert caught_up.json()["totalCount"] == 1
+        assert "X-Headwater-Unapplied-Events" not in caught_up.headers
+        assert client.get("/api/v1/health").json()["unappliedEvents"] == 0
+
+
+def test_the_runtime_applies_what_it_stored_before_it_stops(settings, engine):
+    runtime = IngestRuntime(engine, settings).start()
+    futures = [runtime.submit(event, RunEvent.model_validate(event)) for event in _events(30)]
+    for future in futures:
+        future.result(10)
+    runtime.stop()
+    assert _unapplied(engine) == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == 30
+
+
+@pytest.mark.parametrize("rounds", [40])
+def test_a_client_always_reads_what_it_was_told_is_stored(database_url, engine, tmp_path, rounds):
+    """Read-your-writes across processes: two workers, eight clients; each posts an event and reads its run at
+    once, whichever worker answers which request."""
+    with LiveServer(database_url, workers=2, log_path=tmp_path / "server.log") as server:
+
+        def post_then_read(i: int) -> tuple[str, str]:
+            run_id = uuid.uuid4()
+            start = run_event("START", job=("ryw", f"job_{i % 5}"), run_id=run_id, time=T0 + timedelta(seconds=i))
+            complete = run_event(
+                "COMPLETE",
+                job=("ryw", f"job_{i % 5}"),
+                run_id=run_id,
+                time=T0 + timedelta(seconds=i, milliseconds=500),
+                outputs=[dataset("db", f"table_{i % 5}", columns=[("id", "int")])],
+            )
+            # A new connection per request, so consecutive requests land on either worker.
+            for event in (start, complete):
+                with httpx.Client(timeout=30) as http:
+                    assert http.post(f"{server.url}/api/v1/lineage", json=event).status_code == 201
+            with httpx.Client(timeout=30) as http:
+                run = http.get(f"{server.url}/api/v1/jobs/runs/{run_id}")
+            return run.status_code, run.json().get("state")
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(post_then_read, range(rounds)))
+    assert answers == [(200, "COMPLETED")] * rounds
+    assert _unapplied(engine) == 0
+    with model.applied(engine).connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == rounds

@@ -1,0 +1,43 @@
+"""The request-body checks that run on every event, written for speed (app/api/request_body.py), against their
+plain definitions."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.api.request_body import _has_long_integer, json_depth
+
+# Strings full of what could fool a scan: quotes, backslashes, brackets.
+tricky_text = st.text(alphabet='"\\[]{}ab\n', max_size=12)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | tricky_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(tricky_text, inner, max_size=4),
+    max_leaves=30,
+)
+
+
+def walked_depth(value) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(walked_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(walked_depth, value.values()), default=0)
+    return 0
+
+
+@given(json_values, st.booleans())
+def test_json_depth_counts_the_brackets_outside_strings(value, indented):
+    body = json.dumps(value, indent=2 if indented else None).encode()
+    assert json_depth(body, limit=128) == walked_depth(value)
+
+
+def test_json_depth_stops_counting_past_the_limit():
+    assert json_depth(b"[" * 5000 + b"]" * 5000, limit=128) == 129
+
+
+@given(st.integers())
+def test_a_long_integer_is_one_with_18_or_more_digits(number):
+    body = json.dumps({"value": number, "text": "12345"}).encode()
+    assert _has_long_integer(body) == (len(str(abs(number))) >= 18)
