@@ -31,6 +31,7 @@ from app.api import (
 from app.api.auth import require_read_key
 from app.api.errors import install_error_handlers
 from app.api.openapi_errors import document_errors
+from app.api.openapi_links import document_links
 from app.api.paths import EncodedSlashMiddleware
 from app.api.read_barrier import ReadBarrierMiddleware
 from app.db.engine import create_db_engine
@@ -123,17 +124,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
     for module in routers:
         dependencies = [] if module in open_routers else [Depends(require_read_key)]
         app.include_router(module.router, dependencies=dependencies)
-    _document_errors_in_openapi(app)
+    _document_errors_and_links_in_openapi(app)
     ui.install(app)  # after the API, whose routes never overlap the UI's page paths
     return app
 
 
-def _document_errors_in_openapi(app: FastAPI) -> None:
+def _document_errors_and_links_in_openapi(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors(generate())
+            app.openapi_schema = document_links(document_errors(generate()))
         return app.openapi_schema
 
     app.openapi = openapi

@@ -70,12 +70,8 @@ def engine(settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture(autouse=True)
-def clean_database(request) -> None:
-    """Empty every table before each test that touches the database."""
-    if "engine" not in request.fixturenames:
-        return
-    engine: Engine = request.getfixturevalue("engine")
+def empty_tables(engine: Engine) -> None:
+    """Empty every table Headwater writes."""
     tables = [*INCIDENT_TABLES, backfill_plans, *MODEL_TABLES, lineage_events]
     # A live server's incident worker may be writing while we empty the tables; TRUNCATE locks them one by one,
     # so Postgres can pick it as the victim of a deadlock with the worker. The worker's pass is short: try again.
@@ -92,6 +88,14 @@ def clean_database(request) -> None:
             if attempt == 4 or "deadlock" not in str(error.orig).lower():
                 raise
             time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def clean_database(request) -> None:
+    """Empty every table before each test that touches the database."""
+    if "engine" not in request.fixturenames:
+        return
+    empty_tables(request.getfixturevalue("engine"))
 
 
 @pytest.fixture

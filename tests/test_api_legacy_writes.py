@@ -7,7 +7,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from app.db import tables as t
 from tests.support.marquez_spec import assert_conforms
@@ -102,3 +103,53 @@ def test_job_run_lifecycle_through_the_legacy_api(client, engine):
     assert late_start.json()["state"] == "COMPLETED"
     assert client.post(f"/api/v1/jobs/runs/{uuid.uuid4()}/start").status_code == 404
     assert client.post(f"/api/v1/jobs/runs/{run['id']}/explode").status_code == 400
+
+
+LONG = "x" * 1025  # names are capped at 1024 characters, as in Marquez and for events
+T = "2024-01-01T00:00:00Z"
+_EVENT = {
+    "eventType": "COMPLETE",
+    "eventTime": T,
+    "run": {"runId": str(uuid.UUID(int=7, version=4))},
+    "job": {"namespace": NS, "name": "etl"},
+}
+JOB, DATASET = f"/api/v1/namespaces/{NS}/jobs", f"/api/v1/namespaces/{NS}/datasets"
+TABLE = {"type": "DB_TABLE", "physicalName": "x", "sourceName": "pg"}
+
+
+def job_body(inputs=(), outputs=()):
+    return {"type": "BATCH", "inputs": list(inputs), "outputs": list(outputs)}
+
+
+# (method, path, body, field named in the error): an empty or overlong name on each path that writes names.
+BAD_NAMES = [
+    ("PUT", f"{JOB}/etl", job_body(outputs=[{"namespace": "", "name": ""}]), "outputs[0].namespace"),
+    ("PUT", f"{JOB}/etl", job_body(inputs=[{"namespace": NS, "name": ""}]), "inputs[0].name"),
+    ("PUT", f"{JOB}/etl", job_body(inputs=[{"namespace": NS, "name": LONG}]), "inputs[0].name"),
+    ("PUT", f"{JOB}/{LONG}", job_body(), "job"),
+    ("PUT", f"{DATASET}/{LONG}", TABLE, "dataset"),
+    ("PUT", f"{DATASET}/d", {**TABLE, "fields": [{"name": ""}]}, "fields[0].name"),
+    ("PUT", f"{DATASET}/d", {**TABLE, "tags": [""]}, "tags[0]"),
+    ("PUT", f"{DATASET}/d", {**TABLE, "fields": [{"name": "id", "tags": [""]}]}, "fields[0].tags[0]"),
+    ("PUT", f"/api/v1/namespaces/{LONG}", {"ownerName": "me"}, "namespace"),
+    ("POST", "/api/v1/lineage", {**_EVENT, "job": {"namespace": NS, "name": ""}}, "job.name"),
+    ("POST", "/api/v1/lineage", {**_EVENT, "outputs": [{"namespace": "", "name": "t"}]}, "outputs[0].namespace"),
+    ("POST", "/api/v1/lineage", {**_EVENT, "inputs": [{"namespace": NS, "name": LONG}]}, "inputs[0].name"),
+    ("POST", "/api/v1/lineage", {"eventTime": T, "dataset": {"namespace": NS, "name": ""}}, "dataset.name"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"), BAD_NAMES, ids=[f"{m} {p[:40]} {f}" for m, p, _, f in BAD_NAMES]
+)
+def test_empty_or_overlong_names_get_a_clear_4xx_and_write_nothing(client, engine, method, path, body, field):
+    setup_catalog(client)
+    with engine.connect() as conn:
+        events_before = conn.execute(select(func.count()).select_from(t.lineage_events)).scalar_one()
+    response = client.request(method, path, json=body)
+    assert response.status_code in (400, 422), response.text
+    error = response.json()
+    assert error["code"] == response.status_code and field in error["message"], error
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar_one() == events_before
+    assert client.get(f"/api/v1/namespaces/{NS}/jobs/etl").status_code == 404

@@ -71,6 +71,10 @@ def event_with_raw_facet(raw_facet_json: str, run_id: str | None = None) -> byte
 
 
 VALID = json.dumps(valid_event()).encode()
+# Found by the fuzzing (tests/test_fuzz_openapi.py): a field the spec gives only other kinds, of the wrong type.
+DATASET_EVENT_TYPED_AS_LIST = json.dumps(
+    {"eventTime": "2024-11-01T00:00:00Z", "eventType": [{}], "dataset": {"namespace": "db", "name": "t"}}
+).encode()
 JSON = {"content-type": "application/json"}
 GZIP = {"content-type": "application/json", "content-encoding": "gzip"}
 
@@ -119,6 +123,8 @@ REJECTED_EVENTS = [
     ("facets a list", _with(run__facets=[1, 2]), JSON, 422, "run.facets"),
     ("job name of 5,000 characters", _with(job__name="x" * 5000), JSON, 422, "job.name"),
     ("empty job name", _with(job__name=""), JSON, 422, "job.name"),
+    ("eventType a list", _with(eventType=["START"]), JSON, 422, "eventType"),
+    ("DatasetEvent with eventType a list", DATASET_EVENT_TYPED_AS_LIST, JSON, 422, "eventType"),
 ]
 
 
@@ -196,6 +202,30 @@ def test_odd_names_are_stored_faithfully_and_read_back(http, name):
     stored = http.get(f"/api/v1/namespaces/{path_name}/datasets/{path_name}").json()
     assert stored["name"] == name
     assert [f["name"] for f in stored["fields"]] == [name]
+
+
+# Found by the fuzzing: an event of one kind carrying a field that tells another kind apart (a stray "dataset"
+# on a RunEvent, "job" on a DatasetEvent) was a 500, and took a whole batch down with it.
+STRAY_KIND_FIELDS = [
+    ("RunEvent with a dataset", {**valid_event("stray", "run-job"), "dataset": {"x": [1]}}, "jobs/run-job"),
+    ("RunEvent with a text dataset", {**valid_event("stray", "run-job2"), "dataset": "t"}, "jobs/run-job2"),
+    (
+        "DatasetEvent with a job",
+        {"eventTime": "2024-11-01T00:00:00Z", "dataset": {"namespace": "stray", "name": "t"}, "job": {"x": 1}},
+        "datasets/t",
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "path"), [pytest.param(*c[1:], id=c[0]) for c in STRAY_KIND_FIELDS])
+def test_a_field_of_another_event_kind_is_kept_not_read(http, engine, event, path):
+    assert http.post("/api/v1/lineage", json=event).status_code == 201
+    assert http.get(f"/api/v1/namespaces/stray/{path}").status_code == 200  # stored as the kind it is
+    with engine.connect() as conn:
+        stored = conn.execute(select(t.lineage_events.c.payload)).scalars().all()
+    assert stored == [event]  # the stray field is kept verbatim, like any unknown field
+    batch = http.post("/api/v1/lineage/batch", json=[event, valid_event("stray", "next")]).json()
+    assert batch["summary"] == {"received": 2, "successful": 2, "failed": 0, "retriable": 0, "non_retriable": 0}
 
 
 def test_huge_but_valid_events_are_stored_faithfully(http, engine):

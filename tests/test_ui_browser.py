@@ -17,11 +17,12 @@ import pytest
 from app.services import synthetic
 from tests.conftest import TEST_DB
 from tests.support.browser import CHROMIUM, SCREENSHOTS, launch
-from tests.support.events import POSTGRES_NS, T0, column_lineage, dataset, facet, run_event
+from tests.support.events import POSTGRES_NS, T0, dataset, run_event
 from tests.support.history import AS_NEWS_ENV
+from tests.support.installation import room_revenue, three_days
 from tests.support.live_server import LiveServer
 from tests.test_backfill_api import rerun
-from tests.test_backfill_plans import DAY, NOV, bookings_day
+from tests.test_backfill_plans import DAY, NOV
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 expect = playwright_sync.expect
@@ -106,71 +107,6 @@ def click_node(page, node_id: str, graph: str = "lineage") -> None:
 
 
 # --- seed data ----------------------------------------------------------------------------------------------
-
-
-def room_revenue(http) -> None:
-    """A dbt model (a name with '/') reading room_bookings with a failed data-quality test, writing a dataset
-    whose name has a space, with schema, column lineage, SQL, documentation and owners."""
-    run_id = uuid.uuid4()
-    inputs = [
-        dataset(
-            POSTGRES_NS,
-            "bookings.public.room_bookings",
-            columns=[("room_id", "INTEGER"), ("amount", "DECIMAL")],
-            input_facets={
-                "dataQualityAssertions": facet(
-                    "DataQualityAssertionsDatasetFacet",
-                    assertions=[
-                        {"assertion": "not_null", "success": False, "column": "room_id"},
-                        {"assertion": "row_count_above_0", "success": True},
-                    ],
-                )
-            },
-        )
-    ]
-    outputs = [
-        dataset(
-            POSTGRES_NS,
-            "analytics.public.room revenue",
-            columns=[("room_id", "INTEGER"), ("revenue", "DECIMAL")],
-            facets={
-                "columnLineage": column_lineage(
-                    {
-                        "revenue": [(POSTGRES_NS, "bookings.public.room_bookings", "amount")],
-                        "room_id": [(POSTGRES_NS, "bookings.public.room_bookings", "room_id")],
-                    }
-                ),
-                "documentation": facet("DocumentationDatasetFacet", description="Revenue per room and day"),
-            },
-        )
-    ]
-    job_facets = {
-        "sql": facet(
-            "SQLJobFacet",
-            query="SELECT room_id, sum(amount) AS revenue FROM room_bookings GROUP BY room_id",
-            dialect="postgres",
-        ),
-        "documentation": facet("DocumentationJobFacet", description="Sums booking amounts per room"),
-        "ownership": facet("OwnershipJobFacet", owners=[{"name": "team-finance", "type": "team"}]),
-    }
-    for event_type, offset in (("START", timedelta(0)), ("COMPLETE", timedelta(minutes=2))):
-        event = run_event(
-            event_type,
-            job=("dbt-prod", "analytics/room_revenue"),
-            run_id=run_id,
-            time=T0 + 5 * DAY + offset,
-            inputs=inputs,
-            outputs=outputs,
-            job_facets=job_facets,
-        )
-        assert http.post("/api/v1/lineage", json=event).status_code == 201
-
-
-def three_days(http, *, failed_day: int | None = 1) -> dict[int, str]:
-    """The room-bookings DAGs for 1–3 November; the ETL task fails on `failed_day`."""
-    return {
-        day: bookings_day(http, NOV + day * DAY, state="FAIL" if day == failed_day else "COMPLETE") for day in range(3)
-    }
 
 
 def incidents_with_impact(http, timeout: float = 15) -> list[dict]:
@@ -447,3 +383,135 @@ def test_a_500_node_graph_is_drawn_and_timed(page, http, engine):
     (SCREENSHOTS / f"{TEST_DB}-graph-render.json").write_text(json.dumps(report))
     print(f"\n{len(expected)}-node lineage graph drawn in {render_ms} ms ({TEST_DB})")
     assert render_ms < 30_000, report  # a sanity bound, not a benchmark
+
+
+# --- readability of the lineage explorer ----------------------------------------------------------------------
+
+MIN_LABEL_PX = 13  # ui/src/graph.js: no label is drawn smaller than this in the default view or after 'Fit'
+CHAIN_NS = "airflow-hotel"
+CHAIN = [  # dataset → job → dataset → job → dataset → job: six nodes with long, dotted Airflow names
+    ("dataset", "reservations.public.new_room_bookings_raw"),
+    ("job", "new_room_bookings.new_room_bookings_staging"),
+    ("dataset", "reservations.public.new_room_bookings_staged"),
+    ("job", "new_room_bookings.new_room_bookings_enriched"),
+    ("dataset", "reservations.public.new_room_bookings_enriched"),
+    ("job", "new_room_bookings.publish_new_room_bookings_dashboard"),
+]
+
+
+def six_node_chain(http) -> str:
+    """The chain above, the middle job having failed; returns the node id of that job."""
+    for index in (1, 3, 5):
+        inputs = [dataset(POSTGRES_NS, CHAIN[index - 1][1], columns=[("booking_id", "BIGINT"), ("room_id", "INTEGER")])]
+        outputs = [dataset(POSTGRES_NS, CHAIN[index + 1][1], columns=COLUMNS)] if index + 1 < len(CHAIN) else []
+        run_id = uuid.uuid4()
+        for event_type, minutes in (("START", 0), ("FAIL" if index == 3 else "COMPLETE", 4)):
+            event = run_event(
+                event_type, job=(CHAIN_NS, CHAIN[index][1]), run_id=run_id, time=T0 + timedelta(minutes=minutes),
+                inputs=inputs, outputs=outputs,
+            )  # fmt: skip
+            assert http.post("/api/v1/lineage", json=event).status_code == 201
+    return f"job:{CHAIN_NS}:{CHAIN[3][1]}"
+
+
+COLUMNS = [("booking_id", "BIGINT"), ("room_id", "INTEGER"), ("guest_country", "VARCHAR"), ("amount_eur", "DECIMAL")]
+
+
+def smallest_label_px(page) -> float:
+    """The smallest on-screen font size of any node label: cytoscape's zoom × the label's font size."""
+    return page.evaluate(
+        "(() => { const cy = window.__headwater.lineage.cy;"
+        " return Math.min(...cy.nodes().map(n => cy.zoom() * n.numericStyle('font-size'))); })()"
+    )
+
+
+def node_on_screen(page, node_id: str) -> bool:
+    return page.evaluate(
+        """(id) => { const cy = window.__headwater.lineage.cy; const at = cy.getElementById(id).renderedPosition();
+            return at.x > 0 && at.y > 0 && at.x < cy.width() && at.y < cy.height(); }""",
+        node_id,
+    )
+
+
+def hover(page, node_id: str) -> None:
+    point = page.evaluate(
+        """(id) => { const cy = window.__headwater.lineage.cy; const box = cy.container().getBoundingClientRect();
+            const at = cy.getElementById(id).renderedPosition(); return { x: box.left + at.x, y: box.top + at.y }; }""",
+        node_id,
+    )
+    page.mouse.move(point["x"], point["y"])
+
+
+def test_a_six_node_chain_is_readable_with_full_names_columns_and_a_legend(page, http):
+    root = six_node_chain(http)
+    page.goto(f"/lineage?nodeId={root}")
+    wait_for_graph(page, "lineage-graph")
+    ids = {kind: [f"{kind}:{CHAIN_NS if kind == 'job' else POSTGRES_NS}:{name}" for k, name in CHAIN if k == kind]
+           for kind in ("job", "dataset")}  # fmt: skip
+    assert drawn_nodes(page) == {*ids["job"], *ids["dataset"]}
+
+    # Every label is drawn at a readable size, and the whole name is on the node (wrapped, never cut short).
+    assert smallest_label_px(page) >= MIN_LABEL_PX
+    for kind, name in CHAIN:
+        node_id = f"{kind}:{CHAIN_NS if kind == 'job' else POSTGRES_NS}:{name}"
+        lines = page.evaluate("(id) => window.__headwater.lineage.nameLines(id)", node_id)
+        assert "".join(lines) == name and len(lines) > 1, lines  # these names are too long for one line
+    assert node_on_screen(page, root)  # centred on the node asked for
+    screenshot(page, "lineage-chain-6")
+
+    # The legend names the node kinds and the run states.
+    legend = page.get_by_role("list", name="Legend")
+    expect(legend).to_be_visible()
+    for entry in ("Job", "Dataset", "Last run completed", "Last run failed", "Last run running", "Never run"):
+        expect(legend.get_by_role("listitem").filter(has_text=re.compile(f"^{entry}$"))).to_have_count(1)
+    failed_class = page.evaluate(f"window.__headwater.lineage.cy.getElementById('{root}').hasClass('failed')")
+    assert failed_class  # the failed job is drawn as the legend's "failed"
+
+    # Hover: the full name and namespace in a tooltip.
+    publish = f"job:{CHAIN_NS}:{CHAIN[5][1]}"
+    page.get_by_label("Select a node").select_option(publish)  # centres it, so the mouse can reach it
+    page.wait_for_timeout(400)
+    hover(page, publish)
+    tooltip = page.get_by_role("tooltip")
+    expect(tooltip).to_be_visible()
+    expect(tooltip).to_contain_text(CHAIN[5][1])
+    expect(tooltip).to_contain_text(CHAIN_NS)
+    expect(tooltip).to_contain_text("Last run: COMPLETED")
+    # The side panel has the full name too.
+    expect(page.locator("#node-details h2")).to_contain_text(CHAIN[5][1])
+    screenshot(page, "lineage-chain-6-hover")
+
+    # A dataset's columns on its node, from the side panel; the labels stay readable.
+    staged = f"dataset:{POSTGRES_NS}:{CHAIN[4][1]}"
+    page.get_by_label("Select a node").select_option(staged)
+    before = page.evaluate(f"window.__headwater.lineage.cy.getElementById('{staged}').height()")
+    page.locator("#node-details").get_by_role("button", name="Show columns on the graph").click()
+    label = page.evaluate(f"window.__headwater.lineage.cy.getElementById('{staged}').data('label')")
+    for column, column_type in COLUMNS:
+        assert f"{column} · {column_type}" in label
+    assert page.evaluate(f"window.__headwater.lineage.cy.getElementById('{staged}').height()") > before
+    assert smallest_label_px(page) >= MIN_LABEL_PX
+    page.wait_for_timeout(300)
+    screenshot(page, "lineage-chain-6-columns")
+
+    # 'Fit' keeps the floor too: it pans rather than shrinking the labels.
+    page.get_by_role("button", name="Fit").click()
+    assert smallest_label_px(page) >= MIN_LABEL_PX
+
+
+def test_a_200_node_graph_opens_readable_around_its_root(page, http, engine):
+    shape = synthetic.Shape(pipelines=1, layers=16, width=8, fan_in=3, outputs=1, runs_per_job=1, cross_links=0)
+    synthetic.generate(engine, shape)
+    root = f"job:{synthetic.JOB_NAMESPACE}:{synthetic.job_name(0, 8, 0)}"
+    page.goto(f"/lineage?nodeId={root}&up=50&down=50")
+    wait_for_graph(page, "lineage-graph", timeout=60_000)
+    count = len(drawn_nodes(page))
+    assert 150 <= count <= 250, count
+    assert smallest_label_px(page) >= MIN_LABEL_PX
+    assert node_on_screen(page, root)
+    expect(page.get_by_role("list", name="Legend")).to_be_visible()
+    expect(page.locator("#node-details h2")).to_contain_text(synthetic.job_name(0, 8, 0))
+    screenshot(page, "lineage-200")
+    # 'Fit' on a graph this size would shrink labels to a few pixels: it stays at the floor and pans.
+    page.get_by_role("button", name="Fit").click()
+    assert smallest_label_px(page) >= MIN_LABEL_PX

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from app.api.auth import require_write_key
 from app.api.deps import EngineDep
 from app.api.pagination import PageParams
+from app.api.paths import WrittenName
 from app.schemas.marquez import CreatedDataset, Dataset, DatasetList, DatasetVersion, DatasetVersionList
 from app.services import datasets, legacy
 
@@ -49,7 +50,7 @@ def get_dataset_version(namespace: str, dataset: str, version: uuid.UUID, engine
     summary="Create or update a dataset and make a new version of it (deprecated in Marquez: use OpenLineage)",
     dependencies=[Depends(require_write_key)],
 )
-def put_dataset(namespace: str, dataset: str, body: CreatedDataset, engine: EngineDep) -> Dataset:
+def put_dataset(namespace: WrittenName, dataset: WrittenName, body: CreatedDataset, engine: EngineDep) -> Dataset:
     return legacy.put_dataset(engine, namespace, dataset, body)
 
 

@@ -11,6 +11,7 @@ from app.api.auth import require_write_key
 from app.api.deps import EngineDep
 from app.api.errors import ApiError
 from app.api.pagination import PageParams
+from app.api.paths import WrittenName
 from app.schemas.marquez import CreatedJob, CreatedRun, Job, JobList, JobVersion, JobVersionList, Run, RunList
 from app.services import jobs, legacy
 
@@ -111,7 +112,7 @@ def untag_job(namespace: str, job: str, tag: str, engine: EngineDep) -> Job:
     summary="Create or update a job with its inputs and outputs (deprecated in Marquez: use OpenLineage)",
     dependencies=[Depends(require_write_key)],
 )
-def put_job(namespace: str, job: str, body: CreatedJob, engine: EngineDep) -> Job:
+def put_job(namespace: WrittenName, job: WrittenName, body: CreatedJob, engine: EngineDep) -> Job:
     return legacy.put_job(engine, namespace, job, body)
 
 

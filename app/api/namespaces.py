@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends
 from app.api.auth import require_write_key
 from app.api.deps import EngineDep
 from app.api.pagination import PageParams
+from app.api.paths import WrittenName
 from app.schemas.marquez import CreatedNamespace, Namespace, NamespaceList
 from app.services import namespaces
 
@@ -29,7 +30,7 @@ def get_namespace(namespace: str, engine: EngineDep) -> Namespace:
     summary="Create or update a namespace",
     dependencies=[Depends(require_write_key)],
 )
-def put_namespace(namespace: str, body: CreatedNamespace, engine: EngineDep) -> Namespace:
+def put_namespace(namespace: WrittenName, body: CreatedNamespace, engine: EngineDep) -> Namespace:
     return namespaces.put_namespace(engine, namespace, body)
 
 

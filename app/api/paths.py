@@ -8,13 +8,19 @@ and the ``name`` path convertor (``{namespace:name}``) turns the marker back int
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import quote, unquote
 
+from fastapi import Path
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ENCODED_SLASH = "\ue000"
+
+# A name a write takes from the path: stored, so capped as event names are (1024 characters, as in Marquez);
+# reads take any length and answer 404.
+WrittenName = Annotated[str, Path(max_length=1024)]
 
 
 class NameConvertor(Convertor[str]):

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.openlineage import NonEmptyStr as Name
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
@@ -54,8 +56,8 @@ class CreatedSource(_Wire):
 
 
 class DatasetId(_Wire):
-    namespace: str
-    name: str
+    namespace: Name
+    name: Name
 
 
 class DatasetField(_Wire):
@@ -239,9 +241,9 @@ class CreatedTag(_Wire):
 
 
 class CreatedField(_Wire):
-    name: str = Field(min_length=1)
+    name: Name
     type: str | None = None
-    tags: list[str] = []
+    tags: list[Name] = []
     description: str | None = None
 
 
@@ -250,9 +252,9 @@ class CreatedDataset(_Wire):
 
     type: Literal["DB_TABLE", "STREAM"]
     physicalName: str = Field(min_length=1, max_length=1024)
-    sourceName: str = Field(min_length=1)
+    sourceName: Name
     fields: list[CreatedField] = []
-    tags: list[str] = []
+    tags: list[Name] = []
     description: str | None = None
     runId: str | None = None
     schemaLocation: str | None = None

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints, field_validator, model_validator
 
 _ISO_TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)(?P<fraction>[.,]\d+)?"
@@ -110,10 +110,21 @@ Inputs = Annotated[list[InputDataset], BeforeValidator(_none_as_empty_list)]
 Outputs = Annotated[list[OutputDataset], BeforeValidator(_none_as_empty_list)]
 
 
+# The fields that tell the kinds apart. Sent on a kind that has no such field, one is an unknown field like any
+# other: kept in the stored payload, never read as the event's own (a RunEvent's stray "dataset" is no dataset).
+_KIND_FIELDS = frozenset({"run", "job", "dataset"})
+
+
 class _BaseEvent(_Permissive):
     eventTime: Timestamp
     producer: str | None = None
     schemaURL: str | None = None
+
+    @model_validator(mode="after")
+    def _other_kinds_fields_are_not_read(self):
+        for name in _KIND_FIELDS & (self.__pydantic_extra__ or {}).keys():
+            del self.__pydantic_extra__[name]
+        return self
 
 
 class RunEvent(_BaseEvent):
@@ -127,6 +138,8 @@ class RunEvent(_BaseEvent):
 
 class DatasetEvent(_BaseEvent):
     KIND: ClassVar[str] = "DATASET_EVENT"
+    # Not in the spec for this kind, but when sent it is read (and stored) as for the others: a string.
+    eventType: str | None = None
     dataset: Dataset
 
 

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, select, update
 
 from app.db import tables as t
@@ -18,7 +19,7 @@ from app.db.engine import read_connection, write_transaction
 from app.schemas.marquez import CreatedDataset, CreatedJob, CreatedRun, Dataset, Job, Run
 from app.schemas.openlineage import DatasetEvent, JobEvent, RunEvent
 from app.services import datasets, identifiers, jobs, runs, tags
-from app.services.errors import NotFound
+from app.services.errors import InvalidRequest, NotFound
 from app.services.ingest import ingest_event
 from app.services.namespaces import require_namespace
 
@@ -31,7 +32,15 @@ def _facet(**fields: Any) -> dict[str, Any]:
 
 
 def _ingest(engine: Engine, event: dict[str, Any], model) -> None:
-    ingest_event(engine, event, model.model_validate(event))
+    try:
+        parsed = model.model_validate(event)
+    except ValidationError as error:
+        # The request's schema is checked first; this catches what only the event's rules refuse, as a 400.
+        reasons = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)
+        )
+        raise InvalidRequest(f"The request cannot be stored as a lineage event: {reasons}") from None
+    ingest_event(engine, event, parsed)
 
 
 def _now() -> str:

@@ -2,7 +2,7 @@ import { api } from '../api.js';
 import { errorBox, formatDuration, formatTime, h, loading, replace, stateBadge } from '../dom.js';
 import { columnLineagePanel } from '../columns.js';
 import { facetSections, qualitySections } from '../facets.js';
-import { drawGraph } from '../graph.js';
+import { LINEAGE_LEGEND, drawGraph } from '../graph.js';
 import { go } from '../navigation.js';
 import { paths } from '../paths.js';
 import { schemaTable, versionsList } from './dataset.js';
@@ -98,8 +98,17 @@ function jobDetails(node) {
   ];
 }
 
-function datasetDetails(node, byId) {
+function datasetDetails(node, byId, graph) {
   const dataset = node.data;
+  const onGraph = graph && (dataset.fields || []).length
+    ? h('button', { type: 'button', class: 'button', 'aria-pressed': String(graph.isExpanded(node.id)) }, graph.isExpanded(node.id) ? 'Hide columns on the graph' : 'Show columns on the graph')
+    : null;
+  onGraph?.addEventListener('click', () => {
+    const on = !graph.isExpanded(node.id);
+    graph.expand([node.id], on);
+    onGraph.textContent = on ? 'Hide columns on the graph' : 'Show columns on the graph';
+    onGraph.setAttribute('aria-pressed', String(on));
+  });
   const versions = h('div', {}, loading());
   api.datasetVersions(dataset.namespace, dataset.name, { limit: 5 }).then(
     (page) => replace(versions, versionsList(dataset.namespace, dataset.name, page.versions, dataset.currentVersion, { compact: true })),
@@ -113,6 +122,7 @@ function datasetDetails(node, byId) {
       { class: 'actions' },
       h('a', { class: 'button', href: paths.dataset(dataset.namespace, dataset.name) }, 'Dataset page'),
       h('a', { class: 'button', href: paths.lineage(node.id) }, 'Center here'),
+      onGraph,
     ),
     dataset.description ? h('p', {}, dataset.description) : null,
     h('h3', {}, 'Schema'),
@@ -124,6 +134,12 @@ function datasetDetails(node, byId) {
     versions,
     facetsOf(() => api.dataset(dataset.namespace, dataset.name)),
   ];
+}
+
+// A job's look on the graph follows its latest run (the legend explains it).
+function runStateClass(run) {
+  if (!run) return 'state-none';
+  return { FAILED: 'failed', RUNNING: 'state-running', ABORTED: 'state-aborted' }[run.state] || 'state-completed';
 }
 
 export async function lineagePage(main, query) {
@@ -169,23 +185,29 @@ export async function lineagePage(main, query) {
   }
   const byId = new Map(data.nodes.map((n) => [n.id, n]));
   const rootId = byId.has(nodeId) ? nodeId : [...byId.keys()].find((id) => id.toLowerCase() === nodeId.toLowerCase());
-  const { pick } = await drawGraph(graphArea, {
+  let graph = null;
+  graph = await drawGraph(graphArea, {
     name: 'lineage',
     rootId,
+    legend: LINEAGE_LEGEND,
     nodes: data.nodes.map((n) => ({
       id: n.id,
       kind: n.type,
-      label: n.type === 'JOB' ? n.data.name : n.data.name,
-      classes: [n.type === 'JOB' ? 'job' : 'dataset', n.data.latestRun?.state === 'FAILED' ? 'failed' : ''].join(' ').trim(),
+      label: n.data.name,
+      namespace: n.data.namespace,
+      state: n.type === 'JOB' ? n.data.latestRun?.state || 'never run' : null,
+      columns: n.type === 'DATASET' ? n.data.fields || [] : null,
+      classes: [n.type === 'JOB' ? 'job' : 'dataset', n.type === 'JOB' ? runStateClass(n.data.latestRun) : ''].join(' ').trim(),
     })),
     edges: data.edges.map((e) => ({ source: e.origin, target: e.destination })),
     onOpen: (id) => go(paths.lineage(id, { up, down })),
     onSelect: (id) => {
       const node = id && byId.get(id);
       if (!node) replace(details, h('p', { class: 'muted' }, 'Click a node to see its details.'));
-      else replace(details, node.type === 'JOB' ? jobDetails(node) : datasetDetails(node, byId));
+      else replace(details, node.type === 'JOB' ? jobDetails(node) : datasetDetails(node, byId, graph));
     },
   });
+  const { pick } = graph;
   if (data.truncated) graphArea.prepend(h('p', { class: 'warning', role: 'status' }, `Only the first ${MAX_NODES} nodes are drawn: lower the depth.`));
   if (rootId) pick(rootId);
   return () => main.classList.remove('wide');
