@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Import of {first.read:,} events from a Marquez lineage_events table (batch size {args.batch_size})")
     verified = "complete" if complete else "INCOMPLETE"
     print(f"  stored          {first.stored:>10,}   refused {len(first.refused):,}, verification {verified}")
-    print(f"  duration        {first.seconds:10.1f} s")
+    print(f"  stored          {first.stored_seconds:10.1f} s   {first.read / first.stored_seconds:10,.0f} events/s"
+          "   (in the event log)")  # fmt: skip
+    print(f"  model built     {first.seconds:10.1f} s   {first.rate:10,.0f} events/s   (the applier done)")
     print(f"  throughput      {first.rate:10,.0f} events/s")
     print(f"  1M events       {1_000_000 / first.rate / 60:10.1f} min at this rate")
     print(f"Floor: bare jsonb INSERT + commit per event, one connection, {floor.events:,} events")

@@ -98,7 +98,8 @@ class ImportReport:
     already_stored: int = 0  # in Headwater before (a re-run, an overlap): skipped by hash
     refused: list[Refusal] = field(default_factory=list)
     namespaces: dict[str, NamespaceCounts] = field(default_factory=dict)
-    seconds: float = 0.0
+    seconds: float = 0.0  # until the model was built from every event stored
+    stored_seconds: float = 0.0  # until the last event was stored in the event log
 
     @property
     def rate(self) -> float:
@@ -177,11 +178,14 @@ def run_import(
 ) -> ImportReport:
     """Store the source's events in Headwater's event log, chunk by chunk, and wait until the model is built
     from them (by this process's applier, and by a running server's if there is one), then verify."""
+    started = time.monotonic()
     runtime = None if dry_run else IngestRuntime(engine, settings or Settings()).start()
     try:
         report, tally = _import(engine, runtime, source, filters, chunk_size, dry_run, checkpoint, progress)
+        report.stored_seconds = report.seconds
         if runtime is not None:
             runtime.wait_applied()
+        report.seconds = time.monotonic() - started  # until the model is built from everything stored
     finally:
         if runtime is not None:
             runtime.stop()
