@@ -152,6 +152,21 @@ def get_job(engine: Engine, namespace: str, name: str) -> Job:
         return hydrate(conn, [find_job(conn, namespace, name)])[0]
 
 
+def list_children(engine: Engine, namespace: str, name: str, *, limit: int, offset: int) -> tuple[list[Job], int]:
+    """The jobs whose parent job this is (an Airflow DAG's tasks, the dbt or Spark jobs an Airflow task
+    starts), in any namespace, by namespace and name. Marquez has no such list (only each child's
+    ``parentJobUuid``)."""
+    j = t.jobs.c
+    with read_connection(engine) as conn:
+        job = find_job(conn, namespace, name)
+        where = (j.parent_job_id == job.id, j.is_hidden.is_(False), j.symlink_target_id.is_(None))
+        total = conn.execute(select(func.count()).where(*where)).scalar_one()
+        rows = list(
+            conn.execute(select(t.jobs).where(*where).order_by(j.namespace_name, j.name).limit(limit).offset(offset))
+        )
+        return hydrate(conn, rows, latest_runs=1), total
+
+
 def list_job_runs(engine: Engine, namespace: str, name: str, *, limit: int, offset: int) -> tuple[list[Run], int]:
     """Newest first by start time; runs not started yet last."""
     r = t.runs.c

@@ -52,8 +52,8 @@ def task_from_facets(run_facets: dict[str, Any]) -> AirflowTask | None:
 def task_from_parent(job: Row, parent: Row | None) -> AirflowTask | None:
     """A job whose parent job is an Airflow DAG is one of its tasks (the `parent` run facet names the DAG).
     The task id is the job name after the DAG id, when the name starts with it."""
-    if parent is None:
-        return None
+    if parent is None or (parent.job_type or "").upper() == "TASK":
+        return None  # no parent, or the parent is a task itself (a dbt or Spark run started by an Airflow task)
     airflow = (parent.integration or "").upper() == "AIRFLOW" or (job.integration or "").upper() == "AIRFLOW"
     if not airflow:
         return None

@@ -16,6 +16,7 @@ from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
 from app.services import datasets as dataset_service
 from app.services import jobs as job_service
+from app.services.backfill import hierarchy
 from app.services.backfill.windows import INSTANT, Window, merge, run_window
 from app.services.errors import InvalidRequest, NotFound
 from app.services.ingest.extract import flatten_fields
@@ -50,6 +51,8 @@ class ResolvedRoot:
     node: str
     root_runs: dict[uuid.UUID, list[Row]]  # job id -> its root runs (re-run them when includeRoot)
     datasets: dict[uuid.UUID, Affected]
+    # run id (text) -> the data time a root run without nominal times takes from its ancestors
+    logical: dict[str, hierarchy.Logical] = field(default_factory=dict)
 
 
 def run_node(run_id: uuid.UUID) -> str:
@@ -229,11 +232,13 @@ def _run_root(conn: Connection, run_id: uuid.UUID) -> ResolvedRoot:
     run = conn.execute(select(t.runs).where(r.id == run_id)).first()
     if run is None:
         raise NotFound(f"Run '{run_id}' not found.")
-    # A DAG run's writers are its task runs: re-run those, not the DAG job that wrote nothing itself.
-    children = list(conn.execute(select(t.runs).where(r.parent_run_id == run_id)))
+    # A DAG run's writers are its task runs, and an Airflow task's the runs it started (dbt models under a
+    # dbt invocation, Spark jobs): re-run those, not the job that wrote nothing itself.
+    children = _descendants(conn, run_id)
     runs = children or [run]
     node = run_node(run_id)
-    windows = merge([window_of(x) for x in [run, *children]])
+    logical = hierarchy.inherited(conn, [str(x.id) for x in [run, *children] if x.nominal_start_time is None])
+    windows = merge([logical[str(x.id)].window() if str(x.id) in logical else window_of(x) for x in [run, *children]])
     root_runs: dict[uuid.UUID, list[Row]] = {}
     for x in runs:
         root_runs.setdefault(x.job_id, []).append(x)
@@ -244,13 +249,29 @@ def _run_root(conn: Connection, run_id: uuid.UUID) -> ResolvedRoot:
         kind="run",
         nodeId=node,
         description=f"Run {run_id} of job {job.name} ({state})"
-        + (f" and its {len(children)} task runs" if children else ""),
+        + (f" and the {len(children)} runs under it" if children else ""),
         job=job,
         runs=[str(x.id) for x in [run, *children]],
         versions=sorted(v for a in datasets.values() for v in a.versions),
         windows=_as_windows(windows),
     )
-    return ResolvedRoot(cause, node, root_runs, datasets)
+    return ResolvedRoot(cause, node, root_runs, datasets, logical)
+
+
+def _descendants(conn: Connection, run_id: uuid.UUID) -> list[Row]:
+    """The runs under a run, every generation (parent links), nearest first."""
+    r = t.runs.c
+    found: list[Row] = []
+    seen, frontier = {run_id}, [run_id]
+    for _ in range(hierarchy.MAX_DEPTH):
+        if not frontier:
+            break
+        below = conn.execute(select(t.runs).where(in_values(conn, r.parent_run_id, frontier))).all()
+        below = [x for x in below if x.id not in seen]
+        seen.update(x.id for x in below)
+        found += below
+        frontier = [x.id for x in below]
+    return found
 
 
 def _job_root(conn: Connection, ref: NodeRef, window: Window) -> ResolvedRoot:
