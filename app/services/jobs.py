@@ -69,17 +69,22 @@ def hydrate(conn: Connection, rows: list[Row], *, latest_runs: int = LATEST_RUNS
     parents = {}
     parent_ids = [r.parent_job_id for r in rows if r.parent_job_id]
     if parent_ids:
-        parents = dict(
-            conn.execute(select(t.jobs.c.id, t.jobs.c.name).where(in_values(conn, t.jobs.c.id, parent_ids))).all()
-        )
+        j = t.jobs.c
+        parents = {
+            job: (name, ns)
+            for job, name, ns in conn.execute(
+                select(j.id, j.name, j.namespace_name).where(in_values(conn, j.id, parent_ids))
+            )
+        }
     return [
         Job(
             id=JobId(namespace=r.namespace_name, name=r.name),
             type=r.type,
             name=r.name,
             simpleName=r.simple_name,
-            parentJobName=parents.get(r.parent_job_id),
+            parentJobName=parents[r.parent_job_id][0] if r.parent_job_id in parents else None,
             parentJobUuid=str(r.parent_job_id) if r.parent_job_id else None,
+            parentJobNamespace=parents[r.parent_job_id][1] if r.parent_job_id in parents else None,
             createdAt=r.created_at,
             updatedAt=r.updated_at,
             namespace=r.namespace_name,

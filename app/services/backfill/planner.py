@@ -283,7 +283,7 @@ class _Builder:
         ]
         datasets.sort(key=lambda d: d["nodeId"])
 
-        dags = {(s["job"]["namespace"], s["airflow"]["dagId"]) for s in steps if s["airflow"]}
+        dags = {_dag_key(s) for s in steps if s["airflow"]}
         impact = {
             "root": result.root.cause.model_dump(),
             "jobs": steps,
@@ -320,13 +320,20 @@ def _dumped(model: BaseModel | None) -> dict[str, Any] | None:
     return None if model is None else model.model_dump()
 
 
+def _dag_key(step: dict[str, Any]) -> tuple[str, str]:
+    """(namespace, DAG id) of the Airflow DAG that re-runs a step: a job run inside an Airflow task (a dbt or
+    Spark job, in a namespace of its own) belongs to its task's DAG, in the task's namespace."""
+    through = step.get("rerunThrough")
+    return (through["namespace"] if through else step["job"]["namespace"], step["airflow"]["dagId"])
+
+
 def dag_groups(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Airflow steps by DAG: one group per DAG with its tasks, merged logical-date ranges and commands."""
     by_dag: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for s in steps:
         if s["airflow"] is not None:
-            by_dag[(s["job"]["namespace"], s["airflow"]["dagId"])].append(s)
-    dag_of_job = {s["nodeId"]: (s["job"]["namespace"], s["airflow"]["dagId"]) for s in steps if s["airflow"]}
+            by_dag[_dag_key(s)].append(s)
+    dag_of_job = {s["nodeId"]: _dag_key(s) for s in steps if s["airflow"]}
     groups = []
     for (namespace, dag_id), members in by_dag.items():
         dates, intervals = [], []
