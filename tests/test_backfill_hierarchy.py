@@ -75,13 +75,21 @@ def load_day(client, day: datetime, *, state: str = "COMPLETE") -> str:
     return str(run)
 
 
-def dbt_day(client, day: datetime, *, models=("orders_daily",), children_first=False, state="COMPLETE") -> dict:
+def dbt_day(
+    client,
+    day: datetime,
+    *,
+    models=("orders_daily",),
+    children_first=False,
+    state="COMPLETE",
+    at: datetime | None = None,
+) -> dict:
     """`transform.dbt_run` (a BashOperator running `dbt build`, no datasets of its own) for one logical date: its
     dbt invocation run has the task run as parent, each model run the invocation; root is the DAG run. They run
     two hours after the data interval, i.e. on the next day by the wall clock."""
     dag_run, task_run, invocation = airflow_dag_run_id(day), uuid.uuid4(), uuid.uuid4()
     root = (AF, "transform", dag_run)
-    start = day + DAY + timedelta(hours=2, minutes=1)
+    start = at or day + DAY + timedelta(hours=2, minutes=1)  # `at`: a rerun of that logical date, now
     task = airflow_task_run(
         namespace=AF,
         dag_id="transform",
@@ -92,7 +100,7 @@ def dbt_day(client, day: datetime, *, models=("orders_daily",), children_first=F
         inputs=[],
         outputs=[],
         owner="team-transform",
-        delay=timedelta(hours=2),
+        delay=start - (day + DAY) - timedelta(minutes=1),
         duration=timedelta(minutes=15),
     )
     invocation_events = dbt_run(
@@ -173,6 +181,22 @@ def test_dbt_models_under_an_airflow_task_are_planned_by_its_logical_date_and_re
         "--to-date 2024-11-02T00:00:00+00:00 --reprocess-behavior completed"
     ]
     assert plan["totals"]["dags"] == 2
+
+
+def test_a_saved_plan_is_done_once_the_task_rerun_redid_the_models(client):
+    failed = None
+    for i in range(3):
+        day = NOV + i * DAY
+        load = load_day(client, day, state="FAIL" if i == 1 else "COMPLETE")
+        failed = load if i == 1 else failed
+        dbt_day(client, day)
+    saved = client.post("/api/v1/backfills", json={"runId": failed, "includeRoot": False}).json()
+    assert saved["progress"] == {"status": "open", "stepsDone": 0, "steps": 1, "runsDone": 0, "runs": 1}
+    dbt_day(client, NOV, at=datetime.now(UTC) + timedelta(seconds=1))  # the wrong day: still open
+    assert client.get(f"/api/v1/backfills/{saved['id']}").json()["progress"]["status"] == "open"
+    dbt_day(client, NOV + DAY, at=datetime.now(UTC) + timedelta(seconds=1))  # `airflow tasks clear` for Nov 2
+    progress = client.get(f"/api/v1/backfills/{saved['id']}").json()
+    assert progress["progress"] == {"status": "done", "stepsDone": 1, "steps": 1, "runsDone": 1, "runs": 1}
 
 
 def test_the_marquez_api_shows_the_hierarchy_and_the_children_of_a_job(client):
