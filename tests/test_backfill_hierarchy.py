@@ -14,6 +14,7 @@ from tests.support.events import (
     DBT_PRODUCER,
     POSTGRES_NS,
     SPARK_PRODUCER,
+    airflow_dag_run,
     airflow_dag_run_id,
     airflow_task_run,
     dataset,
@@ -321,6 +322,35 @@ def test_spark_jobs_two_levels_under_an_airflow_task_and_a_child_with_its_own_no
     spark_etl = next(g for g in plan["dags"] if g["dagId"] == "spark_etl")
     assert spark_etl["tasks"] == ["submit_orders"]
     assert spark_etl["logicalDateRanges"][0]["start"] == iso(NOV + DAY)
+
+
+def test_without_the_task_run_the_root_dag_run_gives_the_time_and_names_the_task(client):
+    """The task's operator has OpenLineage emission turned off: only the DAG run and the dbt runs report. The
+    model's `root` facet names the DAG run, whose nominal time it takes; the task is its parent's name."""
+    for i in range(3):
+        load_day(client, NOV + i * DAY)
+    day = NOV + DAY
+    dag_run, task_run, invocation, model_run = airflow_dag_run_id(day), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    root = (AF, "transform", dag_run)
+    at = day + DAY + timedelta(hours=2)
+    post(
+        client,
+        airflow_dag_run(namespace=AF, dag_id="transform", logical_date=day, dag_run_id=dag_run, event_type="START",
+                        time=at),
+        *dbt_run(namespace=DBT, name=INVOCATION, run_id=invocation, kind="JOB", start=at,
+                 parent=parent_facet(namespace=AF, name="transform.dbt_run", run_id=task_run, root=root,
+                                     producer=DBT_PRODUCER)),
+        *dbt_run(namespace=DBT, name=model("orders_daily"), run_id=model_run, kind="MODEL", start=at,
+                 parent=parent_facet(namespace=DBT, name=INVOCATION, run_id=invocation, root=root,
+                                     producer=DBT_PRODUCER),
+                 inputs=[dataset(POSTGRES_NS, RAW)], outputs=[dataset(POSTGRES_NS, "analytics.public.orders_daily")]),
+    )  # fmt: skip
+    plan = preview(client, job={"namespace": AF, "name": "load.orders"}, start=iso(day), end=iso(day + DAY))
+    step = steps_by_job(plan)[model("orders_daily")]
+    (run,) = step["runs"]
+    assert (run["nominalStartTime"], run["nominalTimeFrom"], run["logicalDate"]) == (iso(day), str(dag_run), iso(day))
+    assert step["rerunThrough"] == {"namespace": AF, "name": "transform.dbt_run"}
+    assert step["airflow"] == {"dagId": "transform", "taskId": "dbt_run"}
 
 
 def test_a_dbt_run_from_a_laptop_has_no_runnable_ancestor_and_is_judged_by_when_it_ran(client):

@@ -165,6 +165,12 @@ class _Builder:
             if task is not None:
                 name = f"{task.dagId}.{task.taskId}"
                 return task, next((a for a in chain if a.name == name), None), False
+            # Time from the `root` DAG run (the task's own events never came: emission off for its operator):
+            # the ancestor named `<dag_id>.<task_id>` is the task.
+            dag_id = airflow.dag_of_dag_run(facets)
+            for ancestor in chain if dag_id else ():
+                if ancestor.name.startswith(f"{dag_id}.") and len(ancestor.name) > len(dag_id) + 1:
+                    return AirflowTask(dagId=dag_id, taskId=ancestor.name[len(dag_id) + 1 :]), ancestor, False
         return None, None, False
 
     def rerun(self, impact: JobImpact) -> tuple[dict[str, Any] | None, str]:
