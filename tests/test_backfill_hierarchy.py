@@ -200,6 +200,21 @@ def test_a_saved_plan_is_done_once_the_task_rerun_redid_the_models(client):
     assert progress["progress"] == {"status": "done", "stepsDone": 1, "steps": 1, "runsDone": 1, "runs": 1}
 
 
+def test_a_dbt_model_as_the_root_is_taken_by_its_logical_dates(client):
+    runs = {i: dbt_day(client, NOV + i * DAY) for i in range(3)}
+    plan = preview(
+        client, job={"namespace": DBT, "name": model("orders_daily")}, start=iso(NOV + DAY), end=iso(NOV + 2 * DAY)
+    )
+    # The run for Nov 2, which ran on Nov 3; not the one for Nov 1, which ran on Nov 2.
+    assert plan["root"]["runs"] == [runs[1]["orders_daily"]]
+    assert plan["root"]["windows"] == [{"start": iso(NOV + DAY), "end": iso(NOV + 2 * DAY)}]
+    (step,) = plan["jobs"]
+    assert [(r["runId"], r["nominalTimeFrom"]) for r in step["runs"]] == [(runs[1]["orders_daily"], runs[1]["task"])]
+    assert [(g["dagId"], g["tasks"], g["logicalDateRanges"]) for g in plan["dags"]] == [
+        ("transform", ["dbt_run"], [{"start": iso(NOV + DAY), "end": iso(NOV + DAY)}])
+    ]
+
+
 def test_the_marquez_api_shows_the_hierarchy_and_the_children_of_a_job(client):
     runs = dbt_day(client, NOV, models=("orders_daily", "customers"))
     jobs = f"/api/v1/namespaces/{DBT}/jobs"
