@@ -14,8 +14,9 @@ from tests.support.events import POSTGRES_NS
 from tests.test_backfill_hierarchy import DBT, INVOCATION, NOV, RAW, dbt_day, load_day, model
 from tests.test_ui_browser import drawn_nodes, expect, screenshot, wait_for_graph
 
-# The browser suite's fixtures: one browser, one server per module, a fresh page and HTTP client per test.
-browser, server, http, page = ui.browser, ui.server, ui.http, ui.page
+# The browser suite's fixtures: one server per module, a fresh page and HTTP client per test (the browser is
+# the session's, from conftest).
+server, http, page = ui.server, ui.http, ui.page
 
 
 class _Poster:
