@@ -1,10 +1,11 @@
 """Real Airflow end to end: `make e2e`.
 
 Starts a throwaway PostgreSQL (the warehouse the DAGs write with SQL) and `headwater serve`, points the
-OpenLineage provider's HTTP transport at Headwater, runs the two DAGs of e2e/dags with `airflow dags test`
+OpenLineage provider's HTTP transport at Headwater, runs the three DAGs of e2e/dags with `airflow dags test`
 (Airflow from its own virtualenv, AIRFLOW_VENV), then checks what Headwater made of the events: the
-cross-DAG lineage graph, the task runs with their logical dates, and a backfill plan for a bad day of the
-upstream DAG with the right Airflow commands.
+cross-DAG lineage graph, the task runs with their logical dates, a backfill plan for a bad day of the
+upstream DAG with the right Airflow commands, and the dbt-like child runs a task of `transform` emits: planned
+by the task's logical date and re-run through that task.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> int:
                 "CREATE TABLE bookings (room TEXT, booked_on DATE);"
                 "CREATE TABLE room_bookings (room TEXT, booked_on DATE);"
                 "CREATE TABLE top_room_bookings (room TEXT, bookings INT);"
+                "CREATE TABLE rooms_per_day (booked_on DATE, rooms INT);"
                 "INSERT INTO bookings VALUES ('a', '2024-11-01'), ('b', '2024-11-01'), ('a', '2024-11-02')"
             )
         with LiveServer(f"sqlite:///{home}/headwater.db", log_path=Path(home) / "headwater.log") as server:
@@ -72,6 +74,7 @@ def main() -> int:
             airflow(venv, env, "db", "migrate")
             airflow(venv, env, "dags", "test", "bookings_etl", DAY)
             airflow(venv, env, "dags", "test", "top_rooms", DAY)
+            airflow(venv, env, "dags", "test", "transform", DAY)
 
             print("Headwater:")
             api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
@@ -113,8 +116,43 @@ def main() -> int:
                 "airflow tasks clear" in plans["airflow2"] and "top_rooms" in plans["airflow2"],
                 "Airflow 2 plan: tasks clear for both DAGs",
             )
+            check_child_runs(api, upstream)
     print("OK: real Airflow end to end")
     return 0
+
+
+def check_child_runs(api: httpx.Client, upstream: str) -> None:
+    """The dbt-like runs `transform.dbt_run` emitted: a child of the task, a grandchild reading room_bookings."""
+    model, invocation, task = "warehouse.public.rooms.rooms_per_day", "dbt-run-rooms", "transform.dbt_run"
+    job = api.get(f"/namespaces/dbt-e2e/jobs/{model}").json()
+    check(job.get("parentJobName") == invocation, f"{model} runs inside {invocation}")
+    children = api.get(f"/namespaces/{NAMESPACE}/jobs/{task}/children").json()["jobs"]
+    found = [(j["namespace"], j["name"]) for j in children]
+    # The provider adds its own: the SQL the task ran through a hook is a child run (`transform.dbt_run.query.1`).
+    check(("dbt-e2e", invocation) in found, f"{task} started {invocation} (children: {found})")
+    task_runs = api.get(f"/namespaces/{NAMESPACE}/jobs/{task}/runs").json()["runs"]
+    plan = api.post(
+        "/backfills/preview",
+        json={"job": {"namespace": NAMESPACE, "name": upstream}, "start": DAY, "end": "2024-11-02"},
+    ).json()
+    step = next((s for s in plan["jobs"] if s["job"]["name"] == model), None)
+    check(step is not None, f"the plan re-runs {model}")
+    for s in plan["jobs"]:
+        print(f"  {s['job']['namespace']}:{s['job']['name']}: {s['rerun']}")
+    (run,) = step["runs"]
+    check(
+        run["nominalTimeFrom"] == task_runs[0]["id"] and (run["logicalDate"] or "")[:10] == DAY,
+        f"its run takes the data time of the {task} run ({DAY}), not the wall clock ({run['startedAt'][:10]})",
+    )
+    check(step["rerunThrough"] == {"namespace": NAMESPACE, "name": task}, f"it is re-run through {task}")
+    dag = next((g for g in plan["dags"] if g["dagId"] == "transform"), None)
+    check(dag is not None and dag["tasks"] == ["dbt_run"], "the plan re-runs the task transform.dbt_run")
+    clear, backfill = dag["commands"]["airflow2"][0], dag["commands"]["airflow3"][0]
+    check(
+        clear.startswith("airflow tasks clear -s 2024-11-01") and clear.endswith("-t '^(dbt_run)$' -y transform")
+        and backfill.startswith("airflow backfill create --dag-id transform --from-date 2024-11-01"),
+        "Airflow 2 clears dbt_run of transform; Airflow 3 backfills transform from 2024-11-01",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -116,3 +116,16 @@ def live_server(database_url, engine, tmp_path) -> Iterator[LiveServer]:
     """`headwater serve` in its own process, on the test database."""
     with LiveServer(database_url, log_path=tmp_path / "server.log") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test module of the session (Playwright's sync API allows one
+    running instance per thread)."""
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    from tests.support.browser import launch
+
+    with playwright_sync.sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()

@@ -16,7 +16,7 @@ import pytest
 
 from app.services import synthetic
 from tests.conftest import TEST_DB
-from tests.support.browser import CHROMIUM, SCREENSHOTS, launch
+from tests.support.browser import CHROMIUM, SCREENSHOTS
 from tests.support.events import POSTGRES_NS, T0, dataset, run_event
 from tests.support.history import AS_NEWS_ENV
 from tests.support.installation import room_revenue, three_days
@@ -40,15 +40,7 @@ def table(name: str) -> str:
     return f"dataset:{POSTGRES_NS}:{name}"
 
 
-# --- fixtures: one browser for the session, one server for the module, a fresh page per test ----------------
-
-
-@pytest.fixture(scope="session")
-def browser():
-    with playwright_sync.sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
+# --- fixtures: one browser for the session (conftest), one server for the module, a fresh page per test -----
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,16 @@ def delete_job(namespace: str, job: str, engine: EngineDep) -> Job:
     return jobs.delete_job(engine, namespace, job)
 
 
+@router.get(
+    "/namespaces/{namespace:name}/jobs/{job:name}/children",
+    response_model=JobList,
+    summary="List the jobs that run inside a job (Headwater: an Airflow DAG's tasks, the dbt or Spark jobs of a task)",
+)
+def list_job_children(namespace: str, job: str, engine: EngineDep, page: PageParams) -> JobList:
+    found, total = jobs.list_children(engine, namespace, job, limit=page.limit, offset=page.offset)
+    return JobList(jobs=found, totalCount=total)
+
+
 @router.get("/namespaces/{namespace:name}/jobs/{job:name}/runs", response_model=RunList, summary="List a job's runs")
 def list_job_runs(namespace: str, job: str, engine: EngineDep, page: PageParams) -> RunList:
     found, total = jobs.list_job_runs(engine, namespace, job, limit=page.limit, offset=page.offset)

@@ -102,6 +102,11 @@ class RunToRedo(BaseModel):
     state: str
     nominalStartTime: datetime | None
     nominalEndTime: datetime | None
+    nominalTimeFrom: str | None = Field(
+        None,
+        description="A run without nominal times of its own (a dbt model, a Spark job under an Airflow task) takes"
+        " its nearest ancestor run's: that run's id. Null: its own nominal times (or none).",
+    )
     logicalDate: datetime | None = Field(description="Airflow's logical date when the run carries one.")
     startedAt: datetime | None
     endedAt: datetime | None
@@ -128,7 +133,13 @@ class PlanStep(BaseModel):
     nodeId: str
     job: NodeRef
     isRoot: bool
-    airflow: AirflowTask | None
+    airflow: AirflowTask | None = Field(
+        description="The Airflow task whose re-run redoes this step: the job itself, or the task it runs inside."
+    )
+    rerunThrough: NodeRef | None = Field(
+        None, description="The ancestor job (an Airflow task) that re-runs this job, when it runs inside one."
+    )
+    rerun: str | None = Field(None, description="How this step is redone, in words.")
     owners: list[str]
     path: list[str] = Field(description="Node ids from the root cause to this job.")
     dependsOn: list[str] = Field(description="Steps (job node ids) that must be redone before this one.")

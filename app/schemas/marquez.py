@@ -186,6 +186,9 @@ class Job(_Wire):
     simpleName: str
     parentJobName: str | None
     parentJobUuid: str | None
+    parentJobNamespace: str | None = Field(
+        None, description="Headwater's addition: the parent job's namespace (a dbt job's Airflow task is elsewhere)."
+    )
     createdAt: datetime
     updatedAt: datetime
     namespace: str

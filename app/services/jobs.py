@@ -69,17 +69,22 @@ def hydrate(conn: Connection, rows: list[Row], *, latest_runs: int = LATEST_RUNS
     parents = {}
     parent_ids = [r.parent_job_id for r in rows if r.parent_job_id]
     if parent_ids:
-        parents = dict(
-            conn.execute(select(t.jobs.c.id, t.jobs.c.name).where(in_values(conn, t.jobs.c.id, parent_ids))).all()
-        )
+        j = t.jobs.c
+        parents = {
+            job: (name, ns)
+            for job, name, ns in conn.execute(
+                select(j.id, j.name, j.namespace_name).where(in_values(conn, j.id, parent_ids))
+            )
+        }
     return [
         Job(
             id=JobId(namespace=r.namespace_name, name=r.name),
             type=r.type,
             name=r.name,
             simpleName=r.simple_name,
-            parentJobName=parents.get(r.parent_job_id),
+            parentJobName=parents[r.parent_job_id][0] if r.parent_job_id in parents else None,
             parentJobUuid=str(r.parent_job_id) if r.parent_job_id else None,
+            parentJobNamespace=parents[r.parent_job_id][1] if r.parent_job_id in parents else None,
             createdAt=r.created_at,
             updatedAt=r.updated_at,
             namespace=r.namespace_name,
@@ -150,6 +155,21 @@ def find_job(conn: Connection, namespace: str, name: str, *, redirect: bool = Tr
 def get_job(engine: Engine, namespace: str, name: str) -> Job:
     with read_connection(engine) as conn:
         return hydrate(conn, [find_job(conn, namespace, name)])[0]
+
+
+def list_children(engine: Engine, namespace: str, name: str, *, limit: int, offset: int) -> tuple[list[Job], int]:
+    """The jobs whose parent job this is (an Airflow DAG's tasks, the dbt or Spark jobs an Airflow task
+    starts), in any namespace, by namespace and name. Marquez has no such list (only each child's
+    ``parentJobUuid``)."""
+    j = t.jobs.c
+    with read_connection(engine) as conn:
+        job = find_job(conn, namespace, name)
+        where = (j.parent_job_id == job.id, j.is_hidden.is_(False), j.symlink_target_id.is_(None))
+        total = conn.execute(select(func.count()).where(*where)).scalar_one()
+        rows = list(
+            conn.execute(select(t.jobs).where(*where).order_by(j.namespace_name, j.name).limit(limit).offset(offset))
+        )
+        return hydrate(conn, rows, latest_runs=1), total
 
 
 def list_job_runs(engine: Engine, namespace: str, name: str, *, limit: int, offset: int) -> tuple[list[Run], int]:

@@ -227,3 +227,104 @@ def airflow_dag_run(
             ),
         },
     )
+
+
+# --- jobs started by an Airflow task: dbt (openlineage-dbt) and Spark (openlineage-spark) -------------------
+
+
+def parent_facet(
+    *, namespace: str, name: str, run_id: uuid.UUID, root: tuple[str, str, uuid.UUID] | None, producer: str
+) -> dict[str, Any]:
+    """A ParentRunFacet 1-2-0: the parent run and job, and the `root` (namespace, name, run) of the hierarchy,
+    as the dbt and Spark integrations fill it from the Airflow macros (`lineage_parent_id`, `lineage_root_*`)."""
+    fields: dict[str, Any] = {"run": {"runId": str(run_id)}, "job": {"namespace": namespace, "name": name}}
+    if root is not None:
+        fields["root"] = {"run": {"runId": str(root[2])}, "job": {"namespace": root[0], "name": root[1]}}
+    return {
+        "_producer": producer,
+        "_schemaURL": "https://openlineage.io/spec/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet",
+        **fields,
+    }
+
+
+def job_type(integration: str, kind: str, producer: str) -> dict[str, Any]:
+    return facet("JobTypeJobFacet", producer, processingType="BATCH", integration=integration, jobType=kind)
+
+
+def dbt_run(
+    *,
+    namespace: str,
+    name: str,
+    run_id: uuid.UUID,
+    parent: dict[str, Any] | None,
+    kind: str,
+    start: datetime,
+    inputs: list | None = None,
+    outputs: list | None = None,
+    state: str = "COMPLETE",
+    run_facets: dict | None = None,
+    duration: timedelta = timedelta(minutes=2),
+) -> list[dict[str, Any]]:
+    """START and COMPLETE/FAIL of a dbt run: the invocation (`jobType JOB`, named `dbt-run-<project>`) or one
+    model (`jobType MODEL`), as openlineage-dbt sends them: `dbt_version`, `dbt_run`, `processing_engine` and
+    `parent` run facets, no `nominalTime`."""
+    facets = {
+        "dbt_version": {"_producer": DBT_PRODUCER, "_schemaURL": FACET_URL.format("DbtVersionRunFacet"),
+                        "version": "1.8.7"},
+        "dbt_run": {"_producer": DBT_PRODUCER, "_schemaURL": FACET_URL.format("DbtRunRunFacet"),
+                    "invocation_id": str(run_id)},
+        "processing_engine": facet("ProcessingEngineRunFacet", DBT_PRODUCER, version="1.8.7", name="dbt",
+                                   openlineageAdapterVersion="1.23.0"),
+        **(run_facets or {}),
+    }  # fmt: skip
+    if parent is not None:
+        facets["parent"] = parent
+    common = {
+        "job": (namespace, name),
+        "run_id": run_id,
+        "job_facets": {"jobType": job_type("DBT", kind, DBT_PRODUCER)},
+        "producer": DBT_PRODUCER,
+        "inputs": inputs,
+        "outputs": outputs,
+        "run_facets": facets,
+    }
+    return [run_event("START", time=start, **common), run_event(state, time=start + duration, **common)]
+
+
+def spark_run(
+    *,
+    namespace: str,
+    name: str,
+    run_id: uuid.UUID,
+    parent: dict[str, Any] | None,
+    kind: str,
+    start: datetime,
+    inputs: list | None = None,
+    outputs: list | None = None,
+    run_facets: dict | None = None,
+) -> list[dict[str, Any]]:
+    """START and COMPLETE of a Spark application (`jobType APPLICATION`) or of one of its SQL jobs
+    (`jobType SQL_JOB`, named `<app>.<command>.<table>`, parent = the application run), as openlineage-spark
+    sends them: `spark_properties`, `processing_engine`, `parent`; no `nominalTime`."""
+    facets = {
+        "spark_properties": {"_producer": SPARK_PRODUCER, "_schemaURL": FACET_URL.format("SparkPropertiesFacet"),
+                             "properties": {"spark.master": "yarn", "spark.app.name": name.split(".")[0]}},
+        "processing_engine": facet("ProcessingEngineRunFacet", SPARK_PRODUCER, version="3.5.1", name="spark",
+                                   openlineageAdapterVersion="1.23.0"),
+        **(run_facets or {}),
+    }  # fmt: skip
+    if parent is not None:
+        facets["parent"] = parent
+    common = {
+        "job": (namespace, name),
+        "run_id": run_id,
+        "job_facets": {"jobType": job_type("SPARK", kind, SPARK_PRODUCER)},
+        "producer": SPARK_PRODUCER,
+        "inputs": inputs,
+        "outputs": outputs,
+        "run_facets": facets,
+    }
+    return [
+        run_event("START", time=start, **common),
+        run_event("COMPLETE", time=start + timedelta(minutes=4), **common),
+    ]

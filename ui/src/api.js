@@ -54,6 +54,8 @@ export const api = {
   jobs: (namespace, { limit = 50, offset = 0 } = {}) => get(`${ns(namespace)}/jobs`, { limit, offset }),
   datasets: (namespace, { limit = 50, offset = 0 } = {}) => get(`${ns(namespace)}/datasets`, { limit, offset }),
   job: (namespace, name) => get(`${ns(namespace)}/jobs/${enc(name)}`),
+  jobChildren: (namespace, name, { limit = 100, offset = 0 } = {}) =>
+    get(`${ns(namespace)}/jobs/${enc(name)}/children`, { limit, offset }),
   jobRuns: (namespace, name, { limit = 50, offset = 0 } = {}) =>
     get(`${ns(namespace)}/jobs/${enc(name)}/runs`, { limit, offset }),
   dataset: (namespace, name) => get(`${ns(namespace)}/datasets/${enc(name)}`),

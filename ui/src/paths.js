@@ -18,7 +18,7 @@ export const paths = {
   job: (namespace, name) => `/jobs/${enc(namespace)}/${enc(name)}`,
   dataset: (namespace, name) => `/datasets/${enc(namespace)}/${enc(name)}`,
   run: (id) => `/runs/${enc(id)}`,
-  lineage: (nodeId, { up, down } = {}) => `/lineage${query({ nodeId, up, down })}`,
+  lineage: (nodeId, { up, down, collapse } = {}) => `/lineage${query({ nodeId, up, down, collapse: collapse ? '1' : null })}`,
   backfills: () => '/backfills',
   newBackfill: (params = {}) => `/backfills/new${query(params)}`,
   backfill: (id) => `/backfills/${enc(id)}`,

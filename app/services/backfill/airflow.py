@@ -49,11 +49,21 @@ def task_from_facets(run_facets: dict[str, Any]) -> AirflowTask | None:
     return AirflowTask(dagId=dag_id, taskId=task_id) if dag_id and task_id else None
 
 
+def dag_of_dag_run(run_facets: dict[str, Any]) -> str | None:
+    """The DAG id of a DAG run, from the provider's `airflowDagRun` facet."""
+    facet = run_facets.get(DAG_RUN_FACET)
+    if not isinstance(facet, dict):
+        return None
+    dag, dag_run = facet.get("dag"), facet.get("dagRun")
+    found = _text(dag.get("dag_id")) if isinstance(dag, dict) else None
+    return found or (_text(dag_run.get("dag_id")) if isinstance(dag_run, dict) else None)
+
+
 def task_from_parent(job: Row, parent: Row | None) -> AirflowTask | None:
     """A job whose parent job is an Airflow DAG is one of its tasks (the `parent` run facet names the DAG).
     The task id is the job name after the DAG id, when the name starts with it."""
-    if parent is None:
-        return None
+    if parent is None or (parent.job_type or "").upper() == "TASK":
+        return None  # no parent, or the parent is a task itself (a dbt or Spark run started by an Airflow task)
     airflow = (parent.integration or "").upper() == "AIRFLOW" or (job.integration or "").upper() == "AIRFLOW"
     if not airflow:
         return None

@@ -28,6 +28,7 @@ from app.db import tables as t
 from app.db.dialect import in_param, in_param_value, in_values, uuid_text
 from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest
+from app.services.backfill import hierarchy
 from app.services.backfill.roots import (
     Affected,
     ResolvedRoot,
@@ -57,6 +58,7 @@ class SelectedRun:
         "window",
         "reasons",
         "wrote",
+        "time_from",
     )
 
     def __init__(self, row: Row, window: Window) -> None:
@@ -71,6 +73,7 @@ class SelectedRun:
         self.window = window
         self.reasons: list[str] = []
         self.wrote: list[tuple[str, str]] | None = None  # (dataset, version) as text; None: not read yet
+        self.time_from: str | None = None  # the ancestor run whose nominal times these are (hierarchy)
 
     @classmethod
     def of(cls, row: Row, window: Window, job_id: uuid.UUID) -> SelectedRun:
@@ -79,7 +82,14 @@ class SelectedRun:
         self = cls.__new__(cls)
         self.id, self.job_key, self.state, self.job_id, self.window = row[0], row[1], row[2], job_id, window
         self.nominal_start_time, self.nominal_end_time, self.started_at, self.ended_at = row[3], row[4], row[5], row[6]
-        self.reasons, self.wrote = [], None
+        self.reasons, self.wrote, self.time_from = [], None, None
+        return self
+
+    def inherit(self, logical: hierarchy.Logical | None) -> SelectedRun:
+        """Take the data time of the nearest timed ancestor run (a run without nominal times of its own)."""
+        if logical is not None:
+            self.nominal_start_time, self.nominal_end_time, self.time_from = logical
+            self.window = logical.window()
         return self
 
     def because(self, reason: str) -> None:
@@ -318,7 +328,8 @@ def compute_impact(conn: Connection, request: BackfillRequest) -> ImpactResult:
         impact = jobs[job_id] = JobImpact(job_id, is_root=True, level=0, path=path)
         for run in runs:
             reason = "the root cause" if root.cause.kind == "run" else "ran in the bad window"
-            impact.runs.setdefault(str(run.id), SelectedRun(run, window_of(run))).because(reason)
+            selected = SelectedRun(run, window_of(run)).inherit(root.logical.get(str(run.id)))
+            impact.runs.setdefault(selected.id, selected).because(reason)
 
     cleared: set[uuid.UUID] = set()
     # Components at one level never feed each other: select their runs in one batch per level.
@@ -521,6 +532,11 @@ def _candidate_runs(
     span = hull([w for ws in job_windows.values() for w in ws])
     found: dict[str, SelectedRun] = {}
     overlapping: list[SelectedRun] = []
+    # Jobs running inside other jobs' runs (dbt under Airflow…) whose runs may have no nominal times: those
+    # runs are judged by their ancestors' data time, never by when they ran (hierarchy).
+    children = hierarchy.untimed_children(conn, {job: names.jobs[job] for job in jobs})
+    child_keys = {str(job) for job in children}
+    untimed: dict[str, list[Row]] = {}
     versions = {v for inputs in bad_inputs.values() for a in inputs.values() for v in a.versions}
     # The reads of the bad versions are fetched on a second connection while this one reads the runs in the
     # window: together they are most of a level's database time, each waiting on its own index probes. (A plan
@@ -533,6 +549,9 @@ def _candidate_runs(
             key = row[0]
             selected = found.get(key)
             if selected is None:
+                if row[3] is None and child_keys and row[1] in child_keys:
+                    untimed.setdefault(key, []).append(row)  # its data time is its ancestors': below
+                    continue
                 own = run_window(row[3], row[4], row[5], row[6], row[7])
                 if not overlaps_any(own, job_windows[row[1]]):
                     continue
@@ -541,6 +560,8 @@ def _candidate_runs(
                 overlapping.append(selected)
             if row[8] is not None:
                 selected.wrote.append((row[8], row[9]))
+        if children:
+            _child_runs(conn, children, untimed, span, job_windows, job_of, found, overlapping, names)
     reads = pending_reads.result() if pending_reads is not None else []
 
     # run -> [(dataset label, version)] of the bad versions it read
@@ -581,13 +602,16 @@ def _candidate_runs(
                     )
                 ).all()
             }
+            logical = hierarchy.inherited(
+                conn, [run for run, row in outside.items() if row[3] is None and row[1] in child_keys]
+            )
             for run, dataset, version in others:
                 row = outside.get(run)
                 if row is None:
                     continue  # a run of a job outside this batch
                 bad_read(run, row[1], dataset, version)
                 if run in exact and run not in found:
-                    found[run] = SelectedRun.of(row, run_window(*row[3:8]), job_of[row[1]])
+                    found[run] = SelectedRun.of(row, run_window(*row[3:8]), job_of[row[1]]).inherit(logical.get(run))
         for run, bad_reads in exact.items():
             if len(bad_reads) > 1:
                 bad_reads.sort()  # by dataset label (a run reads one version of a dataset)
@@ -622,6 +646,49 @@ def _candidate_runs(
     for selected in found.values():
         selected_by_job[selected.job_id][selected.id] = selected
     return selected_by_job
+
+
+def _child_runs(
+    conn: Connection,
+    children: set[uuid.UUID],
+    untimed: dict[str, list[Row]],
+    span: Window,
+    job_windows: dict[str, list[Window]],
+    job_of: dict[str, uuid.UUID],
+    found: dict[str, SelectedRun],
+    overlapping: list[SelectedRun],
+    names: _Names,
+) -> None:
+    """Select the runs without nominal times of jobs that run inside others by their ancestors' data time:
+    those found by wall clock (``untimed``, rows of runs_reaching with outputs) that really overlap a bad
+    window, and those that ran outside the window for data time inside it (found from the ancestors' runs)."""
+    chains = hierarchy.ancestry(conn, {job: names.jobs[job] for job in children})
+    ancestors = {a.id for chain in chains.values() for a in chain}
+    seeds = runs_reaching(conn, sorted(ancestors, key=str), span, ids_as_text=True) if ancestors else []
+    under = hierarchy.runs_under(conn, seeds, ancestors, children, span)
+    logical = {**hierarchy.inherited(conn, [run for run in untimed if run not in under]), **under}
+
+    def select_run(row: Row) -> SelectedRun | None:
+        times = logical.get(row[0])
+        own = times.window() if times is not None else run_window(*row[3:8])
+        if not overlaps_any(own, job_windows[row[1]]):
+            return None  # ran in the window, for data time outside it
+        selected = found[row[0]] = SelectedRun.of(row, own, job_of[row[1]])
+        selected.inherit(times)
+        overlapping.append(selected)
+        return selected
+
+    for rows in untimed.values():
+        selected = select_run(rows[0])
+        if selected is not None:
+            selected.wrote = [(row[8], row[9]) for row in rows if row[8] is not None]
+    late = [run for run in under if run not in found and run not in untimed]
+    if late:
+        r = t.runs.c
+        for row in conn.execute(
+            select(*run_columns(conn)).where(in_values(conn, r.id, late), in_values(conn, r.job_id, children))
+        ).all():
+            select_run(row)  # what it wrote is read with the other runs selected later (wrote is None)
 
 
 def _bad_reads(engine: Engine, versions: set[str]) -> list[Row]:

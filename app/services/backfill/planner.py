@@ -12,15 +12,15 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, Row, select
 
 from app.db import tables as t
 from app.db.dialect import in_values, uuid_text
 from app.db.engine import read_connection
 from app.db.json import dumps_bytes
 from app.schemas.backfill import AirflowTask, BackfillPlan, BackfillRequest, DagGroup, Impact
-from app.services.backfill import airflow
-from app.services.backfill.impact import ImpactResult, JobImpact, compute_impact
+from app.services.backfill import airflow, hierarchy
+from app.services.backfill.impact import ImpactResult, JobImpact, SelectedRun, compute_impact
 from app.services.backfill.roots import Affected
 from app.services.backfill.windows import Window
 from app.services.facets import facets_by_entity
@@ -84,12 +84,32 @@ class _Builder:
     def __init__(self, conn: Connection, request: BackfillRequest, result: ImpactResult) -> None:
         self.conn, self.request, self.result = conn, request, result
         jobs = result.job_rows
+        # Each job's ancestors (parent jobs, nearest first): an Airflow task's DAG, or the task a dbt or Spark
+        # job runs inside (one query per generation, for the jobs that have a parent).
+        self.ancestry = hierarchy.ancestry(conn, {j: row for j, row in jobs.items() if row.parent_job_id})
+        ancestors = {a.id for chain in self.ancestry.values() for a in chain}
+        # The nearest timed ancestor run of the runs with nominal times of their own of jobs that run inside
+        # another (not Airflow tasks under their DAG): the Airflow task run whose logical date re-runs them.
+        nested = {
+            j
+            for j, chain in self.ancestry.items()
+            if (jobs[j].integration or "").upper() != "AIRFLOW" and airflow.task_from_parent(jobs[j], chain[0]) is None
+        }
+        self.timed_ancestor = {
+            run: logical.source
+            for run, logical in hierarchy.inherited(
+                conn,
+                [s.id for j in nested if j in result.jobs for s in result.jobs[j].runs.values() if s.time_from is None],
+            ).items()
+        }
         run_ids = [run for j in result.jobs.values() for run in j.runs]
         run_ids += [str(row.current_run_id) for row in jobs.values() if row.current_run_id]
+        # The ancestor runs child runs took their data time from (an Airflow task run): their logical dates.
+        run_ids += list({s.time_from for j in result.jobs.values() for s in j.runs.values() if s.time_from})
+        run_ids += list(set(self.timed_ancestor.values()))
         self.run_facets = _run_facets(conn, run_ids)
-        self.job_facets = facets_by_entity(conn, [*jobs, *result.datasets])
-        parent_ids = {row.parent_job_id for row in jobs.values() if row.parent_job_id}
-        self.parents = {r.id: r for r in conn.execute(select(t.jobs).where(in_values(conn, t.jobs.c.id, parent_ids)))}
+        self.job_facets = facets_by_entity(conn, [*jobs, *result.datasets, *(ancestors - jobs.keys())])
+        self.runnable: dict[uuid.UUID, tuple[AirflowTask | None, Row | None, bool]] = {}
 
     def job_node(self, job: uuid.UUID) -> str:
         row = self.result.job_rows[job]
@@ -107,13 +127,66 @@ class _Builder:
             if found:
                 yield found
 
-    def airflow_task(self, impact: JobImpact) -> AirflowTask | None:
+    def _ancestor_facets(self, impact: JobImpact):
+        """The Airflow facets of the ancestor runs the job's runs took their data time from."""
+        facets = self.run_facets
+        if facets:
+            for run in impact.runs.values():
+                found = facets.get(run.time_from) if run.time_from is not None else None
+                if found:
+                    yield found
+
+    def airflow_task(self, impact: JobImpact) -> tuple[AirflowTask | None, Row | None, bool]:
+        """The Airflow task that re-runs the job, the ancestor job it is (when known) and whether it is the job
+        itself: the job is a task (its runs' `airflow` facet, or a DAG parent), else the nearest ancestor that
+        is one (by its DAG parent, else by the `airflow` facet of the run the child took its time from)."""
+        known = self.runnable.get(impact.job_id)
+        if known is not None:
+            return known
         row = self.result.job_rows[impact.job_id]
+        chain = self.ancestry.get(row.id, [])
+        found = self.runnable[impact.job_id] = self._find_task(impact, row, chain)
+        return found
+
+    def _find_task(self, impact: JobImpact, row: Row, chain: list[Row]) -> tuple[AirflowTask | None, Row | None, bool]:
         for facets in self._facets_of_runs(impact):
             task = airflow.task_from_facets(facets)
             if task is not None:
-                return task
-        return airflow.task_from_parent(row, self.parents.get(row.parent_job_id))
+                return task, None, True
+        task = airflow.task_from_parent(row, chain[0] if chain else None)
+        if task is not None:
+            return task, None, True
+        for i, ancestor in enumerate(chain):
+            task = airflow.task_from_parent(ancestor, chain[i + 1] if i + 1 < len(chain) else None)
+            if task is not None:
+                return task, ancestor, False
+        for facets in self._ancestor_facets(impact):
+            task = airflow.task_from_facets(facets)
+            if task is not None:
+                name = f"{task.dagId}.{task.taskId}"
+                return task, next((a for a in chain if a.name == name), None), False
+            # Time from the `root` DAG run (the task's own events never came: emission off for its operator):
+            # the ancestor named `<dag_id>.<task_id>` is the task.
+            dag_id = airflow.dag_of_dag_run(facets)
+            for ancestor in chain if dag_id else ():
+                if ancestor.name.startswith(f"{dag_id}.") and len(ancestor.name) > len(dag_id) + 1:
+                    return AirflowTask(dagId=dag_id, taskId=ancestor.name[len(dag_id) + 1 :]), ancestor, False
+        return None, None, False
+
+    def rerun(self, impact: JobImpact) -> tuple[dict[str, Any] | None, str]:
+        """The ancestor job that re-runs this one (as a NodeRef dict) and how the step is redone, in words."""
+        task, through, own = self.airflow_task(impact)
+        if task is None:
+            chain = self.ancestry.get(impact.job_id, [])
+            if chain:
+                return None, f"no Airflow task runs it (nor its parent `{chain[0].name}`): re-run it by hand"
+            return None, "no Airflow task runs it: re-run it by hand"
+        what = f"Airflow task `{task.taskId}` of DAG `{task.dagId}`"
+        if own:
+            return None, what
+        if through is None:
+            return None, f"re-run through {what}"
+        return {"namespace": through.namespace_name, "name": through.name}, f"re-run through `{through.name}` ({what})"
 
     def owners(self, impact: JobImpact) -> list[str]:
         row = self.result.job_rows[impact.job_id]
@@ -123,6 +196,15 @@ class _Builder:
                 owners = airflow.dag_owner(facets)
                 if owners:
                     break
+        if not owners:  # a job without owners of its own: the owners of the Airflow task it runs inside
+            _, through, _ = self.airflow_task(impact)
+            if through is not None:
+                owners = airflow.owners_from_facets(self.job_facets.get(through.id, {}))
+            if not owners:
+                for facets in self._ancestor_facets(impact):
+                    owners = airflow.dag_owner(facets)
+                    if owners:
+                        break
         return sorted(set(owners))
 
     @staticmethod
@@ -137,12 +219,16 @@ class _Builder:
         names = self.result.dataset_rows
         facets = self.run_facets
         runs = sorted(impact.runs.values(), key=_RUN_ORDER)
+        task = self.airflow_task(impact)[0]
+        through, rerun = self.rerun(impact)
         return {
             "level": impact.level,
             "nodeId": node_id("JOB", row.namespace_name, row.name),
             "job": {"namespace": row.namespace_name, "name": row.name},
             "isRoot": impact.is_root,
-            "airflow": _dumped(self.airflow_task(impact)),
+            "airflow": _dumped(task),
+            "rerunThrough": through,
+            "rerun": rerun,
             "owners": self.owners(impact),
             "path": impact.path,
             "dependsOn": sorted(self.job_node(j) for j in self.result.upstream.get(impact.job_id, ())),
@@ -164,9 +250,8 @@ class _Builder:
                     "state": s.state,
                     "nominalStartTime": s.nominal_start_time,
                     "nominalEndTime": s.nominal_end_time,
-                    "logicalDate": (
-                        airflow.logical_date(s, facets[s.id]) if facets and s.id in facets else s.nominal_start_time
-                    ),
+                    "nominalTimeFrom": s.time_from,
+                    "logicalDate": _logical_date(s, facets, self.timed_ancestor),
                     "startedAt": s.started_at,
                     "endedAt": s.ended_at,
                     "reasons": s.reasons,
@@ -204,7 +289,7 @@ class _Builder:
         ]
         datasets.sort(key=lambda d: d["nodeId"])
 
-        dags = {(s["job"]["namespace"], s["airflow"]["dagId"]) for s in steps if s["airflow"]}
+        dags = {_dag_key(s) for s in steps if s["airflow"]}
         impact = {
             "root": result.root.cause.model_dump(),
             "jobs": steps,
@@ -223,8 +308,29 @@ class _Builder:
         return impact, steps
 
 
+def _logical_date(run: SelectedRun, facets: dict[str, dict[str, Any]], timed_ancestor: dict[str, str]):
+    """Airflow's logical date from the run's facets, else from those of the ancestor run it took its data time
+    from or, with nominal times of its own, of its nearest timed ancestor (the Airflow task a dbt model or Spark
+    job ran under: re-running that task is what redoes it), else its nominal start."""
+    if facets:
+        found = facets.get(run.id)
+        if found is None:
+            ancestor = run.time_from or timed_ancestor.get(run.id)
+            found = facets.get(ancestor) if ancestor is not None else None
+        if found is not None:
+            return airflow.logical_date(run, found)
+    return run.nominal_start_time
+
+
 def _dumped(model: BaseModel | None) -> dict[str, Any] | None:
     return None if model is None else model.model_dump()
+
+
+def _dag_key(step: dict[str, Any]) -> tuple[str, str]:
+    """(namespace, DAG id) of the Airflow DAG that re-runs a step: a job run inside an Airflow task (a dbt or
+    Spark job, in a namespace of its own) belongs to its task's DAG, in the task's namespace."""
+    through = step.get("rerunThrough")
+    return (through["namespace"] if through else step["job"]["namespace"], step["airflow"]["dagId"])
 
 
 def dag_groups(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -232,8 +338,8 @@ def dag_groups(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_dag: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for s in steps:
         if s["airflow"] is not None:
-            by_dag[(s["job"]["namespace"], s["airflow"]["dagId"])].append(s)
-    dag_of_job = {s["nodeId"]: (s["job"]["namespace"], s["airflow"]["dagId"]) for s in steps if s["airflow"]}
+            by_dag[_dag_key(s)].append(s)
+    dag_of_job = {s["nodeId"]: _dag_key(s) for s in steps if s["airflow"]}
     groups = []
     for (namespace, dag_id), members in by_dag.items():
         dates, intervals = [], []

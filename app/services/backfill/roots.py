@@ -16,6 +16,7 @@ from app.db.engine import BINARY_RESULTS
 from app.schemas.backfill import BackfillRequest, FailedAssertion, NodeRef, RootCause, TimeWindow
 from app.services import datasets as dataset_service
 from app.services import jobs as job_service
+from app.services.backfill import hierarchy
 from app.services.backfill.windows import INSTANT, Window, merge, run_window
 from app.services.errors import InvalidRequest, NotFound
 from app.services.ingest.extract import flatten_fields
@@ -50,6 +51,8 @@ class ResolvedRoot:
     node: str
     root_runs: dict[uuid.UUID, list[Row]]  # job id -> its root runs (re-run them when includeRoot)
     datasets: dict[uuid.UUID, Affected]
+    # run id (text) -> the data time a root run without nominal times takes from its ancestors
+    logical: dict[str, hierarchy.Logical] = field(default_factory=dict)
 
 
 def run_node(run_id: uuid.UUID) -> str:
@@ -83,14 +86,43 @@ def run_columns(ids_as_text_on: Connection | str | None = None):
     )
 
 
-def runs_overlapping(conn: Connection, job_ids: list[uuid.UUID], window: Window) -> list[tuple[Row, Window]]:
+def runs_overlapping(
+    conn: Connection, job_ids: list[uuid.UUID], window: Window, logical: dict[str, hierarchy.Logical] | None = None
+) -> list[tuple[Row, Window]]:
     """Runs of the jobs whose data time overlaps the window, each with its own window: by nominal interval,
-    or for runs without one, by when they ran. Rows of run_columns()."""
+    or for runs without one, by when they ran — except runs of jobs that run inside others (dbt, Spark under an
+    Airflow task), which take their nearest timed ancestor's (``logical`` receives those, by run id as text).
+    Rows of run_columns()."""
+    rows = list(runs_reaching(conn, job_ids, window))
+    times: dict[str, hierarchy.Logical] = {}
+    jobs = {r.id: r for r in conn.execute(select(t.jobs).where(in_values(conn, t.jobs.c.id, job_ids)))}
+    children = hierarchy.untimed_children(conn, jobs)
+    if children:
+        chains = hierarchy.ancestry(conn, {job: jobs[job] for job in children})
+        ancestors = {a.id for chain in chains.values() for a in chain}
+        seeds = runs_reaching(conn, sorted(ancestors, key=str), window, ids_as_text=True) if ancestors else []
+        times = hierarchy.runs_under(conn, seeds, ancestors, children, window)
+        untimed = [
+            str(row.id)
+            for row in rows
+            if row.nominal_start_time is None and row.job_id in children and str(row.id) not in times
+        ]
+        times.update(hierarchy.inherited(conn, untimed))
+        seen = {str(row.id) for row in rows}
+        late = [run for run in times if run not in seen]  # ran outside the window, for data time inside it
+        if late:
+            r = t.runs.c
+            rows += conn.execute(
+                select(*run_columns()).where(in_values(conn, r.id, late), in_values(conn, r.job_id, children))
+            ).all()
     found = []
-    for row in runs_reaching(conn, job_ids, window):
-        own = run_window(*row[3:8])  # by position: tens of thousands of rows
+    for row in rows:
+        inherited = times.get(str(row.id)) if times else None
+        own = inherited.window() if inherited is not None else run_window(*row[3:8])  # by position: many rows
         if own.overlaps(window):
             found.append((row, own))
+            if inherited is not None and logical is not None:
+                logical[str(row.id)] = inherited
     return found
 
 
@@ -229,11 +261,13 @@ def _run_root(conn: Connection, run_id: uuid.UUID) -> ResolvedRoot:
     run = conn.execute(select(t.runs).where(r.id == run_id)).first()
     if run is None:
         raise NotFound(f"Run '{run_id}' not found.")
-    # A DAG run's writers are its task runs: re-run those, not the DAG job that wrote nothing itself.
-    children = list(conn.execute(select(t.runs).where(r.parent_run_id == run_id)))
+    # A DAG run's writers are its task runs, and an Airflow task's the runs it started (dbt models under a
+    # dbt invocation, Spark jobs): re-run those, not the job that wrote nothing itself.
+    children = _descendants(conn, run_id)
     runs = children or [run]
     node = run_node(run_id)
-    windows = merge([window_of(x) for x in [run, *children]])
+    logical = hierarchy.inherited(conn, [str(x.id) for x in [run, *children] if x.nominal_start_time is None])
+    windows = merge([logical[str(x.id)].window() if str(x.id) in logical else window_of(x) for x in [run, *children]])
     root_runs: dict[uuid.UUID, list[Row]] = {}
     for x in runs:
         root_runs.setdefault(x.job_id, []).append(x)
@@ -244,19 +278,36 @@ def _run_root(conn: Connection, run_id: uuid.UUID) -> ResolvedRoot:
         kind="run",
         nodeId=node,
         description=f"Run {run_id} of job {job.name} ({state})"
-        + (f" and its {len(children)} task runs" if children else ""),
+        + (f" and the {len(children)} runs under it" if children else ""),
         job=job,
         runs=[str(x.id) for x in [run, *children]],
         versions=sorted(v for a in datasets.values() for v in a.versions),
         windows=_as_windows(windows),
     )
-    return ResolvedRoot(cause, node, root_runs, datasets)
+    return ResolvedRoot(cause, node, root_runs, datasets, logical)
+
+
+def _descendants(conn: Connection, run_id: uuid.UUID) -> list[Row]:
+    """The runs under a run, every generation (parent links), nearest first."""
+    r = t.runs.c
+    found: list[Row] = []
+    seen, frontier = {run_id}, [run_id]
+    for _ in range(hierarchy.MAX_DEPTH):
+        if not frontier:
+            break
+        below = conn.execute(select(t.runs).where(in_values(conn, r.parent_run_id, frontier))).all()
+        below = [x for x in below if x.id not in seen]
+        seen.update(x.id for x in below)
+        found += below
+        frontier = [x.id for x in below]
+    return found
 
 
 def _job_root(conn: Connection, ref: NodeRef, window: Window) -> ResolvedRoot:
     job = job_service.find_job(conn, ref.namespace, ref.name, redirect=False)
     node = node_id("JOB", job.namespace_name, job.name)
-    found = runs_overlapping(conn, [job.id], window)
+    logical: dict[str, hierarchy.Logical] = {}
+    found = sorted(runs_overlapping(conn, [job.id], window, logical), key=lambda pair: (pair[1], str(pair[0].id)))
     runs = [row for row, _ in found]
     # A daily job's bad hours are its whole days: the runs' intervals widen the window.
     windows = merge([window, *(own for _, own in found)])
@@ -268,11 +319,11 @@ def _job_root(conn: Connection, ref: NodeRef, window: Window) -> ResolvedRoot:
         nodeId=node,
         description=f"Job {job.name} wrote bad data from {window.start.isoformat()} to {window.end.isoformat()}",
         job=NodeRef(namespace=job.namespace_name, name=job.name),
-        runs=[str(x.id) for x in sorted(runs, key=window_of)],
+        runs=[str(x.id) for x in runs],
         versions=sorted(v for a in datasets.values() for v in a.versions),
         windows=_as_windows(windows),
     )
-    return ResolvedRoot(cause, node, {job.id: sorted(runs, key=window_of)} if runs else {job.id: []}, datasets)
+    return ResolvedRoot(cause, node, {job.id: runs}, datasets, logical)
 
 
 def _dataset_root(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
@@ -284,10 +335,10 @@ def _dataset_root(conn: Connection, request: BackfillRequest) -> ResolvedRoot:
         window = Window(request.start, request.end)
         found = runs_overlapping(conn, _writers_of(conn, dataset.id), window)
         writing = _runs_writing(conn, dataset.id, [row.id for row, _ in found])
-        writers = [row for row, _ in found if row.id in writing]
+        writers = [(row, own) for row, own in found if row.id in writing]
         # Data time, not arrival time: the versions written for the window (none for a source no job writes).
-        versions = {str(x) for x in _outputs_of_runs(conn, [w.id for w in writers]).get(dataset.id, ())}
-        windows = merge([window, *(window_of(w) for w in writers)])
+        versions = {str(x) for x in _outputs_of_runs(conn, [w.id for w, _ in writers]).get(dataset.id, ())}
+        windows = merge([window, *(own for _, own in writers)])
         description = f"Dataset {dataset.name} has bad data from {window.start.isoformat()} to {window.end.isoformat()}"
     else:
         version_id = request.version or dataset.current_version_id

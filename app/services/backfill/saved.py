@@ -24,6 +24,7 @@ from app.schemas.backfill import (
     SavePlanRequest,
 )
 from app.services import identifiers as ids
+from app.services.backfill import hierarchy
 from app.services.backfill.planner import plan_in
 from app.services.backfill.roots import window_of
 from app.services.backfill.windows import Window, run_window
@@ -99,8 +100,16 @@ def _track(conn: Connection, plan: BackfillPlan, saved_at: datetime) -> PlanProg
         rows = conn.execute(
             select(t.runs).where(in_values(conn, r.job_id, job_ids), r.state == "COMPLETED", r.ended_at >= saved_at)
         )
+        rows = rows.all()
+        # A rerun of a job run inside another (a dbt model re-run by clearing its Airflow task) has the data
+        # time of its ancestors, as the plan's runs do.
+        inherited = hierarchy.inherited(conn, [str(row.id) for row in rows if row.nominal_start_time is None])
         for row in rows:
-            redone[row.job_id].append(window_of(row) if row.nominal_start_time else None)
+            logical = inherited.get(str(row.id))
+            if logical is not None:
+                redone[row.job_id].append(logical.window())
+            else:
+                redone[row.job_id].append(window_of(row) if row.nominal_start_time else None)
     runs_done = runs_total = steps_done = 0
     for job_id, step in job_ids.items():
         reruns = redone.get(job_id, [])

@@ -36,17 +36,15 @@ log = logging.getLogger(__name__)
 def summarize(impact: Impact) -> IncidentImpact:
     """Downstream of the root: its jobs (the root job itself left out), datasets, Airflow DAGs and owners."""
     root = impact.root.nodeId
-    jobs = [
-        ImpactedJobSummary(nodeId=s.nodeId, job=s.job, owners=s.owners, airflow=s.airflow)
-        for s in impact.jobs
-        if not s.isRoot
-    ]
+    steps = [s for s in impact.jobs if not s.isRoot]
+    jobs = [ImpactedJobSummary(nodeId=s.nodeId, job=s.job, owners=s.owners, airflow=s.airflow) for s in steps]
     datasets = [
         ImpactedDatasetSummary(nodeId=d.nodeId, dataset=d.dataset, owners=d.owners, columns=d.columns)
         for d in impact.datasets
         if d.nodeId != root
     ]
-    dags = sorted({(j.job.namespace, j.airflow.dagId) for j in jobs if j.airflow})
+    # A job run inside an Airflow task (dbt, Spark) belongs to its task's DAG, in the task's namespace.
+    dags = sorted({((s.rerunThrough or s.job).namespace, s.airflow.dagId) for s in steps if s.airflow})
     owners = sorted({o for j in jobs for o in j.owners} | {o for d in datasets for o in d.owners})
     return IncidentImpact(
         jobs=jobs,

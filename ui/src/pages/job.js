@@ -50,6 +50,7 @@ export async function jobPage(main, namespace, name) {
     return;
   }
   const runs = h('div', {}, loading());
+  const children = h('section', { id: 'job-children' });
   const jobOwners = owners(job.facets);
   replace(
     main,
@@ -60,7 +61,9 @@ export async function jobPage(main, namespace, name) {
       { class: 'meta' },
       job.latestRun ? ['Latest run ', stateBadge(job.latestRun.state), ` · ${formatDuration(job.latestRun.durationMs)}`] : 'Never run',
       jobOwners.length ? ` · owned by ${jobOwners.join(', ')}` : '',
-      job.parentJobName ? [' · part of ', h('a', { href: paths.job(namespace, job.parentJobName) }, job.parentJobName)] : '',
+      job.parentJobName
+        ? [' · runs inside ', h('a', { href: paths.job(job.parentJobNamespace || namespace, job.parentJobName), class: 'parent-job' }, job.parentJobName)]
+        : '',
     ),
     job.description ? h('p', {}, job.description) : null,
     h(
@@ -75,6 +78,7 @@ export async function jobPage(main, namespace, name) {
       h('section', {}, h('h2', {}, 'Inputs'), datasetLinks(job.inputs)),
       h('section', {}, h('h2', {}, 'Outputs'), datasetLinks(job.outputs)),
     ),
+    children,
     h('h2', {}, 'Runs'),
     runs,
     h('h2', {}, 'Facets'),
@@ -104,4 +108,29 @@ export async function jobPage(main, namespace, name) {
     }
   }
   show(0);
+  // The jobs that run inside this one (an Airflow DAG's tasks, the dbt or Spark jobs a task starts).
+  api.jobChildren(namespace, name).then(
+    (page) => {
+      if (!page.totalCount) return;
+      replace(
+        children,
+        h('h2', {}, 'Runs inside it'),
+        h(
+          'ul',
+          { class: 'children' },
+          page.jobs.map((child) =>
+            h(
+              'li',
+              {},
+              h('a', { href: paths.job(child.namespace, child.name) }, child.name),
+              child.namespace !== namespace ? h('span', { class: 'muted' }, ` ${child.namespace}`) : null,
+              child.latestRun ? [' ', stateBadge(child.latestRun.state)] : null,
+            ),
+          ),
+        ),
+        page.totalCount > page.jobs.length ? h('p', { class: 'muted' }, `${page.jobs.length} of ${page.totalCount} shown`) : null,
+      );
+    },
+    (error) => replace(children, errorBox(error)),
+  );
 }

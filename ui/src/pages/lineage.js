@@ -69,6 +69,37 @@ function readerQuality(node, byId) {
   return reports.length ? [h('h3', {}, 'Data quality'), reports] : null;
 }
 
+// Jobs that run inside another (an Airflow DAG's tasks, a dbt invocation's models) drawn as one node for
+// their parent, with the edges of its children: the toggle "Group jobs into their parent".
+export function collapseChildren(nodes, edges) {
+  const groupOf = new Map();
+  const groups = new Map();
+  for (const node of nodes) {
+    const parent = node.type === 'JOB' ? node.data.parentJobUuid : null;
+    if (!parent) continue;
+    const id = `group:${parent}`;
+    groupOf.set(node.id, id);
+    if (!groups.has(id)) groups.set(id, { id, type: 'GROUP', data: { name: node.data.parentJobName, children: [] }, inEdges: [], outEdges: [] });
+    groups.get(id).data.children.push(node);
+  }
+  const kept = nodes.filter((n) => !groupOf.has(n.id));
+  const moved = new Map();
+  for (const e of edges) {
+    const origin = groupOf.get(e.origin) || e.origin;
+    const destination = groupOf.get(e.destination) || e.destination;
+    if (origin !== destination) moved.set(`${origin}->${destination}`, { origin, destination });
+  }
+  return { nodes: [...kept, ...groups.values()], edges: [...moved.values()], groupOf };
+}
+
+function groupDetails(node) {
+  return [
+    h('h2', {}, h('span', { class: 'kind kind-job' }, 'Job'), ' ', node.data.name),
+    h('p', { class: 'muted' }, `${node.data.children.length} jobs run inside it`),
+    h('ul', {}, node.data.children.map((c) => h('li', {}, h('a', { href: paths.job(c.data.namespace, c.data.name) }, c.data.name), c.data.latestRun ? [' ', stateBadge(c.data.latestRun.state)] : null))),
+  ];
+}
+
 function jobDetails(node) {
   const job = node.data;
   const run = job.latestRun;
@@ -146,6 +177,7 @@ export async function lineagePage(main, query) {
   const nodeId = query.get('nodeId');
   const up = depthParam(query, 'up');
   const down = depthParam(query, 'down');
+  const collapse = query.get('collapse') === '1';
   document.title = 'Lineage · Headwater';
   if (!nodeId) {
     replace(main, h('h1', {}, 'Lineage'), h('p', {}, 'Search for a job or dataset above, then open its lineage.'));
@@ -161,11 +193,15 @@ export async function lineagePage(main, query) {
     number('depth-up', 'Upstream depth', up),
     number('depth-down', 'Downstream depth', down),
     h('button', { type: 'submit' }, 'Apply'),
+    h('label', { class: 'toggle' }, h('input', { id: 'collapse-children', name: 'collapse', type: 'checkbox', checked: collapse }), ' Group jobs into their parent'),
   );
+  const apply = () =>
+    go(paths.lineage(nodeId, { up: form.elements['depth-up'].value, down: form.elements['depth-down'].value, collapse: form.elements.collapse.checked }), { replace: true });
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    go(paths.lineage(nodeId, { up: form.elements['depth-up'].value, down: form.elements['depth-down'].value }), { replace: true });
+    apply();
   });
+  form.elements.collapse.addEventListener('change', apply);
   const graphArea = h('div', { id: 'lineage-graph', class: 'graph' }, loading('Loading the graph…'));
   const details = h('aside', { id: 'node-details', class: 'details', 'aria-label': 'Selected node', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Click a node to see its details.'));
   const [kind] = nodeId.split(':', 1);
@@ -183,8 +219,15 @@ export async function lineagePage(main, query) {
     replace(graphArea, errorBox(error));
     return () => main.classList.remove('wide');
   }
+  let groupOf = new Map();
+  if (collapse) {
+    const collapsed = collapseChildren(data.nodes, data.edges);
+    data = { ...data, nodes: collapsed.nodes, edges: collapsed.edges };
+    groupOf = collapsed.groupOf;
+  }
   const byId = new Map(data.nodes.map((n) => [n.id, n]));
-  const rootId = byId.has(nodeId) ? nodeId : [...byId.keys()].find((id) => id.toLowerCase() === nodeId.toLowerCase());
+  const asked = groupOf.get(nodeId) || nodeId;
+  const rootId = byId.has(asked) ? asked : [...byId.keys()].find((id) => id.toLowerCase() === asked.toLowerCase());
   let graph = null;
   graph = await drawGraph(graphArea, {
     name: 'lineage',
@@ -192,18 +235,19 @@ export async function lineagePage(main, query) {
     legend: LINEAGE_LEGEND,
     nodes: data.nodes.map((n) => ({
       id: n.id,
-      kind: n.type,
-      label: n.data.name,
-      namespace: n.data.namespace,
+      kind: n.type === 'GROUP' ? 'JOB' : n.type,
+      label: n.type === 'GROUP' ? `${n.data.name} (${n.data.children.length})` : n.data.name,
+      namespace: n.type === 'GROUP' ? n.data.children[0].data.namespace : n.data.namespace,
       state: n.type === 'JOB' ? n.data.latestRun?.state || 'never run' : null,
       columns: n.type === 'DATASET' ? n.data.fields || [] : null,
-      classes: [n.type === 'JOB' ? 'job' : 'dataset', n.type === 'JOB' ? runStateClass(n.data.latestRun) : ''].join(' ').trim(),
+      classes: [n.type === 'DATASET' ? 'dataset' : 'job', n.type === 'JOB' ? runStateClass(n.data.latestRun) : ''].join(' ').trim(),
     })),
     edges: data.edges.map((e) => ({ source: e.origin, target: e.destination })),
-    onOpen: (id) => go(paths.lineage(id, { up, down })),
+    onOpen: (id) => (id.startsWith('group:') ? null : go(paths.lineage(id, { up, down, collapse }))),
     onSelect: (id) => {
       const node = id && byId.get(id);
       if (!node) replace(details, h('p', { class: 'muted' }, 'Click a node to see its details.'));
+      else if (node.type === 'GROUP') replace(details, groupDetails(node));
       else replace(details, node.type === 'JOB' ? jobDetails(node) : datasetDetails(node, byId, graph));
     },
   });

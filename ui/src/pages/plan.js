@@ -83,6 +83,7 @@ function stepCard(step, name) {
       step.done ? h('span', { class: 'tag done' }, 'done') : null,
       step.airflow ? h('span', { class: 'muted' }, ` Airflow ${step.airflow.dagId} › ${step.airflow.taskId}`) : null,
     ),
+    step.rerun && (step.rerunThrough || !step.airflow) ? h('p', { class: 'rerun' }, `How: ${step.rerun}`) : null,
     h('p', { class: 'owners-line' }, 'Owners: ', step.owners.length ? h('strong', {}, step.owners.join(', ')) : h('span', { class: 'muted' }, 'unknown')),
     h('div', { class: 'why' }, h('span', {}, 'Why: '), pathChain(step.path, name)),
     step.inputs.length
