@@ -23,6 +23,7 @@ from tests.support.events import (
     parent_facet,
     spark_run,
 )
+from tests.test_backfill_plans import post, preview, steps_by_job
 
 DAY = timedelta(days=1)
 NOV = datetime(2024, 11, 1, tzinfo=UTC)
@@ -33,22 +34,6 @@ INVOCATION = "dbt-run-jaffle"
 
 def iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def post(client, *events):
-    for event in events:
-        response = client.post("/api/v1/lineage", json=event)
-        assert response.status_code == 201, response.text
-
-
-def preview(client, **request):
-    response = client.post("/api/v1/backfills/preview", json=request)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def steps_by_job(plan):
-    return {s["job"]["name"]: s for s in plan["jobs"]}
 
 
 def model(name: str) -> str:

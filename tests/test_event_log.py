@@ -48,6 +48,16 @@ def _unapplied(engine) -> int:
     return apply_lag(engine).unapplied
 
 
+def _store(engine, events: list[dict]) -> None:
+    """Store events in the log (and only there: no applier runs)."""
+    log = EventLog(engine).start()
+    try:
+        for future in [log.append(row) for row in _rows(events)]:
+            future.result(10)
+    finally:
+        log.stop()
+
+
 def test_events_waiting_together_share_one_commit(engine):
     """Group commit: while the writer commits, new events queue up; its next transaction takes all of them."""
     commits: list[int] = []
@@ -96,12 +106,7 @@ def test_the_same_event_twice_in_one_commit_is_stored_once(engine):
 def test_a_batch_is_applied_and_marked_in_one_transaction(engine, monkeypatch):
     """A crash in the middle of a batch (here: the database failing on its third event) leaves nothing of the
     batch: no model row, every event still unapplied; the next batch applies each exactly once."""
-    log = EventLog(engine).start()
-    try:
-        for future in [log.append(row) for row in _rows(_events(5))]:
-            future.result(10)
-    finally:
-        log.stop()
+    _store(engine, _events(5))
     real_apply = applier_module.APPLY["RUN_EVENT"]
     calls = []
 
@@ -129,12 +134,7 @@ def test_a_batch_is_applied_and_marked_in_one_transaction(engine, monkeypatch):
 
 
 def test_one_bad_event_does_not_hold_its_batch_back(engine, monkeypatch):
-    log = EventLog(engine).start()
-    try:
-        for future in [log.append(row) for row in _rows(_events(4))]:
-            future.result(10)
-    finally:
-        log.stop()
+    _store(engine, _events(4))
     real_apply = applier_module.APPLY["RUN_EVENT"]
 
     def bug_on_job_2(connection, ctx, event):
