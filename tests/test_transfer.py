@@ -35,9 +35,8 @@ from tests.support.live_server import LiveServer
 from tests.support.marquez_db import create_marquez_table, fill_marquez_table, libpq_url, marquez_row
 from tests.test_reindex import empty_everything, post_all
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "marquez-fixtures"
-if not FIXTURES.exists():  # CI lays shared/ beside the clone
-    FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "marquez-fixtures"
+# Marquez's own test events, kept in the repository (a fresh clone has everything `make test` needs).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "marquez"
 
 
 def reference_events() -> list[dict]:
