@@ -277,18 +277,8 @@ def dbt_run(
                                    openlineageAdapterVersion="1.23.0"),
         **(run_facets or {}),
     }  # fmt: skip
-    if parent is not None:
-        facets["parent"] = parent
-    common = {
-        "job": (namespace, name),
-        "run_id": run_id,
-        "job_facets": {"jobType": job_type("DBT", kind, DBT_PRODUCER)},
-        "producer": DBT_PRODUCER,
-        "inputs": inputs,
-        "outputs": outputs,
-        "run_facets": facets,
-    }
-    return [run_event("START", time=start, **common), run_event(state, time=start + duration, **common)]
+    return _start_and_end((namespace, name), run_id, "DBT", kind, DBT_PRODUCER, facets, parent, inputs, outputs,
+                          start, state, start + duration)  # fmt: skip
 
 
 def spark_run(
@@ -313,18 +303,21 @@ def spark_run(
                                    openlineageAdapterVersion="1.23.0"),
         **(run_facets or {}),
     }  # fmt: skip
+    return _start_and_end((namespace, name), run_id, "SPARK", kind, SPARK_PRODUCER, facets, parent, inputs, outputs,
+                          start, "COMPLETE", start + timedelta(minutes=4))  # fmt: skip
+
+
+def _start_and_end(job, run_id, integration, kind, producer, facets, parent, inputs, outputs, start, state, end):
+    """The START and the final event of an integration's run (dbt, Spark), with its `parent` facet if any."""
     if parent is not None:
         facets["parent"] = parent
     common = {
-        "job": (namespace, name),
+        "job": job,
         "run_id": run_id,
-        "job_facets": {"jobType": job_type("SPARK", kind, SPARK_PRODUCER)},
-        "producer": SPARK_PRODUCER,
+        "job_facets": {"jobType": job_type(integration, kind, producer)},
+        "producer": producer,
         "inputs": inputs,
         "outputs": outputs,
         "run_facets": facets,
     }
-    return [
-        run_event("START", time=start, **common),
-        run_event("COMPLETE", time=start + timedelta(minutes=4), **common),
-    ]
+    return [run_event("START", time=start, **common), run_event(state, time=end, **common)]
