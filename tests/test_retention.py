@@ -92,8 +92,11 @@ class History:
         assert all(e["producer"] for e in self.events)
 
     def ingest(self, client) -> None:
+        """Post the history and wait until the model is built from it: the purges here read the model directly
+        (a purge running while the applier works would find part of it)."""
         for event in self.events:
             assert client.post("/api/v1/lineage", json=event).status_code == 201
+        applied(client.app.state.engine)
 
 
 def dangling_references(engine) -> dict[str, int]:

@@ -26,15 +26,22 @@ from app.db import tables as t
 from app.db.dialect import is_retryable, is_unavailable, serialize_on, upsert
 from app.db.engine import write_transaction
 from app.schemas.openlineage import LineageEvent
-from app.services.ingest.applier import APPLY, job_lock_key, validate_stored
+from app.services.ingest.applier import APPLY, apply_event, job_lock_key, validate_stored
 from app.services.ingest.log import DatabaseUnavailable
 from app.services.ingest.statements import statements_for
-from app.services.ingest.writer import EventContext, event_key
 from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DatabaseUnavailable", "IngestResult", "apply_stored_event", "event_hash", "ingest_event", "job_lock_key"]
+__all__ = [
+    "APPLY",
+    "DatabaseUnavailable",
+    "IngestResult",
+    "apply_stored_event",
+    "event_hash",
+    "ingest_event",
+    "job_lock_key",
+]
 
 
 @dataclass(frozen=True)
@@ -109,15 +116,15 @@ def ingest_event(
                 event_id = store_raw_event(connection, row)
                 if event_id is None:
                     return IngestResult(None, duplicate=True)
-                ctx = EventContext(
+                apply_event(
+                    connection,
                     event_id,
-                    event_key(event.eventTime, digest),
-                    event.eventTime,
-                    quality_rules=tuple(quality_rules),
+                    digest,
+                    event,
                     received_at=row["received_at"],
+                    quality_rules=tuple(quality_rules),
                     incident_max_event_age=incident_max_event_age,
                 )
-                APPLY[event.KIND](connection, ctx, event)
                 return IngestResult(event_id)
         except DBAPIError as exc:
             if is_retryable(exc):
@@ -141,9 +148,7 @@ def apply_stored_event(connection: Connection, event_id: int, event_hash_: str, 
     """Apply an event already in ``lineage_events`` to the model, inside the caller's transaction: what ingest
     does after storing it (used by `headwater reindex`). Raises ValueError for a payload that no longer
     validates."""
-    event = validate_stored(payload)
-    ctx = EventContext(event_id, event_key(event.eventTime, event_hash_), event.eventTime, detect_incidents=False)
-    APPLY[event.KIND](connection, ctx, event)
+    apply_event(connection, event_id, event_hash_, validate_stored(payload), detect_incidents=False)
 
 
 def _keep_unapplied(engine: Engine, row: dict[str, Any], exc: Exception) -> IngestResult:

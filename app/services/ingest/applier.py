@@ -71,6 +71,31 @@ def validate_stored(payload: dict[str, Any]) -> LineageEvent:
         raise ValueError(f"invalid {event_class.__name__}: {exc.error_count()} errors") from exc
 
 
+def apply_event(
+    connection,
+    event_id: int,
+    digest: str,
+    event: LineageEvent,
+    *,
+    received_at: datetime | None = None,
+    quality_rules: tuple[QualityRule, ...] = (),
+    incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
+    detect_incidents: bool = True,
+) -> None:
+    """Build the model from one stored event, inside the caller's transaction. ``received_at`` with the event's
+    time says whether it is news or history (app/services/incidents/news.py)."""
+    ctx = EventContext(
+        event_id,
+        event_key(event.eventTime, digest),
+        event.eventTime,
+        quality_rules=quality_rules,
+        detect_incidents=detect_incidents,
+        received_at=received_at,
+        incident_max_event_age=incident_max_event_age,
+    )
+    APPLY[event.KIND](connection, ctx, event)
+
+
 class ValidatedEvents:
     """Events this process validated when they were posted, by hash, so its applier need not read their
     payloads back and validate them again. Bounded: an event another process applies is dropped in time."""
@@ -153,18 +178,19 @@ def _apply_batch(
             stmt = select(e.id, e.payload).where(in_values(connection, e.id, missing))
             payloads = dict(connection.execute(stmt).all())
         savepoint = connection.begin_nested() if len(claimed) == 1 else None
+        rules = tuple(quality_rules)
         try:
             for row in claimed:
                 event = events[row.id] or validate_stored(payloads[row.id])
-                ctx = EventContext(
+                apply_event(
+                    connection,
                     row.id,
-                    event_key(event.eventTime, row.event_hash),
-                    event.eventTime,
-                    quality_rules=tuple(quality_rules),
-                    received_at=row.received_at,  # with the event's time: news or history (incidents/news.py)
+                    row.event_hash,
+                    event,
+                    received_at=row.received_at,
+                    quality_rules=rules,
                     incident_max_event_age=incident_max_event_age,
                 )
-                APPLY[row.event_kind](connection, ctx, event)
         except Exception as exc:
             if is_retryable(exc) or is_unavailable(exc):
                 raise
