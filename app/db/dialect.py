@@ -231,43 +231,81 @@ def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]], 
     return count
 
 
-_UNNEST_INSERTS: dict[tuple[str, tuple[str, ...]], str] = {}
+_UNNEST_STATEMENTS: dict[tuple[Any, tuple[str, ...]], tuple[str, dict[str, Any]]] = {}
+
+
+def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any:
+    """Run an ``INSERT`` (with its ``ON CONFLICT …`` and ``RETURNING``, built with ``upsert``) for many rows in
+    one statement whose text does not depend on how many rows there are. Every row has the same keys. Returns
+    the result (the RETURNING rows).
+
+    Postgres: ``INSERT … SELECT … FROM unnest(<one array parameter per column>)`` followed by the statement's
+    own ``ON CONFLICT``/``RETURNING`` clause, parsed and planned once per session however many rows a call brings
+    (executemany runs one statement per row; a multi-row VALUES is a new statement for each row count). A JSON
+    column travels as one JSON array document, its elements joined to the rows by position: an array of JSON
+    texts would have every quote escaped (in Python) and parsed back (by the server), which costs more than the
+    statement. The rows must not conflict with one another (deduplicate on the conflict key first), as for any
+    one statement. SQLite: the statement run for each row (executemany), which is what SQLite does for a
+    multi-row statement anyway."""
+    if not rows:
+        return None
+    if conn.dialect.name != "postgresql":
+        return conn.execute(stmt, rows)
+    table: Table = stmt.table
+    columns = tuple(rows[0])
+    key = (stmt, columns)
+    cached = _UNNEST_STATEMENTS.get(key)
+    if cached is None:
+        cached = _unnest_statement(conn, stmt, table, columns)
+        _UNNEST_STATEMENTS[key] = cached
+    sql, constants, json_columns = cached
+    params = dict(constants)
+    for name in columns:
+        column_type = table.c[name].type
+        values = [row[name] for row in rows]
+        if isinstance(column_type, TypeDecorator):
+            values = [column_type.process_bind_param(v, conn.dialect) for v in values]
+        if name in json_columns:
+            params[name] = "[" + ",".join("null" if v is None else json_codec.dumps(v) for v in values) + "]"
+        else:
+            params[name] = values
+    return conn.exec_driver_sql(sql, params)
+
+
+def _unnest_statement(conn: Connection, stmt: Any, table: Table, columns: tuple[str, ...]):
+    json_columns = {n for n in columns if isinstance(table.c[n].type.dialect_impl(conn.dialect), JSON)}
+    plain = [n for n in columns if n not in json_columns]
+    arrays = [f"%({n})s::{table.c[n].type.dialect_impl(conn.dialect).compile(conn.dialect)}[]" for n in plain]
+    position = "headwater_row"
+    source = f"unnest({', '.join(arrays)}) WITH ORDINALITY AS r({', '.join(plain + [position])})"
+    for n in sorted(json_columns):
+        source += f" JOIN jsonb_array_elements(%({n})s::jsonb) WITH ORDINALITY AS j_{n}(value, {position})"
+        source += f" USING ({position})"
+    # JSON null stands for SQL NULL (Python None), as the column type has it (none_as_null).
+    values = [f"NULLIF(j_{n}.value, 'null'::jsonb)" if n in json_columns else f"r.{n}" for n in columns]
+    compiled = stmt.compile(dialect=conn.dialect)
+    text_ = str(compiled)
+    tail = text_[text_.index(" ON CONFLICT") :] if " ON CONFLICT" in text_ else ""
+    # Values the clause itself carries (a literal in a CASE), which the compiler made parameters.
+    constants = {name: value for name, value in compiled.params.items() if f"%({name})s" in tail}
+    names = ", ".join(f'"{n}"' for n in columns)
+    sql = f'INSERT INTO "{table.name}" ({names}) SELECT {", ".join(values)} FROM {source}{tail}'
+    return sql, constants, json_columns
 
 
 def insert_ignore_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows that are not there yet (by any unique constraint), all in one statement whose text does not
-    depend on how many rows there are. Every row has the same keys.
+    """Insert rows that are not there yet (by any unique constraint), all in one statement (``execute_rows``)."""
+    execute_rows(conn, _insert_ignore(conn.dialect.name, table), rows)
 
-    Postgres: ``INSERT … SELECT * FROM unnest(<one array parameter per column>) ON CONFLICT DO NOTHING``, parsed
-    and planned once per session however many rows a call brings (a multi-row VALUES is a new statement for each
-    row count). SQLite: one prepared ``INSERT OR IGNORE`` run for each row (executemany), which is what SQLite
-    does for a multi-row statement anyway."""
-    if not rows:
-        return
-    columns = tuple(rows[0])
-    if conn.dialect.name != "postgresql":
-        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
-        return
-    key = (table.name, columns)
-    sql = _UNNEST_INSERTS.get(key)
-    if sql is None:
-        arrays = []
-        for name in columns:
-            column_type = table.c[name].type.dialect_impl(conn.dialect)
-            # JSON travels as its text, which Postgres parses into jsonb element by element.
-            element = "text[]::jsonb" if isinstance(column_type, JSON) else column_type.compile(conn.dialect)
-            arrays.append(f"%({name})s::{element}[]")
-        names = ", ".join(f'"{name}"' for name in columns)
-        sql = f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({", ".join(arrays)}) ON CONFLICT DO NOTHING'
-        _UNNEST_INSERTS[key] = sql
-    json_columns = {c.name for c in table.columns if isinstance(c.type.dialect_impl(conn.dialect), JSON)}
-    params = {
-        name: [None if row[name] is None else json_codec.dumps(row[name]) for row in rows]
-        if name in json_columns
-        else [row[name] for row in rows]
-        for name in columns
-    }
-    conn.exec_driver_sql(sql, params)
+
+_INSERT_IGNORE: dict[tuple[str, str], Any] = {}
+
+
+def _insert_ignore(dialect_name: str, table: Table) -> Any:
+    key = (dialect_name, table.name)
+    if key not in _INSERT_IGNORE:
+        _INSERT_IGNORE[key] = upsert(dialect_name, table).on_conflict_do_nothing()
+    return _INSERT_IGNORE[key]
 
 
 def serialize_on_all(conn: Connection, keys: Iterable[str]) -> None:

@@ -472,6 +472,7 @@ class IngestStatements:
     def upsert_facets(self):
         stmt = upsert(self.dialect, t.facets)
         ex, col = stmt.excluded, t.facets.c
+        # RETURNING names the rows this event won; their values are the ones it sent (no JSON comes back).
         return stmt.on_conflict_do_update(
             index_elements=[col.entity_id, col.name],
             set_={
@@ -481,30 +482,19 @@ class IngestStatements:
                 "lineage_event_id": ex.lineage_event_id,
             },
             where=ex.event_key > col.event_key,
-        ).returning(col.entity_id, col.name, col.facet)
+        ).returning(col.entity_id, col.name)
 
     @cached_property
-    def replace_reader_facet(self):
-        """A reader's facet replaces another reader's only if its event is earlier (reader keys start with
-        "!", below every writer's key). Matches, and so locks, no row in the steady state of later readers."""
-        f = t.facets.c
-        return (
-            update(t.facets)
-            .where(
-                f.entity_id == bindparam("p_entity"),
-                f.name == bindparam("p_name"),
-                f.event_key > KEY,
-                f.event_key.startswith(READER_KEY_PREFIX),
-            )
-            .values(facet=bindparam("p_facet", type_=t.facets.c.facet.type), event_key=KEY)
-        )
-
-    @cached_property
-    def reader_facets_of_event(self):
-        f = t.facets.c
-        return select(f.entity_id, f.name, f.facet).where(
-            f.entity_id.in_(bindparam("p_entities", expanding=True)), f.event_key == KEY
-        )
+    def upsert_reader_facets(self):
+        """A reader's facet is inserted where there is none, and replaces another reader's only if its event
+        is earlier (reader keys start with "!", below every writer's key). RETURNING names the rows it won."""
+        stmt = upsert(self.dialect, t.facets)
+        ex, col = stmt.excluded, t.facets.c
+        return stmt.on_conflict_do_update(
+            index_elements=[col.entity_id, col.name],
+            set_={"facet": ex.facet, "event_key": ex.event_key},
+            where=and_(col.event_key > ex.event_key, col.event_key.startswith(READER_KEY_PREFIX)),
+        ).returning(col.entity_id, col.name)
 
     @cached_property
     def upsert_column_lineage(self):

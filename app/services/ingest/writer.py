@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, exists, or_, select, update
 
 from app.db import tables as t
+from app.db.dialect import execute_rows
 from app.services import identifiers as ids
 from app.services.ingest import extract
 from app.services.ingest.statements import READER_KEY_PREFIX, statements_for
@@ -81,8 +82,8 @@ class ModelWriter:
             return []
         stmt = self.sql.insert_ignore(table, returning_id)
         if returning_id:
-            return list(self.conn.execute(stmt, rows))
-        self.conn.execute(stmt, rows)
+            return list(execute_rows(self.conn, stmt, rows))
+        execute_rows(self.conn, stmt, rows)
         return []
 
     def _revive(self, stmt, row_ids: list[uuid.UUID]) -> None:
@@ -193,7 +194,7 @@ class ModelWriter:
             for f in extract.flatten_fields(fields)
         ]
         if rows:
-            self.conn.execute(self.sql.upsert_fields, _dedupe(rows, "id"))
+            execute_rows(self.conn, self.sql.upsert_fields, _dedupe(rows, "id"))
 
     def current_versions(self, dataset_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID | None, str]]:
         """dataset id → (current version id, key of the event that made it current).
@@ -218,7 +219,7 @@ class ModelWriter:
     def insert_versions(self, rows: list[dict]) -> None:
         """Insert versions; a version seen again from an earlier event gets that earlier creation time."""
         if rows:
-            self.conn.execute(self.sql.insert_versions, _dedupe(rows, "id"))
+            execute_rows(self.conn, self.sql.insert_versions, _dedupe(rows, "id"))
 
     def adopt_first_version(self, dataset_id: uuid.UUID, version_id: uuid.UUID) -> None:
         """A dataset first seen as an input gets the version it was read at as its current one."""
@@ -522,7 +523,7 @@ class ModelWriter:
             "io_type",
         )
         if rows:
-            self.conn.execute(self.sql.upsert_edges, rows)
+            execute_rows(self.conn, self.sql.upsert_edges, rows)
 
     def retired_by_later_completion(self, job_id: uuid.UUID, io_type: str, dataset_id: uuid.UUID) -> bool:
         params = {"p_job": job_id, "p_io": io_type, "p_dataset": dataset_id, "p_key": self.ctx.key}
@@ -634,7 +635,7 @@ class ModelWriter:
 
     def upsert_run_io(self, rows: list[dict]) -> None:
         if rows:
-            self.conn.execute(self.sql.upsert_run_io, _dedupe(rows, "dataset_id", "io_type"))
+            execute_rows(self.conn, self.sql.upsert_run_io, _dedupe(rows, "dataset_id", "io_type"))
 
     # --- facets and column lineage --------------------------------------------------------------------
 
@@ -659,44 +660,27 @@ class ModelWriter:
     def add_reader_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """Dataset facets sent by a *reader* of the dataset: kept only where nothing says otherwise yet
         (a reader's event key sorts below any writer's, so any writer's facet wins; between readers the
-        earliest event wins). Readers of a busy table thus never lock its facets in the steady state.
-        Returns the (entity, name, facet) rows that were new, so the columns mirroring them can follow."""
+        earliest event wins, so readers agree in any arrival order). Returns the (entity, name, facet) rows
+        this reader won, so the columns mirroring them can follow."""
         key = READER_KEY_PREFIX + self.ctx.key
         rows = [{**r, "lineage_event_id": None} for r in self._facet_rows(entries, key) if r["facet"] is not None]
-        if not rows:
-            return []
-        stmt = self.sql.insert_ignore(t.facets, returning=("entity_id", "name", "facet"))
-        won = [tuple(r) for r in self.conn.execute(stmt, rows)]
-        inserted = {(entity, name) for entity, name, _ in won}
-        existing = [r for r in rows if (r["entity_id"], r["name"]) not in inserted]
-        if existing:
-            # Between readers the earliest event's facet wins, so readers agree in any arrival order.
-            params = [
-                {"p_entity": r["entity_id"], "p_name": r["name"], "p_facet": r["facet"], "p_key": key} for r in existing
-            ]
-            self.conn.execute(self.sql.replace_reader_facet, params)
-            mirrored = {r["entity_id"] for r in existing if r["name"] in MIRRORED_DATASET_FACETS}
-            if mirrored:
-                params = {"p_entities": sorted(mirrored, key=str), "p_key": key}
-                won += [
-                    tuple(r)
-                    for r in self.conn.execute(self.sql.reader_facets_of_event, params)
-                    if r.name in MIRRORED_DATASET_FACETS
-                ]
-        return won
+        return self._won(self.sql.upsert_reader_facets, rows)
 
     def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
         Returns the (entity, name, facet) rows this event won, so derived columns can follow."""
-        rows = self._facet_rows(entries, self.ctx.key)
+        return self._won(self.sql.upsert_facets, self._facet_rows(entries, self.ctx.key))
+
+    def _won(self, stmt, rows: list[dict]) -> list[tuple[uuid.UUID, str, Any]]:
         if not rows:
             return []
-        return [tuple(r) for r in self.conn.execute(self.sql.upsert_facets, rows)]
+        sent = {(r["entity_id"], r["name"]): r["facet"] for r in rows}
+        return [(entity, name, sent[(entity, name)]) for entity, name in execute_rows(self.conn, stmt, rows)]
 
     def upsert_column_lineage(self, rows: list[dict]) -> None:
         if rows:
             key = ("output_version_id", "output_field", "input_dataset_id", "input_field")
-            self.conn.execute(self.sql.upsert_column_lineage, _dedupe(rows, *key))
+            execute_rows(self.conn, self.sql.upsert_column_lineage, _dedupe(rows, *key))
 
 
 def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:
@@ -714,8 +698,6 @@ def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:
         attrs["source_name"] = source[0]
     return attrs
 
-
-MIRRORED_DATASET_FACETS = frozenset({"documentation", "lifecycleStateChange", "dataSource"})
 
 
 def dataset_columns_for(name: str, value: dict | None) -> dict[str, Any]:
