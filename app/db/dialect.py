@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     ColumnElement,
@@ -231,7 +232,7 @@ def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]], 
     return count
 
 
-_UNNEST_STATEMENTS: dict[tuple[Any, tuple[str, ...]], tuple[str, dict[str, Any]]] = {}
+_RECORDSET_STATEMENTS: dict[tuple[Any, tuple[str, ...]], tuple[str, dict[str, Any], frozenset[str]]] = {}
 
 
 def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any:
@@ -239,14 +240,13 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
     one statement whose text does not depend on how many rows there are. Every row has the same keys. Returns
     the result (the RETURNING rows).
 
-    Postgres: ``INSERT … SELECT … FROM unnest(<one array parameter per column>)`` followed by the statement's
-    own ``ON CONFLICT``/``RETURNING`` clause, parsed and planned once per session however many rows a call brings
-    (executemany runs one statement per row; a multi-row VALUES is a new statement for each row count). A JSON
-    column travels as one JSON array document, its elements joined to the rows by position: an array of JSON
-    texts would have every quote escaped (in Python) and parsed back (by the server), which costs more than the
-    statement. The rows must not conflict with one another (deduplicate on the conflict key first), as for any
-    one statement. SQLite: the statement run for each row (executemany), which is what SQLite does for a
-    multi-row statement anyway."""
+    Postgres: ``INSERT … SELECT … FROM json_to_recordset(<the rows as one JSON document>)`` followed by the
+    statement's own ``ON CONFLICT``/``RETURNING`` clause: parsed and planned once per session however many rows
+    a call brings (executemany runs one statement per row; a multi-row VALUES is a new statement for each row
+    count), and the rows travel as one parameter that orjson writes and the server parses, both in C (the
+    driver adapts array parameters element by element in Python, which costs more than the statement). The
+    rows must not conflict with one another (deduplicate on the conflict key first), as for any one statement.
+    SQLite: the statement run for each row (executemany), which is what SQLite does for a multi-row statement."""
     if not rows:
         return None
     if conn.dialect.name != "postgresql":
@@ -254,42 +254,40 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
     table: Table = stmt.table
     columns = tuple(rows[0])
     key = (stmt, columns)
-    cached = _UNNEST_STATEMENTS.get(key)
+    cached = _RECORDSET_STATEMENTS.get(key)
     if cached is None:
-        cached = _unnest_statement(conn, stmt, table, columns)
-        _UNNEST_STATEMENTS[key] = cached
+        cached = _recordset_statement(conn, stmt, table, columns)
+        _RECORDSET_STATEMENTS[key] = cached
     sql, constants, json_columns = cached
-    params = dict(constants)
-    for name in columns:
-        column_type = table.c[name].type
-        values = [row[name] for row in rows]
-        if isinstance(column_type, TypeDecorator):
-            values = [column_type.process_bind_param(v, conn.dialect) for v in values]
-        if name in json_columns:
-            params[name] = "[" + ",".join("null" if v is None else json_codec.dumps(v) for v in values) + "]"
-        else:
-            params[name] = values
-    return conn.exec_driver_sql(sql, params)
+    decorated = [(n, table.c[n].type) for n in columns if isinstance(table.c[n].type, TypeDecorator)]
+    if decorated or json_columns:
+        rows = [dict(row) for row in rows]
+        for row in rows:
+            for name, column_type in decorated:
+                row[name] = column_type.process_bind_param(row[name], conn.dialect)
+            for name in json_columns:
+                # Written on its own: a document orjson refuses (an integer beyond 64 bits) is kept as sent.
+                if row[name] is not None:
+                    row[name] = orjson.Fragment(json_codec.dumps_bytes(row[name]))
+    return conn.exec_driver_sql(sql, {**constants, "headwater_rows": orjson.dumps(rows).decode()})
 
 
-def _unnest_statement(conn: Connection, stmt: Any, table: Table, columns: tuple[str, ...]):
-    json_columns = {n for n in columns if isinstance(table.c[n].type.dialect_impl(conn.dialect), JSON)}
-    plain = [n for n in columns if n not in json_columns]
-    arrays = [f"%({n})s::{table.c[n].type.dialect_impl(conn.dialect).compile(conn.dialect)}[]" for n in plain]
-    position = "headwater_row"
-    source = f"unnest({', '.join(arrays)}) WITH ORDINALITY AS r({', '.join(plain + [position])})"
-    for n in sorted(json_columns):
-        source += f" JOIN jsonb_array_elements(%({n})s::jsonb) WITH ORDINALITY AS j_{n}(value, {position})"
-        source += f" USING ({position})"
+def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tuple[str, ...]):
+    impls = {n: table.c[n].type.dialect_impl(conn.dialect) for n in columns}
+    json_columns = frozenset(n for n in columns if isinstance(impls[n], JSON))
+    record = ", ".join(f'"{n}" {"jsonb" if n in json_columns else impls[n].compile(conn.dialect)}' for n in columns)
     # JSON null stands for SQL NULL (Python None), as the column type has it (none_as_null).
-    values = [f"NULLIF(j_{n}.value, 'null'::jsonb)" if n in json_columns else f"r.{n}" for n in columns]
+    values = ", ".join(f"NULLIF(r.\"{n}\", 'null'::jsonb)" if n in json_columns else f'r."{n}"' for n in columns)
     compiled = stmt.compile(dialect=conn.dialect)
     text_ = str(compiled)
     tail = text_[text_.index(" ON CONFLICT") :] if " ON CONFLICT" in text_ else ""
     # Values the clause itself carries (a literal in a CASE), which the compiler made parameters.
     constants = {name: value for name, value in compiled.params.items() if f"%({name})s" in tail}
     names = ", ".join(f'"{n}"' for n in columns)
-    sql = f'INSERT INTO "{table.name}" ({names}) SELECT {", ".join(values)} FROM {source}{tail}'
+    sql = (
+        f'INSERT INTO "{table.name}" ({names}) SELECT {values} '
+        f"FROM json_to_recordset(%(headwater_rows)s::json) AS r({record}){tail}"
+    )
     return sql, constants, json_columns
 
 
