@@ -130,3 +130,27 @@ def test_any_order_any_repetition_builds_the_model_of_one_ordered_pass(client, e
     _ingest(client, deliveries)
     shuffled = model.snapshot(engine)
     assert shuffled == in_order, model.describe_difference(in_order, shuffled)
+
+
+@settings(
+    max_examples=PROPERTY_EXAMPLES // 2,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(histories_and_deliveries())
+def test_one_batch_in_any_order_builds_the_model_of_one_event_at_a_time(client, engine, history):
+    """The applier applies a whole batch in one transaction, each event knowing what the earlier ones of the
+    batch wrote (app/services/ingest/writer.py, BatchMemo): the model is the one of one event per transaction.
+    The batch endpoint stores the whole delivery in one commit, so the applier takes it as one batch."""
+    events, deliveries = history
+    _empty(engine)
+    _ingest(client, sorted(events, key=lambda e: e["eventTime"]))
+    one_at_a_time = model.snapshot(engine)
+
+    _empty(engine)
+    response = client.post("/api/v1/lineage/batch", json=deliveries)
+    assert response.status_code in (200, 201), response.text
+    one_batch = model.snapshot(engine)
+    assert one_batch == one_at_a_time, model.describe_difference(one_at_a_time, one_batch)

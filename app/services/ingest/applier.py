@@ -43,7 +43,7 @@ from app.db.dialect import in_values, is_retryable, is_unavailable, serialize_on
 from app.db.engine import write_transaction
 from app.schemas.openlineage import LineageEvent, event_class_for
 from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
-from app.services.ingest.writer import EventContext, event_key
+from app.services.ingest.writer import BatchMemo, EventContext, event_key
 from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def apply_event(
     quality_rules: tuple[QualityRule, ...] = (),
     incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
     detect_incidents: bool = True,
+    memo: BatchMemo | None = None,
 ) -> None:
     """Build the model from one stored event, inside the caller's transaction. ``received_at`` with the event's
     time says whether it is news or history (app/services/incidents/news.py)."""
@@ -92,6 +93,7 @@ def apply_event(
         detect_incidents=detect_incidents,
         received_at=received_at,
         incident_max_event_age=incident_max_event_age,
+        memo=memo,
     )
     APPLY[event.KIND](connection, ctx, event)
 
@@ -179,6 +181,7 @@ def _apply_batch(
             payloads = dict(connection.execute(stmt).all())
         savepoint = connection.begin_nested() if len(claimed) == 1 else None
         rules = tuple(quality_rules)
+        memo = BatchMemo()
         try:
             for row in claimed:
                 event = events[row.id] or validate_stored(payloads[row.id])
@@ -190,7 +193,9 @@ def _apply_batch(
                     received_at=row.received_at,
                     quality_rules=rules,
                     incident_max_event_age=incident_max_event_age,
+                    memo=memo,
                 )
+            memo.flush(connection)
         except Exception as exc:
             if is_retryable(exc) or is_unavailable(exc):
                 raise

@@ -241,16 +241,11 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     terminal_or_streaming = streaming or (state is not None and state[0] in extract.TERMINAL_STATES)
 
     # Datasets: the event's inputs and outputs, plus datasets its column lineage reads from.
-    column_edges = {i: extract.column_lineage(d.facets) for i, d in enumerate(event.outputs)}
-    names = [(d.namespace, d.name) for d in [*event.inputs, *event.outputs]]
-    names += [(e.input_namespace, e.input_name) for edges in column_edges.values() for e in edges]
+    column_sources = [pair for d in event.outputs for pair in extract.column_lineage_inputs(d.facets)]
+    names = [(d.namespace, d.name) for d in [*event.inputs, *event.outputs]] + column_sources
     resolved = w.resolve(names)
     inputs, outputs = _refs(event.inputs, resolved), _refs(event.outputs, resolved)
-    column_inputs = {
-        (e.input_namespace, e.input_name): DatasetRef(*resolved[(e.input_namespace, e.input_name)])
-        for edges in column_edges.values()
-        for e in edges
-    }
+    column_inputs = {pair: DatasetRef(*resolved[pair]) for pair in column_sources}
     new_datasets = _prepare_datasets(
         w,
         [*inputs, *outputs, *column_inputs.values()],

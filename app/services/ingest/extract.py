@@ -175,6 +175,24 @@ def column_lineage(facets: dict[str, Any]) -> list[ColumnEdge]:
     return list(edges.values())
 
 
+def column_lineage_inputs(facets: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (namespace, name) of the datasets the ``columnLineage`` facet's edges read from, in order: the
+    datasets of ``column_lineage(facets)``, without building its edges (every event asks, few need them)."""
+    lineage = facet(facets, "columnLineage")
+    if lineage is None or is_deleted(lineage) or not isinstance(lineage.get("fields"), dict):
+        return []
+    found: dict[tuple[str, str], None] = {}
+    for spec in lineage["fields"].values():
+        if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
+            continue
+        for source in spec["inputFields"]:
+            if isinstance(source, dict):
+                ns, name, field_name = (_str(source.get(k)) for k in ("namespace", "name", "field"))
+                if ns and name and field_name:
+                    found[(ns, name)] = None
+    return list(found)
+
+
 # --- jobs and runs ------------------------------------------------------------------------------------
 
 

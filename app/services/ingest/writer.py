@@ -39,6 +39,41 @@ class EventContext:
     # When Headwater received the event: with `time`, whether it is news or history (app/services/incidents/news.py).
     received_at: datetime | None = None
     incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE
+    # What the earlier events of this transaction established (the applier's batch); None: nothing known.
+    memo: BatchMemo | None = None
+
+
+@dataclass
+class BatchMemo:
+    """What the events applied so far in one transaction (an applier batch) have written, so the next ones
+    need not write or read it again: each shortcut skips a statement whose outcome is already known. Valid
+    for that transaction only (the applier lock makes it the only one applying events)."""
+
+    # (namespace, name) → the primary (namespace, name, id), through symlinks; cleared when a symlink is added.
+    resolved: dict[tuple[str, str], tuple[str, str, uuid.UUID]] = field(default_factory=dict)
+    # Namespace name / dataset id → the earliest event time it was ensured (inserted or revived) for.
+    namespaces: dict[str, datetime] = field(default_factory=dict)
+    datasets: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    sources: set[str] = field(default_factory=set)
+    jobs: set[uuid.UUID] = field(default_factory=set)
+    # (table name, row id) → values of the columns that mirror facets, as this transaction last wrote them.
+    columns: dict[tuple[str, uuid.UUID], dict[str, Any]] = field(default_factory=dict)
+    # Run state history rows, written at the end of the batch in one statement (nothing reads them meanwhile).
+    run_states: list[dict[str, Any]] = field(default_factory=list)
+
+    def flush(self, connection: Connection) -> None:
+        if self.run_states:
+            execute_rows(connection, statements_for(connection.dialect.name).insert_run_state, self.run_states)
+            self.run_states = []
+
+    def ensured(self, known: dict, key: Any, time: datetime) -> bool:
+        """Whether ``key`` was ensured for an event no later than ``time`` (so inserting or reviving it for
+        this event would change nothing); records that it now is."""
+        earliest = known.get(key)
+        if earliest is not None and earliest <= time:
+            return True
+        known[key] = time
+        return False
 
 
 @dataclass
@@ -95,8 +130,16 @@ class ModelWriter:
 
     # --- namespaces and sources -----------------------------------------------------------------------
 
+    def _not_ensured(self, keys: Iterable[Any], known: dict | None) -> list:
+        """The keys an earlier event of this batch did not already ensure for this event's time."""
+        keys = set(keys)
+        if known is None:
+            return list(keys)
+        return [k for k in keys if not self.ctx.memo.ensured(known, k, self.ctx.time)]
+
     def ensure_namespaces(self, names: Iterable[str]) -> None:
         now = self.ctx.time
+        names = self._not_ensured(names, self.ctx.memo.namespaces if self.ctx.memo else None)
         rows = _dedupe(
             ({"id": ids.namespace_id(n), "name": n, "created_at": now, "updated_at": now} for n in names),
             "id",
@@ -106,6 +149,10 @@ class ModelWriter:
 
     def ensure_sources(self, sources: Iterable[tuple[str, str]]) -> None:
         now = self.ctx.time
+        memo = self.ctx.memo
+        if memo is not None:
+            sources = [(name, uri) for name, uri in sources if name not in memo.sources]
+            memo.sources.update(name for name, _ in sources)
         rows = _dedupe(
             (
                 {
@@ -126,19 +173,27 @@ class ModelWriter:
 
     def resolve(self, names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str, uuid.UUID]]:
         """(namespace, name) → the primary (namespace, name, id) it stands for, through symlinks."""
-        wanted = sorted(set(names))
+        known = self.ctx.memo.resolved if self.ctx.memo is not None else {}
+        names = set(names)
+        wanted = sorted(names - known.keys())
         resolved = {pair: (pair[0], pair[1], ids.dataset_id(*pair)) for pair in wanted}
         if wanted:
             for alias_ns, alias_name, ns, name, dataset_id in self.conn.execute(
                 self.sql.resolve_symlinks, {"p_pairs": wanted}
             ):
                 resolved[(alias_ns, alias_name)] = (ns, name, dataset_id)
-        return resolved
+        if self.ctx.memo is not None:
+            known.update(resolved)
+        return {**{pair: known[pair] for pair in names if pair in known}, **resolved}
 
     def ensure_datasets(self, refs: Iterable[DatasetRef]) -> set[uuid.UUID]:
         """Insert missing datasets; un-hide soft-deleted ones. Returns the ids that were new."""
         now = self.ctx.time
         refs = list(refs)
+        memo = self.ctx.memo
+        if memo is not None:
+            todo = set(self._not_ensured((r.id for r in refs), memo.datasets))
+            refs = [r for r in refs if r.id in todo]
         # One event may name a dataset twice (read and written, or only in column lineage): a new row is
         # described by the facets the facet rows will hold, the later (writer's) winning per name.
         merged: dict[uuid.UUID, dict[str, Any]] = {}
@@ -165,6 +220,10 @@ class ModelWriter:
         rows = _dedupe(rows, "id")
         inserted = {r.id for r in self._insert_ignore(t.datasets, rows, returning_id=True)}
         self._revive(self.sql.revive_datasets, [r["id"] for r in rows if r["id"] not in inserted])
+        if memo is not None:
+            for row in rows:
+                if row["id"] in inserted:
+                    memo.columns[("datasets", row["id"])] = {k: row[k] for k in _DATASET_MIRRORS}
         return inserted
 
     def add_symlinks(self, ref: DatasetRef) -> None:
@@ -174,6 +233,8 @@ class ModelWriter:
             if (ns, name) != (ref.namespace, ref.name)
         ]
         self._insert_ignore(t.dataset_symlinks, _dedupe(rows, "namespace_name", "name"))
+        if rows and self.ctx.memo is not None:
+            self.ctx.memo.resolved.clear()  # a name may now stand for another dataset
 
     def write_fields(self, fields_by_dataset: dict[uuid.UUID, list[dict]]) -> None:
         """Add a published version's schema to its dataset's fields; type and description follow the
@@ -398,7 +459,14 @@ class ModelWriter:
             "created_at": now,
             "updated_at": now,
         }
+        memo = self.ctx.memo
+        if memo is not None and job_id in memo.jobs:
+            return job_id, False
         inserted = self._insert_ignore(t.jobs, [row], returning_id=True)
+        if memo is not None:
+            memo.jobs.add(job_id)
+            if inserted:
+                memo.columns[("jobs", job_id)] = {k: row[k] for k in _JOB_MIRRORS}
         return job_id, bool(inserted)
 
     def touch_job(
@@ -417,10 +485,13 @@ class ModelWriter:
 
     def set_columns(self, table: t.Table, row_id: uuid.UUID, values: dict[str, Any]) -> None:
         """Set columns that mirror facets, touching (and locking) the row only if a value changes."""
+        known = self.ctx.memo.columns.setdefault((table.name, row_id), {}) if self.ctx.memo is not None else {}
+        values = {n: v for n, v in values.items() if n not in known or known[n] != v}
         if values:
             names = tuple(sorted(values))
             params = {"p_id": row_id, **{f"p_{n}": values[n] for n in names}}
             self.conn.execute(self.sql.set_columns(table, names), params)
+            known.update(values)
 
     def record_job_version(
         self,
@@ -595,18 +666,17 @@ class ModelWriter:
         self.conn.execute(self.sql.upsert_run, [row])
 
     def record_state(self, run_id: uuid.UUID, event_type: str, state: str | None) -> None:
-        self.conn.execute(
-            self.sql.insert_run_state,
-            [
-                {
-                    "run_id": run_id,
-                    "lineage_event_id": self.ctx.lineage_event_id,
-                    "event_type": event_type,
-                    "state": state,
-                    "transitioned_at": self.ctx.time,
-                }
-            ],
-        )
+        row = {
+            "run_id": run_id,
+            "lineage_event_id": self.ctx.lineage_event_id,
+            "event_type": event_type,
+            "state": state,
+            "transitioned_at": self.ctx.time,
+        }
+        if self.ctx.memo is not None:
+            self.ctx.memo.run_states.append(row)
+        else:
+            self.conn.execute(self.sql.insert_run_state, [row])
 
     def set_run_job_version(self, run_id: uuid.UUID, version_id: uuid.UUID) -> None:
         self.conn.execute(self.sql.set_run_job_version, {"p_run": run_id, "p_version": version_id})
@@ -681,6 +751,11 @@ class ModelWriter:
         if rows:
             key = ("output_version_id", "output_field", "input_dataset_id", "input_field")
             execute_rows(self.conn, self.sql.upsert_column_lineage, _dedupe(rows, *key))
+
+
+# The columns that mirror facets (dataset_columns_for, job_columns_for).
+_DATASET_MIRRORS = ("description", "last_lifecycle_state", "is_deleted", "source_id", "source_name")
+_JOB_MIRRORS = ("description", "location", "type", "integration", "job_type")
 
 
 def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:
