@@ -111,6 +111,7 @@ class ModelWriter:
         self.conn = connection
         self.ctx = ctx
         self.sql = statements_for(connection.dialect.name)
+        self._upserted_runs: dict[uuid.UUID, Any] = {}  # run id → (state, state_key, ended_at, job_version_id)
 
     def _insert_ignore(self, table: t.Table, rows: list[dict], returning_id: bool = False) -> list:
         if not rows:
@@ -539,7 +540,9 @@ class ModelWriter:
     def finished_run(self, run_id: uuid.UUID):
         """(state, state_key, ended_at, job_version_id) of a run in a terminal state, else None. Read after
         the run's row was upserted (and so locked) by this transaction: a concurrent terminal event is seen."""
-        row = self.conn.execute(self.sql.finished_run, {"p_run": run_id}).one_or_none()
+        row = self._upserted_runs.get(run_id)
+        if row is None:
+            row = self.conn.execute(self.sql.finished_run, {"p_run": run_id}).one_or_none()
         return row if row is not None and row.state in extract.TERMINAL_STATES else None
 
     def replace_job_version(self, job_id: uuid.UUID, run_id: uuid.UUID, old: uuid.UUID, new: uuid.UUID) -> None:
@@ -663,7 +666,8 @@ class ModelWriter:
             "created_at": now,
             "updated_at": now,
         }
-        self.conn.execute(self.sql.upsert_run, [row])
+        # The row as this event leaves it; nothing else this event does changes these columns before it asks.
+        self._upserted_runs[run_id] = self.conn.execute(self.sql.upsert_run, row).one()
 
     def record_state(self, run_id: uuid.UUID, event_type: str, state: str | None) -> None:
         row = {
@@ -679,6 +683,7 @@ class ModelWriter:
             self.conn.execute(self.sql.insert_run_state, [row])
 
     def set_run_job_version(self, run_id: uuid.UUID, version_id: uuid.UUID) -> None:
+        self._upserted_runs.pop(run_id, None)
         self.conn.execute(self.sql.set_run_job_version, {"p_run": run_id, "p_version": version_id})
 
     def run_io(self, run_id: uuid.UUID) -> list:
