@@ -58,6 +58,8 @@ class BatchMemo:
     jobs: set[uuid.UUID] = field(default_factory=set)
     # (table name, row id) → values of the columns that mirror facets, as this transaction last wrote them.
     columns: dict[tuple[str, uuid.UUID], dict[str, Any]] = field(default_factory=dict)
+    # Datasets this transaction holds an exclusive row lock on.
+    locked_datasets: set[uuid.UUID] = field(default_factory=set)
     # Run state history rows, written at the end of the batch in one statement (nothing reads them meanwhile).
     run_states: list[dict[str, Any]] = field(default_factory=list)
 
@@ -112,6 +114,7 @@ class ModelWriter:
         self.ctx = ctx
         self.sql = statements_for(connection.dialect.name)
         self._upserted_runs: dict[uuid.UUID, Any] = {}  # run id → (state, state_key, ended_at, job_version_id)
+        self._locked_datasets: set[uuid.UUID] = set()
 
     def _insert_ignore(self, table: t.Table, rows: list[dict], returning_id: bool = False) -> list:
         if not rows:
@@ -292,10 +295,14 @@ class ModelWriter:
         self.conn.execute(self.sql.backdate_version, {"p_version": version_id, "p_now": self.ctx.time})
 
     def lock_datasets(self, dataset_ids: Iterable[uuid.UUID]) -> None:
-        """Exclusive row locks on datasets this transaction will publish (Postgres; SQLite locks the file)."""
-        wanted = sorted(set(dataset_ids), key=str)
+        """Exclusive row locks on datasets this transaction will publish (Postgres; SQLite locks the file). A
+        row lock lasts until the transaction ends, so a dataset locked once (by this event or an earlier one of
+        the batch) is not locked again."""
+        locked = self.ctx.memo.locked_datasets if self.ctx.memo is not None else self._locked_datasets
+        wanted = sorted(set(dataset_ids) - locked, key=str)
         if wanted:
             self.conn.execute(self.sql.lock_datasets, {"p_ids": wanted}).all()
+            locked.update(wanted)
 
     def publish_versions(self, versions: dict[uuid.UUID, uuid.UUID]) -> None:
         """A COMPLETE (or a DatasetEvent) publishes what it wrote: dataset id → version id.
