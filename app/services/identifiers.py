@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 HEADWATER_UUID_NAMESPACE = uuid.UUID("5b0e1c52-6f0d-4c1e-9d55-2a0d3f1f6e11")
 
 
+# Ingest asks for the same few thousand ids (namespaces, datasets, jobs, fields) event after event.
+@lru_cache(maxsize=100_000)
 def _row_id(kind: str, *parts: str) -> uuid.UUID:
     return uuid.uuid5(HEADWATER_UUID_NAMESPACE, "\x1f".join((kind, *parts)))
 
