@@ -389,6 +389,26 @@ def test_export_and_import_a_file(client, engine, database_url, tmp_path):
     assert posted == imported, model.describe_difference(posted, imported)
 
 
+def test_an_imported_file_keeps_integers_of_any_size_and_refuses_nan(engine, database_url, tmp_path):
+    """Facets are kept exactly as sent, also through `headwater import file`: an integer past 64 bits is not
+    rounded to a float, and a NaN (not JSON) is reported as a bad line."""
+    run_id = uuid.uuid4()
+    big = 123456789012345678901234567890
+    event = run_event(
+        "COMPLETE",
+        job=("imports", "big_numbers"),
+        run_id=run_id,
+        time=datetime(2024, 11, 1, tzinfo=UTC),
+        run_facets={"counts": {"_producer": "test", "_schemaURL": "https://example.com/x", "rows": big}},
+    )
+    dump = tmp_path / "events.jsonl"
+    dump.write_text(json.dumps(event) + "\n" + '{"eventType": "START", "value": NaN}\n')
+    result = headwater(database_url, "import", "file", str(dump))
+    assert result.exit_code == 0, result.output
+    assert "line 2" in result.output and "not JSON" in result.output
+    assert model.facets_of(engine, run_id)["counts"]["rows"] == big
+
+
 def test_progress_without_a_terminal_is_plain_lines(capsys):
     from app.cli.transfer import _progress
 

@@ -12,6 +12,7 @@ import orjson
 from starlette.requests import Request
 
 from app.api.errors import ApiError
+from app.db.json import has_long_integer
 from app.services.ingest.validation import find_nul, json_type
 
 
@@ -63,9 +64,6 @@ _PLAIN_STRING = re.compile(rb'"[^"]*"')
 # Only brackets are kept, each as "[" or "]": depth does not care which kind.
 _BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]")
 _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"{}[]")
-# Every digit becomes "1" and every other byte "0": a run of 18 digits is then a plain substring search.
-_DIGITS_AS_ONES = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
-_LONG_DIGIT_RUN = b"1" * 18
 
 
 def json_depth(body: bytes, limit: int) -> int:
@@ -83,11 +81,6 @@ def json_depth(body: bytes, limit: int) -> int:
     return depth
 
 
-def _has_long_integer(body: bytes) -> bool:
-    """A run of 18 or more digits anywhere (a superset of the integers past 64 bits)."""
-    return _LONG_DIGIT_RUN in body.translate(_DIGITS_AS_ONES)
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -96,7 +89,7 @@ def _loads(body: bytes) -> Any:
     """orjson is several times faster, but reads integers past 64 bits as floats. A body with a long run of
     digits anywhere, and whatever orjson refuses, goes to the standard parser, which keeps integers of any size
     exactly (facets are stored verbatim) and words the errors clients see."""
-    if not _has_long_integer(body):
+    if not has_long_integer(body):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:

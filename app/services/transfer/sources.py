@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import httpx
-import orjson
 
+from app.db import json as json_codec
 from app.schemas.openlineage import parse_timestamp
 from app.services.ingest import event_hash
 
@@ -84,8 +84,8 @@ class JsonLinesFile:
                 if line_number <= skip or not line.strip():
                     continue
                 try:
-                    batch.append(SourceEvent(orjson.loads(line), f"line {line_number}"))
-                except orjson.JSONDecodeError as exc:
+                    batch.append(SourceEvent(json_codec.loads(line), f"line {line_number}"))
+                except ValueError as exc:
                     batch.append(SourceEvent(None, f"line {line_number}", f"not JSON: {exc}"))
                 if len(batch) >= size:
                     yield Chunk(batch, str(line_number))
@@ -184,8 +184,8 @@ class MarquezDatabase:
                     for event_time, text in rows:
                         where_ = f"row with event_time {_time_text(event_time)}"
                         try:
-                            batch.append(SourceEvent(orjson.loads(text), where_))
-                        except orjson.JSONDecodeError as exc:  # `event` of type json (not jsonb) can hold anything
+                            batch.append(SourceEvent(json_codec.loads(text), where_))
+                        except ValueError as exc:  # `event` of type json (not jsonb) can hold anything
                             batch.append(SourceEvent(None, where_, f"not JSON: {exc}"))
                     yield Chunk(batch, _time_text(rows[-1][0]))
 
