@@ -133,7 +133,7 @@ def test_any_order_any_repetition_builds_the_model_of_one_ordered_pass(client, e
 
 
 @settings(
-    max_examples=PROPERTY_EXAMPLES // 2,
+    max_examples=PROPERTY_EXAMPLES // 4,
     derandomize=True,
     deadline=None,
     database=None,
