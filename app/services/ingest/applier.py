@@ -42,7 +42,7 @@ from app.db import tables as t
 from app.db.dialect import in_values, is_retryable, is_unavailable, serialize_on, serialize_on_all
 from app.db.engine import write_transaction
 from app.schemas.openlineage import LineageEvent, event_class_for
-from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event
+from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event, dataset_names
 from app.services.ingest.writer import BatchMemo, EventContext, event_key
 from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
@@ -183,8 +183,9 @@ def _apply_batch(
         rules = tuple(quality_rules)
         memo = BatchMemo()
         try:
-            for row in claimed:
-                event = events[row.id] or validate_stored(payloads[row.id])
+            batch = [(row, events[row.id] or validate_stored(payloads[row.id])) for row in claimed]
+            memo.resolve_ahead(connection, (name for _, event in batch for name in dataset_names(event)))
+            for row, event in batch:
                 apply_event(
                     connection,
                     row.id,

@@ -28,6 +28,16 @@ from app.services.ingest.writer import (
 IO_TYPES = ("INPUT", "OUTPUT")
 
 
+def dataset_names(event: RunEvent | DatasetEvent | JobEvent) -> list[tuple[str, str]]:
+    """The (namespace, name) of every dataset applying ``event`` resolves."""
+    if isinstance(event, DatasetEvent):
+        return [(event.dataset.namespace, event.dataset.name)]
+    names = [(d.namespace, d.name) for d in [*event.inputs, *event.outputs]]
+    if isinstance(event, RunEvent):
+        names += [pair for d in event.outputs for pair in extract.column_lineage_inputs(d.facets)]
+    return names
+
+
 def _refs(datasets: list[InputDataset] | list[OutputDataset], resolved) -> list[DatasetRef]:
     return [DatasetRef(*resolved[(d.namespace, d.name)], facets=d.facets) for d in datasets]
 

@@ -63,6 +63,10 @@ class BatchMemo:
     # Run state history rows, written at the end of the batch in one statement (nothing reads them meanwhile).
     run_states: list[dict[str, Any]] = field(default_factory=list)
 
+    def resolve_ahead(self, connection: Connection, names: Iterable[tuple[str, str]]) -> None:
+        """Resolve every dataset name the batch's events will ask for in one statement, before the first."""
+        self.resolved.update(_resolve(connection, set(names) - self.resolved.keys()))
+
     def flush(self, connection: Connection) -> None:
         if self.run_states:
             execute_rows(connection, statements_for(connection.dialect.name).insert_run_state, self.run_states)
@@ -100,6 +104,16 @@ class DatasetRef:
 def event_key(event_time: datetime, digest: str) -> str:
     """Sorts like the event time (UTC, µs, fixed width); the hash breaks ties the same way everywhere."""
     return f"{event_time.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{digest}"
+
+
+def _resolve(connection: Connection, names: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str, uuid.UUID]]:
+    wanted = sorted(names)
+    resolved = {pair: (pair[0], pair[1], ids.dataset_id(*pair)) for pair in wanted}
+    if wanted:
+        sql = statements_for(connection.dialect.name).resolve_symlinks
+        for alias_ns, alias_name, ns, name, dataset_id in connection.execute(sql, {"p_pairs": wanted}):
+            resolved[(alias_ns, alias_name)] = (ns, name, dataset_id)
+    return resolved
 
 
 def _dedupe(rows: Iterable[dict], *key: str) -> list[dict]:
@@ -179,13 +193,7 @@ class ModelWriter:
         """(namespace, name) → the primary (namespace, name, id) it stands for, through symlinks."""
         known = self.ctx.memo.resolved if self.ctx.memo is not None else {}
         names = set(names)
-        wanted = sorted(names - known.keys())
-        resolved = {pair: (pair[0], pair[1], ids.dataset_id(*pair)) for pair in wanted}
-        if wanted:
-            for alias_ns, alias_name, ns, name, dataset_id in self.conn.execute(
-                self.sql.resolve_symlinks, {"p_pairs": wanted}
-            ):
-                resolved[(alias_ns, alias_name)] = (ns, name, dataset_id)
+        resolved = _resolve(self.conn, names - known.keys())
         if self.ctx.memo is not None:
             known.update(resolved)
         return {**{pair: known[pair] for pair in names if pair in known}, **resolved}
