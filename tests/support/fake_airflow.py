@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -38,6 +42,7 @@ class FakeAirflow:
         self.tokens: set[str] = set()
         self.down = False  # answer nothing: a connection error
         self.clear_dry_run_drops: set[tuple[str, datetime]] = set()  # task instances its dry run leaves out
+        self.auto_finish = False  # queued DAG runs have succeeded by the time anyone asks for them
         self.transport = httpx.MockTransport(self.handle)
 
     # --- what tests do --------------------------------------------------------------------------------------
@@ -102,6 +107,8 @@ class FakeAirflow:
             case ("GET", ["dags", dag_id, "tasks"]):
                 return httpx.Response(200, json={"tasks": [{"task_id": t} for t in self.dags[dag_id].tasks]})
             case ("GET", ["dags", dag_id, "dagRuns"]):
+                if self.auto_finish:
+                    self.finish(dag_id)
                 key = "logical_date" if self.version == 3 else "execution_date"
                 start, end = _parse(params[f"{key}_gte"]), _parse(params[f"{key}_lte"])
                 runs = [
@@ -168,3 +175,39 @@ class FakeAirflow:
                 if start <= d <= end:
                     dag.runs[d] = "queued"
         return httpx.Response(200, json={"task_instances": instances, "total_entries": len(instances)})
+
+
+@contextmanager
+def serve(fake: FakeAirflow) -> Iterator[str]:
+    """The fake on a real socket (for a server in another process): yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            request = httpx.Request(
+                self.command,
+                f"http://{self.headers['host']}{self.path}",
+                headers=dict(self.headers),
+                content=self.rfile.read(length) if length else b"",
+            )
+            response = fake.handle(request)
+            body = response.read()
+            self.send_response(response.status_code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
