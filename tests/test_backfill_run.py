@@ -5,6 +5,7 @@ cancel, auth errors, one executor across processes and carrying on after a resta
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,9 +18,18 @@ from app.db import tables as t
 from app.main import create_app
 from app.services.backfill.executor import BackfillExecutor
 from app.settings import AirflowConnectionSetting
+from tests.support.events import (
+    DBT_PRODUCER,
+    POSTGRES_NS,
+    airflow_dag_run_id,
+    airflow_task_run,
+    dataset,
+    dbt_run,
+    parent_facet,
+)
 from tests.support.fake_airflow import FakeAirflow
 from tests.test_backfill_api import rerun
-from tests.test_backfill_plans import DAY, NOV, bookings_day, iso
+from tests.test_backfill_plans import DAY, NOV, bookings_day, iso, post
 
 ETL = {"namespace": "airflow-prod", "name": "bookings_etl.load_room_bookings"}
 BAD_DAYS = [NOV + DAY, NOV + 2 * DAY]  # the plan redoes these two logical dates
@@ -546,3 +556,93 @@ def test_starting_needs_a_connection_and_a_known_plan(api, airflow):
     assert unknown.status_code == 404
     assert api.post(f"/api/v1/backfills/{plan_id}/run", json={"maxActiveRuns": 0}).status_code == 400
     assert api.post(f"/api/v1/backfills/{plan_id}/pause").status_code == 409
+
+
+def test_a_task_whose_child_jobs_span_levels_is_rerun_once(api, airflow, executor):
+    """`transform.dbt_run` runs two dbt models, one reading the other's output: the models are at levels 1 and
+    2, both re-run through the task. Headwater re-runs the task once, and waits for both models' lineage."""
+
+    def day_of(day: datetime, at: datetime | None = None) -> None:
+        start = at or day + DAY + timedelta(hours=2)
+        task_run, invocation, dag_run = uuid.uuid4(), uuid.uuid4(), airflow_dag_run_id(day)
+        root = ("airflow-prod", "transform", dag_run)
+        raw = dataset(POSTGRES_NS, "warehouse.public.orders")
+        events = airflow_task_run(
+            namespace="airflow-prod", dag_id="transform", task_id="dbt_run", logical_date=day, dag_run_id=dag_run,
+            task_run_id=task_run, inputs=[], outputs=[], delay=start - (day + DAY) - timedelta(minutes=1),
+            duration=timedelta(minutes=15),
+        )  # fmt: skip
+        parent = parent_facet(
+            namespace="airflow-prod", name="transform.dbt_run", run_id=task_run, root=root, producer=DBT_PRODUCER
+        )
+        events += dbt_run(namespace="dbt", name="jaffle", run_id=invocation, parent=parent, kind="JOB", start=start)
+        under = parent_facet(namespace="dbt", name="jaffle", run_id=invocation, root=root, producer=DBT_PRODUCER)
+        for name, source in (("stg", raw), ("mart", dataset(POSTGRES_NS, "analytics.public.stg"))):
+            events += dbt_run(
+                namespace="dbt", name=name, run_id=uuid.uuid4(), parent=under, kind="MODEL",
+                start=start + timedelta(minutes=1 if name == "stg" else 2), inputs=[source],
+                outputs=[dataset(POSTGRES_NS, f"analytics.public.{name}")],
+            )  # fmt: skip
+        post(api, *events)
+
+    for d in range(3):
+        day_of(NOV + d * DAY)
+    airflow.dag("transform", ["dbt_run"], [NOV + d * DAY for d in range(3)])
+    api.put("/api/v1/airflow-connections/prod", json=CONNECTION)
+    window = {"start": iso(NOV + DAY), "end": iso(NOV + 2 * DAY)}
+    plan = api.post(
+        "/api/v1/backfills", json={"dataset": {"namespace": POSTGRES_NS, "name": "warehouse.public.orders"}, **window}
+    ).json()
+    levels = {s["job"]["name"]: s["level"] for s in plan["jobs"]}
+    assert levels["stg"] < levels["mart"], levels
+    api.post(f"/api/v1/backfills/{plan['id']}/run")
+    executor.step()
+    state = execution(api, plan["id"])
+    (unit,) = [u for lv in state["levels"] for u in lv["units"]]
+    assert unit["dagId"] == "transform" and len(unit["steps"]) == 2
+    assert [p for _, p, _ in airflow.writes()] == ["/api/v2/backfills"]
+    day_of(NOV + DAY, at=datetime.now(UTC) + timedelta(seconds=1))  # the task re-ran: both models with it
+    api.get("/api/v1/namespaces")
+    executor.step()
+    assert execution(api, plan["id"])["status"] == "done"
+    assert [p for _, p, _ in airflow.writes()] == ["/api/v2/backfills"]
+
+
+def test_the_owners_subscriptions_hear_the_plan_start_progress_fail_and_finish(api, airflow, executor, clock, settings):
+    from tests.support.webhook_receiver import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        secret = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
+        listening = {"url": receiver.url("/analytics"), "owners": ["team-analytics"], "secret": secret}
+        assert api.post("/api/v1/subscriptions", json=listening).status_code == 201
+        other = {"url": receiver.url("/others"), "owners": ["team-elsewhere"]}
+        assert api.post("/api/v1/subscriptions", json=other).status_code == 201
+        plan_id = saved_plan(api)
+        api.post(f"/api/v1/backfills/{plan_id}/run")
+        executor.step()
+        airflow.finish("bookings_etl", "failed")
+        clock.advance(settings.backfill_poll_seconds + 1)
+        executor.step()  # paused for the failure
+        executor.step()
+        api.post(f"/api/v1/backfills/{plan_id}/resume")
+        executor.step()
+        airflow.finish("bookings_etl")
+        redo_etl(api)
+        redo_top(api)
+        redo_publish(api)
+        for _ in range(4):
+            executor.step()
+        received = receiver.calls("/analytics")
+        assert [(r.json["event"], r.json.get("level")) for r in received] == [
+            ("backfill.started", None),
+            ("backfill.failed", None),
+            ("backfill.level_done", 0),
+            ("backfill.level_done", 1),
+            ("backfill.level_done", 2),
+            ("backfill.done", None),
+        ]
+        assert received[0].json["plan"]["id"] == plan_id and received[0].json["plan"]["name"] == "bad bookings"
+        assert received[1].json["text"].startswith(":warning: Backfill plan bad bookings paused: bookings_etl failed")
+        assert received[1].json["link"].startswith("http://airflow.test:8080/dags/bookings_etl/runs/")
+        assert all(r.headers.get("webhook-signature", "").startswith("v1,") for r in received)
+        assert receiver.calls("/others") == []

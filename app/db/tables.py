@@ -579,6 +579,26 @@ backfill_audit = Table(
     Index("ix_backfill_audit_plan", "plan_id", "id"),
 )
 
+# backfill.started, backfill.level_done, backfill.failed, backfill.done for the subscriptions of the plan's owners
+# (and namespaces, jobs), sent by the executor in order per plan and subscription, retried like incident webhooks.
+backfill_webhooks = Table(
+    "backfill_webhooks",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("plan_id", Uuid(), ForeignKey("backfill_executions.plan_id", ondelete="CASCADE"), nullable=False),
+    Column("subscription_id", Uuid(), ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", JSONType, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_backfill_webhooks_due", "status", "next_attempt_at"),
+)
+
 # One executor across processes and replicas: whoever holds this row's lease advances every plan.
 backfill_executor_lease = Table(
     "backfill_executor_lease",
@@ -589,6 +609,7 @@ backfill_executor_lease = Table(
 )
 
 BACKFILL_RUN_TABLES = [
+    backfill_webhooks,
     backfill_audit,
     backfill_units,
     backfill_executions,

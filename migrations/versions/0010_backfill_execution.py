@@ -1,5 +1,6 @@
 """Running saved backfill plans through Airflow: connections, one execution per plan with its units (a DAG
-at a level), the audit log of every call made, and the lease that makes one executor across processes.
+at a level), the audit log of every call made, its webhooks, and the lease that makes one executor across
+processes.
 
 Revision ID: 0010
 Revises: 0009
@@ -110,6 +111,35 @@ def upgrade() -> None:
     )
     op.create_index("ix_backfill_audit_plan", "backfill_audit", ["plan_id", "id"])
     op.create_table(
+        "backfill_webhooks",
+        sa.Column("id", app.db.types.BigIntPK, autoincrement=True, nullable=False),
+        sa.Column("plan_id", sa.Uuid(), nullable=False),
+        sa.Column("subscription_id", sa.Uuid(), nullable=False),
+        sa.Column("event", sa.String(32), nullable=False),
+        sa.Column("payload", _JSON, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_status_code", sa.Integer()),
+        sa.Column("last_error", sa.Text()),
+        sa.Column("next_attempt_at", _TIME, nullable=False),
+        sa.Column("created_at", _TIME, nullable=False),
+        sa.Column("delivered_at", _TIME),
+        sa.ForeignKeyConstraint(
+            ["plan_id"],
+            ["backfill_executions.plan_id"],
+            name="fk_backfill_webhooks_plan_id_backfill_executions",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["subscriptions.id"],
+            name="fk_backfill_webhooks_subscription_id_subscriptions",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_backfill_webhooks"),
+    )
+    op.create_index("ix_backfill_webhooks_due", "backfill_webhooks", ["status", "next_attempt_at"])
+    op.create_table(
         "backfill_executor_lease",
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("holder", sa.String(255), nullable=False),
@@ -120,6 +150,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("backfill_executor_lease")
+    op.drop_index("ix_backfill_webhooks_due", table_name="backfill_webhooks")
+    op.drop_table("backfill_webhooks")
     op.drop_index("ix_backfill_audit_plan", table_name="backfill_audit")
     op.drop_table("backfill_audit")
     op.drop_index("ix_backfill_units_plan", table_name="backfill_units")

@@ -29,6 +29,7 @@ from app.schemas.backfill import PlanStep, SavedPlan, TimeWindow
 from app.services.backfill import connections, planner, saved
 from app.services.backfill.airflow_api import AirflowApi, AirflowRefused, AirflowUnavailable, Call
 from app.services.backfill.connections import ConnectionConfig
+from app.services.backfill.notify import announce
 from app.services.errors import Conflict, InvalidRequest
 from app.settings import Settings
 
@@ -55,6 +56,9 @@ def build_units(plan: SavedPlan, found: dict[str, ConnectionConfig]) -> list[dic
     """One unit per DAG per level (a DAG with tasks at several levels is re-run a level at a time), and one for
     each level's steps no Airflow task re-runs."""
     units = []
+    # (namespace, DAG, task) -> the unit re-running it and for which logical dates: a task whose child jobs
+    # (dbt models one after the other) sit at several levels is re-run once, at the first, which redoes them all.
+    covered: dict[tuple[str, str, str], tuple[dict[str, Any], set[str]]] = {}
     for level in plan.levels:
         runnable = [s for s in level.steps if s.airflow is not None]
         by_dag: dict[tuple[str, str], list[PlanStep]] = {}
@@ -65,6 +69,12 @@ def build_units(plan: SavedPlan, found: dict[str, ConnectionConfig]) -> list[dic
             planned = sorted(
                 {(s.airflow.taskId, iso(r.logicalDate)) for s in members for r in s.runs if r.logicalDate}  # type: ignore[union-attr]
             )
+            earlier = [covered.get((group["namespace"], group["dagId"], task)) for task in group["tasks"]]
+            if all(earlier) and len({id(e[0]) for e in earlier}) == 1:  # type: ignore[index]
+                unit, dates = earlier[0]  # type: ignore[misc]
+                if all(date in dates for _, date in planned):
+                    unit["steps"] += [s.nodeId for s in members]
+                    continue
             connection = connections.for_namespace(found, group["namespace"])
             units.append(
                 _unit(
@@ -78,6 +88,8 @@ def build_units(plan: SavedPlan, found: dict[str, ConnectionConfig]) -> list[dic
                     [s.nodeId for s in members],
                 )
             )
+            for task in group["tasks"]:
+                covered[(group["namespace"], group["dagId"], task)] = (units[-1], {d for t, d in planned if t == task})
         manual = [s for s in level.steps if s.airflow is None]
         if manual:
             unit = _unit(level.level, manual[0].job.namespace, None, None, [], [], [], [s.nodeId for s in manual])
@@ -160,6 +172,7 @@ def start(
         )
         conn.execute(t.backfill_units.insert(), [{**u, "plan_id": plan_id} for u in units])
         audit(conn, plan_id, actor, "start", request={"maxActiveRuns": options["maxActiveRuns"]})
+        announce(conn, plan, "backfill.started", now, {"startedBy": actor}, settings.public_url)
     return status(engine, plan_id)
 
 

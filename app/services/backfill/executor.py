@@ -28,7 +28,7 @@ from app.schemas.backfill import SavedPlan
 from app.services.backfill import connections, saved
 from app.services.backfill.airflow_api import AirflowApi, AirflowRefused, AirflowUnavailable, Call
 from app.services.backfill.execution import audit, choose_mode, parse
-from app.services.backfill.notify import failure_incident, resolve_failure
+from app.services.backfill.notify import announce, deliver_due, failure_incident, resolve_failure
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class BackfillExecutor:
         self.engine, self.settings, self.clock = engine, settings, clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.http = httpx.Client(timeout=settings.airflow_timeout_seconds, transport=transport, follow_redirects=False)
+        self.webhooks = httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False)
         self.tokens: dict = {}  # Airflow 3 tokens, reused across steps
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -116,6 +117,10 @@ class BackfillExecutor:
                 self.advance(plan_id, now)
             except Exception:  # one plan's trouble (a database hiccup) must not stop the others
                 log.exception("backfill executor: plan %s", plan_id)
+        try:
+            deliver_due(self.engine, self.settings, self.webhooks, now)
+        except Exception:
+            log.exception("backfill executor: webhooks")
         return True
 
     def _recorder(self, plan_id: uuid.UUID) -> Callable[[Call], None]:
@@ -185,6 +190,7 @@ class BackfillExecutor:
                 )
                 for level in levels[execution.levels_done : done_levels]:
                     audit(conn, plan_id, EXECUTOR, "level_done", message=f"level {level} done")
+                    announce(conn, plan, "backfill.level_done", now, {"level": level}, self.settings.public_url)
         if done_levels == len(levels):
             with write_transaction(self.engine) as conn:
                 conn.execute(
@@ -193,6 +199,7 @@ class BackfillExecutor:
                     .values(status="done", finished_at=now, updated_at=now, reason=None, link=None)
                 )
                 audit(conn, plan_id, EXECUTOR, "done", message="every level is done")
+                announce(conn, plan, "backfill.done", now, {}, self.settings.public_url)
                 resolve_failure(conn, plan_id, now)
             return
         if execution.status != "running":
@@ -399,6 +406,8 @@ class BackfillExecutor:
                 return
             audit(conn, plan_id, EXECUTOR, "failed", message=reason, response={"link": unit["link"]})
             failure_incident(conn, plan, unit, reason, now, self.settings.public_url)
+            details = {"dagId": unit["dag_id"], "reason": reason, "link": unit["link"]}
+            announce(conn, plan, "backfill.failed", now, details, self.settings.public_url)
 
     def _cancel(self, plan_id: uuid.UUID, units: list[dict[str, Any]], now: datetime) -> None:
         for unit in units:
@@ -453,6 +462,7 @@ class BackfillExecutor:
             except Exception:
                 log.exception("backfill executor: releasing the lease")
         self.http.close()
+        self.webhooks.close()
 
 
 def _iso(value: str | datetime) -> str:
