@@ -364,8 +364,15 @@ def check_the_rerun(api: httpx.Client, af: httpx.Client, plan: dict) -> None:
             ti["state"] == "success" and ti["try_number"] >= 2 and started > created,
             f"Airflow re-ran {dag_id}.{task_id} @ {logical_date[:10]} (try {ti['try_number']}, {ti['state']})",
         )
-    backfills = af.get("/backfills", params={"dag_id": "bookings_etl"}).json()["backfills"]
-    check(len(backfills) == 1 and backfills[0]["completed_at"], "one Airflow backfill of bookings_etl, completed")
+    backfilled = {u["dagId"] for level in execution["levels"] for u in level["units"] if u["mode"] == "backfill"}
+    for dag_id in sorted(backfilled):
+        # The scheduler marks a backfill completed on one of its loops after its last run ended.
+        def completed(dag_id=dag_id):
+            found = af.get("/backfills", params={"dag_id": dag_id}).json()["backfills"]
+            return found if found and all(b["completed_at"] for b in found) else None
+
+        backfills = wait_for(f"Airflow to complete the backfill of {dag_id}", completed, 60)
+        check(len(backfills) == 1, f"one Airflow backfill of {dag_id} (id {backfills[0]['id']}), completed")
     # Level order, from the event times Headwater received: each level's re-runs started after the previous
     # level's had finished.
     spans: dict[int, list[tuple[datetime, datetime]]] = {}
