@@ -229,7 +229,8 @@ def test_a_dry_run_lists_the_calls_in_order_and_changes_nothing(api, airflow):
     assert calls[1]["body"]["task_ids"] == ["top_rooms"] and calls[3]["body"]["task_ids"] == ["publish_dashboard"]
     assert calls[2]["body"]["only_failed"] is False and calls[2]["body"]["start_date"] == "2024-11-02T00:00:00Z"
     assert airflow.writes() == []
-    assert api.get(f"/api/v1/backfills/{plan_id}/execution").status_code == 409  # not started
+    not_started = api.get(f"/api/v1/backfills/{plan_id}/execution")
+    assert not_started.status_code == 404 and "has not been started" in not_started.json()["message"]
 
 
 # --- running a plan -------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from app.api.auth import require_read_write_key, require_write_key
 from app.api.deps import EngineDep, get_settings
+from app.api.openapi_errors import conflict
 from app.schemas.airflow import AirflowConnection, AirflowConnectionList, AirflowConnectionRequest, ConnectionTest
 from app.services.backfill import connections, execution
 from app.settings import Settings
@@ -20,6 +21,7 @@ router = APIRouter(
 )
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Name = Annotated[str, Path(min_length=1, max_length=255, description="The connection's name.")]
+FROM_SETTINGS = conflict("The connection comes from the server's settings (HEADWATER_AIRFLOW_CONNECTIONS).")
 
 
 def airflow_client(request: Request) -> httpx.Client:
@@ -34,36 +36,38 @@ def list_connections(engine: EngineDep, settings: SettingsDep) -> AirflowConnect
     return connections.list_connections(engine, settings)
 
 
-@router.get("/{name}", response_model=AirflowConnection, summary="One Airflow connection (without its secrets)")
-def get_connection(engine: EngineDep, settings: SettingsDep, name: Name) -> AirflowConnection:
-    return connections.get(engine, settings, name).wire()
+@router.get("/{connection}", response_model=AirflowConnection, summary="One Airflow connection (without its secrets)")
+def get_connection(engine: EngineDep, settings: SettingsDep, connection: Name) -> AirflowConnection:
+    return connections.get(engine, settings, connection).wire()
 
 
 @router.put(
-    "/{name}",
+    "/{connection}",
     response_model=AirflowConnection,
     summary="Create or replace an Airflow connection; a password or token left out is kept",
     dependencies=[Depends(require_write_key)],
+    responses=FROM_SETTINGS,
 )
 def put_connection(
-    engine: EngineDep, settings: SettingsDep, name: Name, body: AirflowConnectionRequest
+    engine: EngineDep, settings: SettingsDep, connection: Name, body: AirflowConnectionRequest
 ) -> AirflowConnection:
-    return connections.put(engine, settings, name, body)
+    return connections.put(engine, settings, connection, body)
 
 
 @router.delete(
-    "/{name}",
+    "/{connection}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an Airflow connection",
     dependencies=[Depends(require_write_key)],
+    responses=FROM_SETTINGS,
 )
-def delete_connection(engine: EngineDep, settings: SettingsDep, name: Name) -> Response:
-    connections.remove(engine, settings, name)
+def delete_connection(engine: EngineDep, settings: SettingsDep, connection: Name) -> Response:
+    connections.remove(engine, settings, connection)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
-    "/{name}/test",
+    "/{connection}/test",
     response_model=ConnectionTest,
     summary="Check that Airflow answers with the version configured and, with planId, that the plan's DAGs exist "
     "and are unpaused",
@@ -72,8 +76,8 @@ def test_connection(
     request: Request,
     engine: EngineDep,
     settings: SettingsDep,
-    name: Name,
+    connection: Name,
     planId: Annotated[uuid.UUID | None, Query(description="A saved plan whose DAGs to check.")] = None,
 ) -> ConnectionTest:
     with airflow_client(request) as http:
-        return execution.test_connection(engine, settings, name, planId, http)
+        return execution.test_connection(engine, settings, connection, planId, http)

@@ -14,6 +14,7 @@ from app.api.airflow_connections import airflow_client
 from app.api.auth import require_write_key
 from app.api.deps import EngineDep, get_settings
 from app.api.errors import ApiError, summary, validation_errors
+from app.api.openapi_errors import conflict
 from app.api.pagination import PageParams
 from app.db.json import dumps_bytes
 from app.schemas.airflow import ControlRequest, DryRun, Execution, RunRequest
@@ -121,7 +122,10 @@ def _actor(request: Request) -> str:
     response_model=Execution,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Run a saved plan through Airflow, level by level (dryRun: only list the calls it would make)",
-    responses={200: {"model": DryRun, "description": "dryRun: the calls, in order, with their bodies"}},
+    responses={
+        200: {"model": DryRun, "description": "dryRun: the calls, in order, with their bodies"},
+        **conflict("Started already, no Airflow connection serves a DAG's namespace, or (dryRun) Airflow did not say"),
+    },
     dependencies=[Depends(require_write_key)],
 )
 def run_plan(
@@ -151,6 +155,7 @@ def _control_body(body: ControlRequest | None) -> ControlRequest:
 @router.post(
     "/backfills/{planId}/pause",
     response_model=Execution,
+    responses=conflict("Not running, or not started."),
     summary="Pause a running plan: nothing new is started in Airflow (what runs there goes on)",
     dependencies=[Depends(require_write_key)],
 )
@@ -163,6 +168,7 @@ def pause_plan(
 @router.post(
     "/backfills/{planId}/resume",
     response_model=Execution,
+    responses=conflict("Not paused, or not started."),
     summary="Resume a paused plan; DAGs whose re-run failed are tried again",
     dependencies=[Depends(require_write_key)],
 )
@@ -175,6 +181,7 @@ def resume_plan(
 @router.post(
     "/backfills/{planId}/cancel",
     response_model=Execution,
+    responses=conflict("Not running or paused, or not started."),
     summary="Cancel a plan: the Airflow 3 backfills it created are cancelled too",
     dependencies=[Depends(require_write_key)],
 )

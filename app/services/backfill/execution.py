@@ -30,7 +30,7 @@ from app.services.backfill import connections, planner, saved
 from app.services.backfill.airflow_api import AirflowApi, AirflowRefused, AirflowUnavailable, Call
 from app.services.backfill.connections import ConnectionConfig
 from app.services.backfill.notify import announce
-from app.services.errors import Conflict, InvalidRequest
+from app.services.errors import Conflict, InvalidRequest, NotFound
 from app.settings import Settings
 
 ACTIVE = ("running", "paused", "cancelling")
@@ -303,7 +303,7 @@ def status(engine: Engine, plan_id: uuid.UUID) -> Execution:
     with read_connection(engine) as conn:
         row = conn.execute(select(t.backfill_executions).where(e.plan_id == plan_id)).first()
         if row is None:
-            raise Conflict("This plan has not been started.")
+            raise NotFound(f"Backfill plan '{plan_id}' has not been started.")
         units = conn.execute(select(t.backfill_units).where(u.plan_id == plan_id).order_by(u.level, u.dag_id)).all()
         entries = conn.execute(
             select(t.backfill_audit).where(a.plan_id == plan_id).order_by(a.id.desc()).limit(AUDIT_SHOWN)

@@ -179,7 +179,7 @@ export function executionSection(planId, onChange = () => {}) {
       show(execution);
       onChange(execution);
     } catch (error) {
-      if (error instanceof ApiError && error.status === 409) notStarted();
+      if (error instanceof ApiError && error.status === 404) notStarted();
       else replace(section, h('h3', {}, 'Run in Airflow'), errorBox(error));
     }
   };
