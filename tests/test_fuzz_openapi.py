@@ -109,7 +109,10 @@ def collect_identifiers(http: httpx.Client) -> dict[str, Any]:
                 rows.append({**ids, "version": version["version"]})
                 roots.append({"dataset": {"namespace": ns, "name": dataset["name"]}, "version": version["version"]})
     rows += [{"source": s["name"]} for s in _get(http, "/api/v1/sources", "sources")]
-    rows += [{"planId": p["id"]} for p in _get(http, "/api/v1/backfills", "plans")]
+    for plan in _get(http, "/api/v1/backfills", "plans"):
+        # A plan named `fuzz:<operation>` is in the state that operation applies to: only it gets that plan.
+        only = plan["name"].removeprefix("fuzz:") if (plan["name"] or "").startswith("fuzz:") else None
+        rows.append({"planId": plan["id"], **({"only": f"/{only}"} if only else {})})
     rows += [{"incidentId": i["id"]} for i in _get(http, "/api/v1/incidents", "incidents")]
     for subscription in _get(http, "/api/v1/subscriptions", "subscriptions"):
         scratch = subscription["description"] == "scratch"
@@ -152,12 +155,14 @@ def installation(database_url, settings, tmp_path_factory) -> Iterator[LiveServe
 # --- real identifiers among the generated ones -------------------------------------------------------------
 
 
-def _path_candidates(method: str, generated: dict[str, Any]) -> list[dict[str, Any]]:
+def _path_candidates(method: str, path: str, generated: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = set(generated) & _IDENTIFIERS
     scratch = method.upper() == "DELETE"
     found = []
     for row in REAL["rows"]:
-        ids = {k: v for k, v in row.items() if k not in ("scratch", "doomed")}
+        if "only" in row and not path.endswith(row["only"]):
+            continue
+        ids = {k: v for k, v in row.items() if k not in ("scratch", "doomed", "only")}
         # What a DELETE removes outright is a scratch thing kept for that (`doomed`), so the deletes of tags
         # still find theirs in the scratch namespace.
         if scratch and row["doomed"] != ("tag" not in generated):
@@ -174,7 +179,7 @@ def _path_candidates(method: str, generated: dict[str, Any]) -> list[dict[str, A
 def flatmap_path_parameters(context, path_parameters):
     if not REAL or not isinstance(path_parameters, dict):
         return st.just(path_parameters)
-    candidates = _path_candidates(context.operation.method, path_parameters)
+    candidates = _path_candidates(context.operation.method, context.operation.path, path_parameters)
     return st.one_of(st.just(path_parameters), st.sampled_from(candidates)) if candidates else st.just(path_parameters)
 
 
@@ -228,6 +233,11 @@ def flatmap_body(context, body):
     if path.startswith("/api/v1/subscriptions") and method in ("POST", "PUT"):
         real = {"url": "http://127.0.0.1:9/hook", "namespaces": ["airflow-prod"]}
         return _mixed(body, [real, {**body, **real}])
+    if path == "/api/v1/airflow-connections/{connection}" and method == "PUT":
+        real = {"baseUrl": "http://127.0.0.1:9", "namespaces": ["airflow-prod"], "username": "hw", "password": "pw"}
+        return _mixed(body, [real, {**body, **real}])
+    if path == "/api/v1/backfills/{planId}/run":
+        return _mixed(body, [{}, {"startedBy": "fuzz"}])
     if path == "/api/v1/lineage" and method == "POST":
         # The document leaves the event free-form (OpenLineage's own schema defines it): make some valid.
         return _mixed(body, VALID_EVENTS + [{**body, **event} for event in VALID_EVENTS])

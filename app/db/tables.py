@@ -14,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -556,7 +557,7 @@ backfill_units = Table(
     Column("submitted_at", UTCDateTime()),
     Column("finished_at", UTCDateTime()),
     Column("next_poll_at", UTCDateTime()),
-    Column("poll_seconds", Integer),
+    Column("poll_seconds", Float),
     Index("ix_backfill_units_plan", "plan_id", "level"),
 )
 

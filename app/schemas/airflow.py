@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.schemas.backfill import TimeWindow
@@ -15,7 +16,9 @@ class AirflowConnectionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    baseUrl: str = Field(min_length=1, description="Where Airflow's API server answers, e.g. http://airflow:8080.")
+    baseUrl: str = Field(
+        min_length=1, pattern="^https?://", description="Where Airflow's API server answers, e.g. http://airflow:8080."
+    )
     version: Literal[2, 3] = Field(3, description="Airflow's major version.")
     namespaces: list[str] = Field(
         min_length=1, description="The OpenLineage namespaces (the provider's OPENLINEAGE_NAMESPACE) of its DAGs."
@@ -26,9 +29,13 @@ class AirflowConnectionRequest(BaseModel):
 
     @field_validator("baseUrl")
     @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("baseUrl must start with http:// or https://")
+    def _url(cls, value: str) -> str:
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if not url.host:
+            raise ValueError("the URL has no host")
         return value.rstrip("/")
 
 

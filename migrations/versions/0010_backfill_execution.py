@@ -78,7 +78,7 @@ def upgrade() -> None:
         sa.Column("submitted_at", _TIME),
         sa.Column("finished_at", _TIME),
         sa.Column("next_poll_at", _TIME),
-        sa.Column("poll_seconds", sa.Integer()),
+        sa.Column("poll_seconds", sa.Float()),
         sa.ForeignKeyConstraint(
             ["plan_id"],
             ["backfill_executions.plan_id"],

@@ -87,7 +87,7 @@ class AirflowApi:
         shown = {"username": c.username, "password": HIDDEN}
         try:
             response = self.http.post(url, json={"username": c.username, "password": c.password or ""})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             self.record(Call("POST", url, shown, None, None, f"{type(exc).__name__}: {exc}"))
             raise AirflowUnavailable(f"Airflow at {c.base_url} did not answer: {exc}") from None
         ok = response.status_code in (200, 201)
@@ -114,11 +114,14 @@ class AirflowApi:
     def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> httpx.Response:
         """One call, recorded; Airflow 3's 401 (an expired token) fetches a new token once."""
         url = self.url(self.prefix + path)
-        shown_url = str(httpx.URL(url, params=params)) if params else url
+        try:
+            shown_url = str(httpx.URL(url, params=params)) if params else url
+        except httpx.InvalidURL as exc:
+            raise AirflowRefused(f"connection '{self.connection.name}' has an invalid URL: {exc}") from None
         for attempt in (0, 1):
             try:
                 response = self.http.request(method, url, json=body, params=params, **self._auth(refresh=attempt > 0))
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 self.record(Call(method, shown_url, body, None, None, f"{type(exc).__name__}: {exc}"))
                 raise AirflowUnavailable(f"Airflow at {self.connection.base_url} did not answer: {exc}") from None
             self.record(Call(method, shown_url, body, response.status_code, _kept(response)))

@@ -19,12 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, func, or_, select, update
 
 from app.db import tables as t
-from app.db.dialect import upsert
+from app.db.dialect import in_values, upsert
 from app.db.engine import read_connection, write_transaction
 from app.schemas.backfill import SavedPlan
+from app.services import identifiers as ids
 from app.services.backfill import connections, saved
 from app.services.backfill.airflow_api import AirflowApi, AirflowRefused, AirflowUnavailable, Call
 from app.services.backfill.execution import audit, choose_mode, parse
@@ -158,6 +159,7 @@ class BackfillExecutor:
             return
         plan = saved.get(self.engine, plan_id)
         done_steps = {s.nodeId for s in plan.jobs if s.done}
+        failing = self._failing_in_lineage(plan, units)
 
         for unit in units:
             if unit["status"] in ("pending", "running", "submitting") and set(unit["steps"]) <= done_steps:
@@ -165,8 +167,12 @@ class BackfillExecutor:
             elif unit["status"] == "submitting" and execution.status == "running":
                 self._submit(plan_id, unit, execution.options, now)  # a submission cut short: carry on, idempotently
             elif unit["status"] == "running" and unit["mode"] != "manual":
+                # A failed run in lineage is confirmed with Airflow at once (it may still retry the task).
                 due = unit["next_poll_at"] is None or unit["next_poll_at"] <= now
-                if due:
+                if unit["id"] in failing:
+                    unit["airflow"] = {**unit["airflow"], "failureSeen": failing[unit["id"]].isoformat()}
+                    self._update_unit(unit["id"], airflow=unit["airflow"])
+                if due or unit["id"] in failing:
                     self._poll(plan_id, unit, execution.options, now)
 
         failed = [x for x in units if x["status"] == "failed"]
@@ -226,6 +232,36 @@ class BackfillExecutor:
                 self._pause_for(plan, unit, now)
                 return
 
+    def _failing_in_lineage(self, plan: SavedPlan, units: list[dict[str, Any]]) -> dict[uuid.UUID, datetime]:
+        """Running units with a step whose job has a FAILED run since the unit was submitted that Airflow was
+        not asked about yet: the time of the latest."""
+        running = [x for x in units if x["status"] == "running" and x["mode"] != "manual" and x["submitted_at"]]
+        if not running:
+            return {}
+        job_of = {s.nodeId: ids.job_id(s.job.namespace, s.job.name) for s in plan.jobs}
+        since = min(x["submitted_at"] for x in running)
+        r = t.runs.c
+        with read_connection(self.engine) as conn:
+            failed = conn.execute(
+                select(r.job_id, func.max(r.ended_at))
+                .where(
+                    in_values(conn, r.job_id, {job_of[n] for x in running for n in x["steps"] if n in job_of}),
+                    r.state == "FAILED",
+                    r.ended_at >= since,
+                )
+                .group_by(r.job_id)
+            ).all()
+        last_failure = dict(failed)
+        found: dict[uuid.UUID, datetime] = {}
+        for unit in running:
+            seen = unit["airflow"].get("failureSeen")
+            for node in unit["steps"]:
+                at = last_failure.get(job_of.get(node))
+                if at is None or at < unit["submitted_at"] or (seen and at <= parse(seen)):
+                    continue
+                found[unit["id"]] = max(at, found.get(unit["id"], at))
+        return found
+
     # --- one unit -------------------------------------------------------------------------------------------
 
     def _finish(self, plan_id: uuid.UUID, unit: dict[str, Any], now: datetime, why: str) -> None:
@@ -276,7 +312,7 @@ class BackfillExecutor:
             status="running",
             error=None,
             next_poll_at=now + timedelta(seconds=self.settings.backfill_poll_seconds),
-            poll_seconds=int(self.settings.backfill_poll_seconds),
+            poll_seconds=self.settings.backfill_poll_seconds,
         )
 
     def _create_backfills(
@@ -357,7 +393,9 @@ class BackfillExecutor:
 
     def _poll(self, plan_id: uuid.UUID, unit: dict[str, Any], options: dict[str, Any], now: datetime) -> None:
         """Ask Airflow how the unit's DAG runs went: lineage has not shown them all redone yet."""
-        seconds = min(max(unit["poll_seconds"] or 0, 1) * 2, int(self.settings.backfill_poll_max_seconds))
+        seconds = min(
+            (unit["poll_seconds"] or self.settings.backfill_poll_seconds) * 2, self.settings.backfill_poll_max_seconds
+        )
         try:
             api = self._api(plan_id, unit["connection"])
             complete = True
