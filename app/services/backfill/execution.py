@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.db import tables as t
 from app.db.engine import read_connection, write_transaction
@@ -153,6 +154,14 @@ def start(
     if missing:
         raise Conflict(f"No Airflow connection serves namespace(s) {', '.join(missing)}: add one first.")
     options = {"maxActiveRuns": request.maxActiveRuns or settings.backfill_max_active_runs}
+    try:
+        _insert(engine, settings, plan, plan_id, units, options, actor, now)
+    except IntegrityError:  # started by another request at the same moment
+        raise Conflict("This plan was started already: pause, resume or cancel it instead.") from None
+    return status(engine, plan_id)
+
+
+def _insert(engine, settings, plan, plan_id, units, options, actor, now) -> None:
     with write_transaction(engine) as conn:
         existing = conn.execute(
             select(t.backfill_executions.c.status).where(t.backfill_executions.c.plan_id == plan_id)
@@ -173,7 +182,6 @@ def start(
         conn.execute(t.backfill_units.insert(), [{**u, "plan_id": plan_id} for u in units])
         audit(conn, plan_id, actor, "start", request={"maxActiveRuns": options["maxActiveRuns"]})
         announce(conn, plan, "backfill.started", now, {"startedBy": actor}, settings.public_url)
-    return status(engine, plan_id)
 
 
 def dry_run(engine: Engine, settings: Settings, plan_id: uuid.UUID, request: RunRequest, http: httpx.Client) -> DryRun:
