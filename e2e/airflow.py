@@ -138,10 +138,11 @@ class Airflow:
                 print(f"--- {path.relative_to(self.home)} (a failed task, end)\n{text[-3000:]}")
 
     def client(self) -> httpx.Client:
-        token = httpx.post(f"{self.url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=30)
+        token = httpx.post(f"{self.url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=120)
         token.raise_for_status()
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-        return httpx.Client(base_url=f"{self.url}/api/v2", headers=headers, timeout=30)
+        # Generous: on a loaded machine Airflow's one API server process also serves every task's calls.
+        return httpx.Client(base_url=f"{self.url}/api/v2", headers=headers, timeout=120)
 
 
 def main() -> int:
@@ -173,6 +174,7 @@ def main() -> int:
             "HEADWATER_BACKFILL_STEP_SECONDS": "1",
             "HEADWATER_BACKFILL_POLL_SECONDS": "5",
             "HEADWATER_BACKFILL_POLL_MAX_SECONDS": "20",
+            "HEADWATER_AIRFLOW_TIMEOUT_SECONDS": "120",
         }
         server = LiveServer(f"sqlite:///{home}/headwater.db", log_path=home / "headwater.log", env=headwater_env)
         with part("Headwater start"):
@@ -192,8 +194,13 @@ def main() -> int:
             "AIRFLOW__API__PORT": str(airflow_port),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            # Airflow's metadata database is SQLite: few task processes at once keep it from being locked.
+            # Airflow's metadata database is SQLite: few task processes at once keep it from being locked. On a
+            # loaded machine its API server answers slowly: tasks wait for it longer than the default 5 s, and a
+            # task that failed for that is retried by Airflow (as in production) rather than failing the check.
             "AIRFLOW__CORE__PARALLELISM": "3",
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "2",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
             "AIRFLOW_CONN_WAREHOUSE": json.dumps(
                 {
                     "conn_type": "postgres",
