@@ -672,3 +672,22 @@ def test_the_owners_subscriptions_hear_the_plan_start_progress_fail_and_finish(a
         assert received[1].json["link"].startswith("http://airflow.test:8080/dags/bookings_etl/runs/")
         assert all(r.headers.get("webhook-signature", "").startswith("v1,") for r in received)
         assert receiver.calls("/others") == []
+
+
+def test_ranges_of_one_dag_are_backfilled_one_after_the_other(api, airflow, executor, engine, clock, settings):
+    """Airflow runs one backfill of a DAG at a time (409 for a second): the next range goes once it is over."""
+    plan_id = saved_plan(api)
+    api.post(f"/api/v1/backfills/{plan_id}/run")
+    two = [{"start": iso(d), "end": iso(d)} for d in BAD_DAYS]  # as if the days were not adjacent
+    with engine.begin() as conn:
+        conn.execute(update(t.backfill_units).where(t.backfill_units.c.level == 0).values(ranges=two))
+    executor.step()
+    posts = lambda: [b["from_date"] for m, p, b in airflow.calls if p == "/api/v2/backfills" and m == "POST"]  # noqa: E731
+    assert posts() == ["2024-11-02T00:00:00Z", "2024-11-03T00:00:00Z"]  # the second refused: one is running
+    assert len(airflow.backfills) == 1
+    airflow.finish("bookings_etl")
+    clock.advance(settings.backfill_poll_seconds + 1)
+    executor.step()
+    assert posts()[-1] == "2024-11-03T00:00:00Z" and len(airflow.backfills) == 2
+    unit = execution(api, plan_id)["levels"][0]["units"][0]
+    assert [b["id"] for b in unit["airflow"]["backfills"]] == [1, 2] and unit["status"] == "running"

@@ -215,7 +215,11 @@ class BackfillExecutor:
             active = conn.execute(
                 select(u.id)
                 .join(t.backfill_executions, e.plan_id == u.plan_id)
-                .where(u.status.in_(("running", "submitting")), u.mode != "manual", e.status.in_(("running", "paused")))
+                .where(
+                    u.status.in_(("running", "submitting")),
+                    or_(u.mode.is_(None), u.mode != "manual"),
+                    e.status.in_(("running", "paused")),
+                )
             ).all()
         room = self.settings.backfill_max_active_dags - len(active)
         for unit in units:
@@ -423,6 +427,8 @@ class BackfillExecutor:
                 api.run_link(unit["dag_id"], str(run.get("dag_run_id"))),
             )
             return
+        if not complete:  # a range waits for Airflow to finish the DAG's current backfill: ask again soon
+            seconds = self.settings.backfill_poll_seconds
         if complete and runs and all(r.get("state") == "success" for r in runs):
             self._finish(plan_id, unit, now, "Airflow reports every DAG run successful (no lineage showed it)")
             return
