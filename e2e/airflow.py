@@ -355,7 +355,13 @@ def run_the_plan(server_url: str, plan_id: str) -> None:
 def check_the_rerun(api: httpx.Client, af: httpx.Client, plan: dict) -> None:
     execution = api.get(f"/backfills/{plan['id']}/execution").json()
     check(execution["status"] == "done", "the execution is done")
-    check(api.get(f"/backfills/{plan['id']}").json()["progress"]["status"] == "done", "the plan's progress is done")
+    # The plan's own progress comes from the re-runs' lineage, which may trail Airflow's answers by a moment.
+    progress = wait_for(
+        "the plan's progress (from lineage) to be done",
+        lambda: (p := api.get(f"/backfills/{plan['id']}").json()["progress"])["status"] == "done" and p,
+        60,
+    )
+    check(progress["status"] == "done", f"the plan's progress is done (from lineage: {progress})")
     created = datetime.fromisoformat(plan["createdAt"].replace("Z", "+00:00"))
     planned = set()
     for step in plan["jobs"]:

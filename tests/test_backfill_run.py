@@ -312,6 +312,10 @@ def test_airflow_is_polled_with_backoff_for_runs_without_lineage(api, airflow, e
     clock.advance(settings.backfill_poll_seconds + 1)
     executor.step()
     assert len(gets()) == 1
+    assert unit_states(api, plan_id)[0] == (0, "bookings_etl", "running")  # lineage gets a poll interval more
+    clock.advance(settings.backfill_poll_seconds)
+    executor.step()
+    assert len(gets()) == 2
     assert unit_states(api, plan_id)[0] == (0, "bookings_etl", "done")
     assert any(
         "Airflow reports every DAG run successful" in (a["message"] or "") for a in execution(api, plan_id)["audit"]
@@ -329,6 +333,7 @@ def test_airflow_is_polled_with_backoff_for_runs_without_lineage(api, airflow, e
         executor.step()
         assert len(gets()) == polled + 1  # polled when due, not before
     assert waits == [30, 60, 120, 240]
+    assert len(gets()) == 6  # two for level 0, four for level 1
     assert execution(api, plan_id)["levels"][1]["units"][0]["status"] == "running"
 
 

@@ -430,8 +430,16 @@ class BackfillExecutor:
         if not complete:  # a range waits for Airflow to finish the DAG's current backfill: ask again soon
             seconds = self.settings.backfill_poll_seconds
         if complete and runs and all(r.get("state") == "success" for r in runs):
-            self._finish(plan_id, unit, now, "Airflow reports every DAG run successful (no lineage showed it)")
-            return
+            # Lineage usually follows within seconds: give it one poll interval before taking Airflow's word
+            # (runs that emit no lineage, events lost on the way).
+            seen = unit["airflow"].get("successSeen")
+            if seen is not None and now - parse(seen) >= timedelta(seconds=self.settings.backfill_poll_seconds):
+                self._finish(plan_id, unit, now, "Airflow reports every DAG run successful (no lineage showed it)")
+                return
+            if seen is None:
+                unit["airflow"] = {**unit["airflow"], "successSeen": now.isoformat()}
+                self._update_unit(unit["id"], airflow=unit["airflow"])
+            seconds = self.settings.backfill_poll_seconds
         self._update_unit(unit["id"], next_poll_at=now + timedelta(seconds=seconds), poll_seconds=seconds)
 
     # --- pausing for a failure, cancelling ------------------------------------------------------------------
