@@ -70,9 +70,10 @@ bench-backfill: $(VENV)/.installed-dev
 bench-lineage: $(VENV)/.installed-dev
 	$(PY) -m bench.lineage $(BENCH_ARGS)
 
-## Real Airflow end to end (not part of `make test`): Airflow and its OpenLineage and Postgres providers in their
-## own virtualenv ($(AIRFLOW_VENV)), two DAGs run with `airflow dags test` against a throwaway Postgres,
-## lineage, runs and a backfill plan checked in Headwater.
+## Real Airflow end to end (not part of `make test`): a real Airflow 3 (api-server, scheduler, dag-processor;
+## SQLite) with its OpenLineage and Postgres providers in their own virtualenv ($(AIRFLOW_VENV)) runs three DAGs
+## for a week through its scheduler against a throwaway Postgres; Headwater checks lineage and runs, then runs a
+## saved backfill plan through Airflow's REST API and checks every planned task instance was re-run, in order.
 # Pinned to the versions last checked, so a new Airflow release cannot break CI unannounced.
 AIRFLOW_PACKAGES ?= apache-airflow==3.3.2 apache-airflow-providers-openlineage==2.20.3 \
 	apache-airflow-providers-postgres==7.1.1

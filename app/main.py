@@ -6,11 +6,13 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import Depends, FastAPI
 
 from app import __version__, ui
 from app.api import (
     admin,
+    airflow_connections,
     backfills,
     datasets,
     events,
@@ -38,6 +40,7 @@ from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
 from app.logs import RequestIdMiddleware
 from app.metrics import Metrics, MetricsMiddleware
+from app.services.backfill.executor import BackfillExecutor
 from app.services.incidents.worker import Clock, IncidentWorker, system_clock
 from app.services.ingest.runtime import IngestRuntime
 from app.settings import Settings
@@ -45,8 +48,14 @@ from app.settings import Settings
 log = logging.getLogger("headwater")
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = system_clock) -> FastAPI:
-    """``clock`` is what the incident worker takes for "now" (the late-dataset check): tests control time."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = system_clock,
+    airflow_transport: httpx.BaseTransport | None = None,
+) -> FastAPI:
+    """``clock`` is what the incident worker takes for "now" (the late-dataset check): tests control time.
+    ``airflow_transport`` carries the calls to Airflow (tests put a fake Airflow there)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -72,6 +81,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         app.state.incident_worker = worker
         if worker is not None:
             worker.start()
+        executor = None
+        if settings.backfill_executor:
+            executor = BackfillExecutor(engine, settings, transport=airflow_transport)
+            executor.start()
+        app.state.backfill_executor = executor
         if settings.gc_young_threshold:
             gc.set_threshold(settings.gc_young_threshold, *gc.get_threshold()[1:])
         if settings.freeze_gc_after_start:
@@ -80,6 +94,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         try:
             yield
         finally:
+            if executor is not None:
+                executor.stop()
             if worker is not None:
                 worker.stop()
             ingest.stop()
@@ -93,6 +109,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.airflow_transport = airflow_transport
     app.state.metrics = Metrics()
     install_error_handlers(app)
     # Inside the slash middleware, which may hand on a new scope: the router marks the matched route on it.
@@ -114,6 +131,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock)
         failures,
         tags,
         backfills,
+        airflow_connections,
         incidents,
         subscriptions,
         health,

@@ -39,6 +39,19 @@ class QualityRule(BaseModel):
         return self
 
 
+class AirflowConnectionSetting(BaseModel):
+    """An Airflow instance Headwater may drive (HEADWATER_AIRFLOW_CONNECTIONS, a JSON list of these): the jobs of
+    `namespaces` (the provider's OPENLINEAGE_NAMESPACE) are its DAGs' tasks."""
+
+    name: str = Field(min_length=1, max_length=255)
+    baseUrl: str = Field(min_length=1)
+    version: int = Field(3, ge=2, le=3)
+    namespaces: list[str] = Field(min_length=1)
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    token: str | None = Field(None, repr=False)
+
+
 class Settings(BaseSettings):
     # An empty variable (compose's `${X:-}`) means unset.
     model_config = SettingsConfigDict(
@@ -121,6 +134,19 @@ class Settings(BaseSettings):
     webhook_legacy_signature: bool = True
     # JSON list of QualityRule, e.g. [{"dataset": "warehouse:*", "column": "id", "metric": "nullCount", "max": 0}].
     quality_rules: list[QualityRule] = Field(default_factory=list)
+    # Running saved backfill plans through Airflow (README, *Running a plan*). The executor runs in every
+    # server process; a lease row lets one of them drive the plans at a time.
+    backfill_executor: bool = True
+    backfill_step_seconds: float = Field(2.0, gt=0)  # how often the executor advances running plans
+    # Airflow is asked about a submitted DAG only when lineage has not shown it done: first after this many
+    # seconds, then twice as long each time, up to the maximum.
+    backfill_poll_seconds: float = Field(30.0, gt=0)
+    backfill_poll_max_seconds: float = Field(600.0, gt=0)
+    backfill_max_active_dags: int = Field(4, ge=1)  # DAGs being re-run at once, across every plan
+    backfill_max_active_runs: int = Field(10, ge=1)  # an Airflow 3 backfill's max_active_runs by default
+    airflow_timeout_seconds: float = Field(30.0, gt=0)
+    # Connections from the server's configuration (JSON list); those made through the API live in the database.
+    airflow_connections: list[AirflowConnectionSetting] = Field(default_factory=list, repr=False)
     # Where users reach this server (e.g. https://lineage.example.com): makes links in notifications absolute.
     public_url: str = ""
 

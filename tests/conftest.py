@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.db.engine import create_db_engine
 from app.db.migrate import upgrade
-from app.db.tables import INCIDENT_TABLES, MODEL_TABLES, backfill_plans, lineage_events
+from app.db.tables import BACKFILL_RUN_TABLES, INCIDENT_TABLES, MODEL_TABLES, backfill_plans, lineage_events
 from app.main import create_app
 from app.settings import Settings
 from tests.support.history import AS_NEWS
@@ -57,6 +57,7 @@ def settings(database_url) -> Settings:
         database_url=database_url,
         migrate_on_start=False,
         incident_worker=False,
+        backfill_executor=False,
         freeze_gc_after_start=False,
         read_wait_seconds=60,
     )
@@ -72,7 +73,7 @@ def engine(settings) -> Iterator[Engine]:
 
 def empty_tables(engine: Engine) -> None:
     """Empty every table Headwater writes."""
-    tables = [*INCIDENT_TABLES, backfill_plans, *MODEL_TABLES, lineage_events]
+    tables = [*BACKFILL_RUN_TABLES, *INCIDENT_TABLES, backfill_plans, *MODEL_TABLES, lineage_events]
     # A live server's incident worker may be writing while we empty the tables; TRUNCATE locks them one by one,
     # so Postgres can pick it as the victim of a deadlock with the worker. The worker's pass is short: try again.
     for attempt in range(5):

@@ -69,9 +69,10 @@ REAL: dict[str, Any] = {}
 ANSWERED: dict[str, Counter] = defaultdict(Counter)
 
 _IDENTIFIERS = {"namespace", "dataset", "field", "version", "job", "run_id", "planId", "incidentId", "subscriptionId"}
-_IDENTIFIERS |= {"source"}
+_IDENTIFIERS |= {"source", "connection"}
 _ROOT_KEYS = {"runId", "dataset", "version", "job", "start", "end"}
 SCRATCH_NAMESPACES = {"scratch", "scratch.doomed"}
+DATASET_PATH = "/api/v1/namespaces/{namespace}/datasets/{dataset}"
 
 
 def _get(http: httpx.Client, path: str, key: str) -> list[dict]:
@@ -109,7 +110,10 @@ def collect_identifiers(http: httpx.Client) -> dict[str, Any]:
                 rows.append({**ids, "version": version["version"]})
                 roots.append({"dataset": {"namespace": ns, "name": dataset["name"]}, "version": version["version"]})
     rows += [{"source": s["name"]} for s in _get(http, "/api/v1/sources", "sources")]
-    rows += [{"planId": p["id"]} for p in _get(http, "/api/v1/backfills", "plans")]
+    for plan in _get(http, "/api/v1/backfills", "plans"):
+        # A plan named `fuzz:<operation>` is in the state that operation applies to: only it gets that plan.
+        only = plan["name"].removeprefix("fuzz:") if (plan["name"] or "").startswith("fuzz:") else None
+        rows.append({"planId": plan["id"], **({"only": f"/{only}"} if only else {})})
     rows += [{"incidentId": i["id"]} for i in _get(http, "/api/v1/incidents", "incidents")]
     for subscription in _get(http, "/api/v1/subscriptions", "subscriptions"):
         scratch = subscription["description"] == "scratch"
@@ -117,6 +121,9 @@ def collect_identifiers(http: httpx.Client) -> dict[str, Any]:
     for row in rows:
         row.setdefault("scratch", row.get("namespace") in SCRATCH_NAMESPACES)
         row.setdefault("doomed", "doomed" in f"{row.get('namespace')} {row.get('dataset')} {row.get('job')}")
+    for connection in ok(http.get("/api/v1/airflow-connections"))["connections"]:
+        scratch = connection["name"] == "scratch"
+        rows.append({"connection": connection["name"], "scratch": scratch, "doomed": scratch})
     tags = [t["name"] for t in _get(http, "/api/v1/tags", "tags")]
     return {"rows": rows, "nodes": nodes, "runs": runs, "roots": roots, "tags": tags}
 
@@ -131,7 +138,9 @@ def installation(database_url, settings, tmp_path_factory) -> Iterator[LiveServe
     log = tmp_path_factory.mktemp("fuzz") / "server.log"
     try:
         # The installation's history is dated 2024 and must still raise its incident (tests/support/history.py).
-        server = LiveServer(database_url, log_path=log, env=AS_NEWS_ENV)
+        # Calls to the installation's Airflow (nothing listens) and to whatever Airflow a fuzzed connection names
+        # give up quickly.
+        server = LiveServer(database_url, log_path=log, env={**AS_NEWS_ENV, "HEADWATER_AIRFLOW_TIMEOUT_SECONDS": "1"})
         with server, httpx.Client(base_url=server.url, timeout=60) as http:
             full_installation(http)
             REAL.update(collect_identifiers(http))
@@ -147,12 +156,14 @@ def installation(database_url, settings, tmp_path_factory) -> Iterator[LiveServe
 # --- real identifiers among the generated ones -------------------------------------------------------------
 
 
-def _path_candidates(method: str, generated: dict[str, Any]) -> list[dict[str, Any]]:
+def _path_candidates(method: str, path: str, generated: dict[str, Any]) -> list[dict[str, Any]]:
     wanted = set(generated) & _IDENTIFIERS
     scratch = method.upper() == "DELETE"
     found = []
     for row in REAL["rows"]:
-        ids = {k: v for k, v in row.items() if k not in ("scratch", "doomed")}
+        if "only" in row and not path.endswith(row["only"]):
+            continue
+        ids = {k: v for k, v in row.items() if k not in ("scratch", "doomed", "only")}
         # What a DELETE removes outright is a scratch thing kept for that (`doomed`), so the deletes of tags
         # still find theirs in the scratch namespace.
         if scratch and row["doomed"] != ("tag" not in generated):
@@ -169,8 +180,14 @@ def _path_candidates(method: str, generated: dict[str, Any]) -> list[dict[str, A
 def flatmap_path_parameters(context, path_parameters):
     if not REAL or not isinstance(path_parameters, dict):
         return st.just(path_parameters)
-    candidates = _path_candidates(context.operation.method, path_parameters)
-    return st.one_of(st.just(path_parameters), st.sampled_from(candidates)) if candidates else st.just(path_parameters)
+    candidates = _path_candidates(context.operation.method, context.operation.path, path_parameters)
+    if not candidates:
+        return st.just(path_parameters)
+    if (context.operation.method.upper(), context.operation.path) == ("PUT", DATASET_PATH):
+        # It creates the dataset in a namespace that must exist: real names first, or its few examples may all
+        # name a missing namespace (and which do depends on what ran before in the session).
+        return st.one_of(st.sampled_from(candidates), st.just(path_parameters))
+    return st.one_of(st.just(path_parameters), st.sampled_from(candidates))
 
 
 @schema.hook
@@ -219,10 +236,15 @@ def flatmap_body(context, body):
         return _mixed(body, real + [{**kept, **root} for root in real])
     if path == "/api/v1/namespaces/{namespace}/datasets/{dataset}" and method == "PUT":
         real = {"type": "DB_TABLE", "physicalName": "public.t", "sourceName": "warehouse"}
-        return _mixed(body, [real, {**body, "sourceName": "warehouse"}])
+        return st.one_of(st.sampled_from([real, {**body, "sourceName": "warehouse"}]), st.just(body))
     if path.startswith("/api/v1/subscriptions") and method in ("POST", "PUT"):
         real = {"url": "http://127.0.0.1:9/hook", "namespaces": ["airflow-prod"]}
         return _mixed(body, [real, {**body, **real}])
+    if path == "/api/v1/airflow-connections/{connection}" and method == "PUT":
+        real = {"baseUrl": "http://127.0.0.1:9", "namespaces": ["airflow-prod"], "username": "hw", "password": "pw"}
+        return _mixed(body, [real, {**body, **real}])
+    if path == "/api/v1/backfills/{planId}/run":
+        return _mixed(body, [{}, {"startedBy": "fuzz"}])
     if path == "/api/v1/lineage" and method == "POST":
         # The document leaves the event free-form (OpenLineage's own schema defines it): make some valid.
         return _mixed(body, VALID_EVENTS + [{**body, **event} for event in VALID_EVENTS])

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.dialect import is_unavailable
 from app.db.json import UnstorableJSON
-from app.services.errors import InvalidRequest, JobMoved, NotFound, summary, validation_errors
+from app.services.errors import Conflict, InvalidRequest, JobMoved, NotFound, summary, validation_errors
 from app.services.ingest import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 segments[at] = quote(exc.name, safe="")
         location = "/".join(segments) + (f"?{request.url.query}" if request.url.query else "")
         return JSONResponse(error_body(301, str(exc)), 301, headers={"Location": location})
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict):
+        return JSONResponse(error_body(409, str(exc)), 409)
 
     @app.exception_handler(InvalidRequest)
     async def _invalid(_: Request, exc: InvalidRequest):

@@ -40,6 +40,11 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
 
 
+def conflict(description: str) -> dict[int | str, dict[str, Any]]:
+    """A route's 409, in the error shape (for `responses=` of the routes that can answer it)."""
+    return {409: _error(description)}
+
+
 def _operation_errors(path: str, method: str, operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     errors = {}
     parameters = operation.get("parameters", [])

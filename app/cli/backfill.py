@@ -169,3 +169,163 @@ def _table(plan: BackfillPlan) -> str:
         lines += [f"  Airflow 2: {c}" for c in dag.commands.airflow2]
         lines += [f"  Airflow 3: {c}" for c in dag.commands.airflow3]
     return "\n".join(lines)
+
+
+# --- running a saved plan through Airflow (the server's executor does the work) ---------------------------------
+
+SERVER_OPTION = typer.Option(
+    "http://localhost:5000", "--server", envvar="HEADWATER_URL", help="The Headwater server that runs the plan."
+)
+KEY_OPTION = typer.Option(None, "--api-key", envvar="HEADWATER_API_KEY", help="A read+write API key.")
+
+
+def _call(server: str, api_key: str | None, method: str, path: str, body: dict | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.request(method, server.rstrip("/") + path, json=body, headers=headers, timeout=120)
+    except httpx.HTTPError as exc:
+        typer.echo(f"error: cannot reach {server}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("message", response.text)
+        except ValueError:
+            message = response.text
+        typer.echo(f"error: {response.status_code} {message}", err=True)
+        raise typer.Exit(1)
+    return response.json()
+
+
+def _bar(done: int, total: int, width: int = 20) -> str:
+    filled = width * done // total if total else width
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def render_execution(execution: dict) -> list[str]:
+    """One progress bar per level (its DAGs done), then each DAG's state."""
+    lines = [
+        f"Plan {execution['planId']}: {execution['status']}"
+        + (f" — {execution['reason']}" if execution["reason"] else "")
+    ]
+    if execution.get("link"):
+        lines.append(f"  see {execution['link']}")
+    for level in execution["levels"]:
+        units = level["units"]
+        done = sum(u["status"] == "done" for u in units)
+        lines.append(
+            f"Level {level['level']} {_bar(done, len(units))} {done}/{len(units)} DAGs done  {level['status']}"
+        )
+        for unit in units:
+            what = unit["dagId"] or "steps re-run by hand"
+            steps = f"{unit['stepsDone']}/{len(unit['steps'])} steps redone"
+            mode = f" ({unit['mode']})" if unit["mode"] and unit["dagId"] else ""
+            error = f" — {unit['error']}" if unit["error"] else ""
+            lines.append(f"  {what}{mode}: {unit['status']}, {steps}{error}")
+    return lines
+
+
+def _dry_run_lines(dry: dict) -> list[str]:
+    lines = []
+    for i, call in enumerate(dry["calls"], 1):
+        lines.append(f"{i}. level {call['level']} {call['dagId']}: {call['method']} {call['url']}")
+        if call.get("note"):
+            lines.append(f"   # {call['note']}")
+        lines.append("   " + json.dumps(call["body"], sort_keys=True))
+    if dry["manual"]:
+        lines.append(
+            f"Not run by Headwater (no Airflow task re-runs them; it waits for them): {', '.join(dry['manual'])}"
+        )
+    if not lines:
+        lines.append("Nothing to call.")
+    return lines
+
+
+@backfill_cli.command("run")
+def run_command(
+    plan_id: str = typer.Argument(..., help="The saved plan's id."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only print the calls to Airflow, in order, with bodies."),
+    follow: bool = typer.Option(False, "--follow", help="Show progress until the plan is done, paused or cancelled."),
+    max_active_runs: int = typer.Option(None, "--max-active-runs", help="max_active_runs of each Airflow 3 backfill."),
+    interval: float = typer.Option(2.0, "--interval", help="Seconds between progress updates with --follow."),
+    timeout: float = typer.Option(0, "--timeout", help="With --follow: give up after this many seconds (0: never)."),
+    server: str = SERVER_OPTION,
+    api_key: str = KEY_OPTION,
+) -> None:
+    """Run a saved plan through Airflow, level by level, on the server (which needs an Airflow connection)."""
+    import getpass
+
+    body: dict[str, Any] = {"dryRun": dry_run, "startedBy": f"{getpass.getuser()} (CLI)"}
+    if max_active_runs:
+        body["maxActiveRuns"] = max_active_runs
+    answer = _call(server, api_key, "POST", f"/api/v1/backfills/{plan_id}/run", body)
+    if dry_run:
+        typer.echo("\n".join(_dry_run_lines(answer)))
+        return
+    if not follow:
+        typer.echo("\n".join(render_execution(answer)))
+        return
+    _follow(server, api_key, plan_id, interval, timeout)
+
+
+def _follow(server: str, api_key: str | None, plan_id: str, interval: float, timeout: float) -> None:
+    import time
+
+    started, shown = time.monotonic(), None
+    while True:
+        execution = _call(server, api_key, "GET", f"/api/v1/backfills/{plan_id}/execution")
+        lines = render_execution(execution)
+        if lines != shown:
+            typer.echo(f"--- {datetime.now().strftime('%H:%M:%S')}")
+            typer.echo("\n".join(lines))
+            shown = lines
+        if execution["status"] in ("done", "cancelled"):
+            return
+        if execution["status"] == "paused":
+            raise typer.Exit(2)
+        if timeout and time.monotonic() - started > timeout:
+            typer.echo(f"error: not done after {timeout:.0f}s", err=True)
+            raise typer.Exit(3)
+        time.sleep(interval)
+
+
+def _control(action: str, plan_id: str, reason: str | None, server: str, api_key: str | None) -> None:
+    import getpass
+
+    body = {"by": f"{getpass.getuser()} (CLI)", "reason": reason}
+    answer = _call(server, api_key, "POST", f"/api/v1/backfills/{plan_id}/{action}", body)
+    typer.echo("\n".join(render_execution(answer)))
+
+
+@backfill_cli.command("pause")
+def pause_command(
+    plan_id: str = typer.Argument(...),
+    reason: str = typer.Option(None, "--reason"),
+    server: str = SERVER_OPTION,
+    api_key: str = KEY_OPTION,
+) -> None:
+    """Pause a running plan: nothing new is started in Airflow."""
+    _control("pause", plan_id, reason, server, api_key)
+
+
+@backfill_cli.command("resume")
+def resume_command(plan_id: str = typer.Argument(...), server: str = SERVER_OPTION, api_key: str = KEY_OPTION) -> None:
+    """Resume a paused plan; DAGs whose re-run failed are tried again."""
+    _control("resume", plan_id, None, server, api_key)
+
+
+@backfill_cli.command("cancel")
+def cancel_command(
+    plan_id: str = typer.Argument(...),
+    reason: str = typer.Option(None, "--reason"),
+    server: str = SERVER_OPTION,
+    api_key: str = KEY_OPTION,
+) -> None:
+    """Cancel a plan, and the Airflow 3 backfills it created."""
+    _control("cancel", plan_id, reason, server, api_key)
+
+
+@backfill_cli.command("status")
+def status_command(plan_id: str = typer.Argument(...), server: str = SERVER_OPTION, api_key: str = KEY_OPTION) -> None:
+    """How running a plan goes: each level and DAG."""
+    execution = _call(server, api_key, "GET", f"/api/v1/backfills/{plan_id}/execution")
+    typer.echo("\n".join(render_execution(execution)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -501,6 +502,122 @@ webhook_deliveries = Table(
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_subscription", "subscription_id", "created_at"),
 )
+
+# --- Running saved plans through Airflow ------------------------------------------------------------------
+# The Airflow instances Headwater may drive, each for the OpenLineage namespaces its provider emits in. The
+# password and token are write-only through the API.
+airflow_connections = Table(
+    "airflow_connections",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("base_url", Text, nullable=False),
+    Column("version", Integer, nullable=False),  # Airflow major version: 2 or 3
+    Column("namespaces", JSONType, nullable=False),  # ["airflow-prod", …]
+    Column("username", String(255)),
+    Column("password", Text),
+    Column("token", Text),
+    *_timestamps(),
+)
+
+# One execution per saved plan: its state is all here, so a restarted (or another) server carries on.
+backfill_executions = Table(
+    "backfill_executions",
+    metadata,
+    Column("plan_id", Uuid(), ForeignKey("backfill_plans.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(16), nullable=False),  # running | paused | cancelling | cancelled | done
+    Column("started_by", String(255), nullable=False),
+    Column("options", JSONType, nullable=False),  # {"maxActiveRuns": 10}
+    Column("reason", Text),  # why it is paused (a failed re-run) or cancelled
+    Column("link", Text),  # where to look (the failed DAG run in Airflow's UI)
+    Column("levels_done", Integer, nullable=False, server_default="0"),  # levels announced as done
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+)
+
+# What the executor does for one DAG at one level: its tasks, logical-date ranges and what it sent to Airflow.
+backfill_units = Table(
+    "backfill_units",
+    metadata,
+    Column("id", Uuid(), primary_key=True),
+    Column("plan_id", Uuid(), ForeignKey("backfill_executions.plan_id", ondelete="CASCADE"), nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("namespace", NAME, nullable=False),
+    Column("dag_id", NAME),  # NULL: steps no Airflow task re-runs (redone by hand)
+    Column("connection", String(255)),
+    Column("tasks", JSONType, nullable=False),
+    Column("ranges", JSONType, nullable=False),  # [{"start", "end"}] logical dates, inclusive
+    Column("planned", JSONType, nullable=False),  # [[task id, logical date]] the plan's task instances
+    Column("steps", JSONType, nullable=False),  # plan step node ids this unit redoes
+    Column("mode", String(16)),  # backfill | clear | manual, decided when submitted
+    Column("status", String(16), nullable=False),  # pending | submitting | running | done | failed | cancelled
+    Column("airflow", JSONType, nullable=False),  # {"backfills": [{"range", "id"}], "cleared": [range, …]}
+    Column("error", Text),
+    Column("link", Text),
+    Column("submitted_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("next_poll_at", UTCDateTime()),
+    Column("poll_seconds", Float),
+    Index("ix_backfill_units_plan", "plan_id", "level"),
+)
+
+# Everything done to a plan's execution: who started, paused, resumed or cancelled it, and every call to
+# Airflow with what was sent and what came back (credentials left out).
+backfill_audit = Table(
+    "backfill_audit",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("plan_id", Uuid(), ForeignKey("backfill_executions.plan_id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("method", String(8)),
+    Column("url", Text),
+    Column("request", JSONType),
+    Column("status_code", Integer),
+    Column("response", JSONType),
+    Column("message", Text),
+    Index("ix_backfill_audit_plan", "plan_id", "id"),
+)
+
+# backfill.started, backfill.level_done, backfill.failed, backfill.done for the subscriptions of the plan's owners
+# (and namespaces, jobs), sent by the executor in order per plan and subscription, retried like incident webhooks.
+backfill_webhooks = Table(
+    "backfill_webhooks",
+    metadata,
+    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("plan_id", Uuid(), ForeignKey("backfill_executions.plan_id", ondelete="CASCADE"), nullable=False),
+    Column("subscription_id", Uuid(), ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", JSONType, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_backfill_webhooks_due", "status", "next_attempt_at"),
+)
+
+# One executor across processes and replicas: whoever holds this row's lease advances every plan.
+backfill_executor_lease = Table(
+    "backfill_executor_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=False),
+)
+
+BACKFILL_RUN_TABLES = [
+    backfill_webhooks,
+    backfill_audit,
+    backfill_units,
+    backfill_executions,
+    backfill_executor_lease,
+    airflow_connections,
+]
+"""Execution tables, children first."""
 
 INCIDENT_TABLES = [webhook_deliveries, subscriptions, incident_outbox, incident_candidates, incidents]
 """Incident and webhook tables, children first."""

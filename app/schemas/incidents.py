@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.schemas.backfill import AirflowTask, NodeRef
 
-IncidentKind = Literal["run_failed", "data_quality", "late", "schema_change"]
+IncidentKind = Literal["run_failed", "data_quality", "late", "schema_change", "backfill_failed"]
 IncidentStatus = Literal["open", "resolved"]
-INCIDENT_KINDS: tuple[str, ...] = ("run_failed", "data_quality", "late", "schema_change")
+INCIDENT_KINDS: tuple[str, ...] = ("run_failed", "data_quality", "late", "schema_change", "backfill_failed")
 
 
 class AssertionResult(BaseModel):
@@ -62,6 +62,10 @@ class IncidentDetails(BaseModel):
     lastCompletedAt: datetime | None = Field(None, description="late: when its last run completed.")
     expectedBy: datetime | None = Field(None, description="late: cadence plus tolerance after that.")
     lateDatasets: list[NodeRef] | None = Field(None, description="late: the datasets the job writes.")
+    planId: str | None = Field(None, description="backfill_failed: the saved plan Headwater was running.")
+    dagId: str | None = Field(None, description="backfill_failed: the DAG whose re-run failed.")
+    reason: str | None = Field(None, description="backfill_failed: what failed.")
+    link: str | None = Field(None, description="backfill_failed: the failed DAG run in Airflow.")
 
 
 class ImpactedJobSummary(BaseModel):

@@ -14,6 +14,10 @@ class InvalidRequest(Exception):
     """400: the request is well-formed but asks for something that cannot be answered (the message says why)."""
 
 
+class Conflict(Exception):
+    """409: the request clashes with the current state (a plan already running, a missing Airflow connection)."""
+
+
 class JobMoved(Exception):
     """301: the job was asked for by an alias (Marquez's ``parent.child`` name of a job we keep as sent, or a
     symlinked job); the API redirects to the canonical name."""

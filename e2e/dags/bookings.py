@@ -1,12 +1,15 @@
 """Two DAGs for the Airflow end-to-end check: one writes `room_bookings` with SQL, the other reads it and
-writes `top_room_bookings`. The Postgres connection `warehouse` comes from AIRFLOW_CONN_WAREHOUSE."""
+writes `top_room_bookings`. The Postgres connection `warehouse` comes from AIRFLOW_CONN_WAREHOUSE. The scheduler
+runs both for each day of the first week of November 2024 (catchup)."""
 
 from datetime import datetime
 
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import DAG
 
-with DAG("bookings_etl", start_date=datetime(2024, 11, 1), schedule="@daily", catchup=False):
+WEEK = {"start_date": datetime(2024, 11, 1), "end_date": datetime(2024, 11, 7), "schedule": "@daily", "catchup": True}
+
+with DAG("bookings_etl", **WEEK):
     SQLExecuteQueryOperator(
         task_id="load_room_bookings",
         conn_id="warehouse",
@@ -14,7 +17,7 @@ with DAG("bookings_etl", start_date=datetime(2024, 11, 1), schedule="@daily", ca
         "WHERE booked_on = '{{ ds }}'",
     )
 
-with DAG("top_rooms", start_date=datetime(2024, 11, 1), schedule="@daily", catchup=False):
+with DAG("top_rooms", **WEEK):
     SQLExecuteQueryOperator(
         task_id="build_top_room_bookings",
         conn_id="warehouse",

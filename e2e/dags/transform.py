@@ -82,5 +82,7 @@ def dbt_build(ti, **_):
         client.emit(event)
 
 
-with DAG("transform", start_date=datetime(2024, 11, 1), schedule="@daily", catchup=False):
+WEEK = {"start_date": datetime(2024, 11, 1), "end_date": datetime(2024, 11, 7), "schedule": "@daily", "catchup": True}
+
+with DAG("transform", **WEEK):
     PythonOperator(task_id="dbt_run", python_callable=dbt_build)

@@ -99,7 +99,16 @@ def full_installation(http) -> None:
         ),
         201,
     )
-    ok(http.post("/api/v1/backfills", json={"runId": runs[1], "name": "Bookings outage, 2 Nov"}), 201)
+    plan = ok(http.post("/api/v1/backfills", json={"runId": runs[1], "name": "Bookings outage, 2 Nov"}), 201)
+    # An Airflow that does not answer (nothing listens on port 9): the plan, started, waits for it.
+    airflow = {"baseUrl": "http://127.0.0.1:9", "namespaces": ["airflow-prod"], "username": "hw", "password": "pw"}
+    ok(http.put("/api/v1/airflow-connections/prod", json=airflow))
+    ok(http.post(f"/api/v1/backfills/{plan['id']}/run", json={"startedBy": "fuzz"}), 202)
+    # A plan for each operation that changes a plan's state, in the state it applies to (`fuzz:<operation>`).
+    for operation, before in (("run", []), ("pause", ["run"]), ("resume", ["run", "pause"]), ("cancel", ["run"])):
+        other = ok(http.post("/api/v1/backfills", json={"runId": runs[1], "name": f"fuzz:{operation}"}), 201)
+        for step in before:
+            ok(http.post(f"/api/v1/backfills/{other['id']}/{step}", json={}), 202 if step == "run" else 200)
     # Scratch things for the destructive operations (DELETE), so deleting never hides the installation: the
     # `doomed` ones are deleted outright, the others lose their tags.
     ok(http.put("/api/v1/namespaces/scratch", json={"ownerName": "fuzz"}))
@@ -120,5 +129,6 @@ def full_installation(http) -> None:
             )
         )
         ok(http.post(f"/api/v1/namespaces/scratch/jobs/{name}/tags/PII"))
+    ok(http.put("/api/v1/airflow-connections/scratch", json={**airflow, "namespaces": ["scratch"]}))
     scratch = {"url": "http://127.0.0.1:9/scratch", "namespaces": ["scratch"], "description": "scratch"}
     ok(http.post("/api/v1/subscriptions", json=scratch), 201)

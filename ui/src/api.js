@@ -75,6 +75,9 @@ export const api = {
   savePlan: (request) => post('/api/v1/backfills', request),
   plans: ({ limit = 50, offset = 0 } = {}) => get('/api/v1/backfills', { limit, offset }),
   plan: (id) => get(`/api/v1/backfills/${enc(id)}`),
+  execution: (id) => get(`/api/v1/backfills/${enc(id)}/execution`),
+  runPlan: (id, body) => post(`/api/v1/backfills/${enc(id)}/run`, body),
+  controlPlan: (id, action, body = {}) => post(`/api/v1/backfills/${enc(id)}/${action}`, body),
 };
 
 export function nodeId(kind, namespace, name) {

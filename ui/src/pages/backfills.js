@@ -2,6 +2,7 @@ import { api, apiKey, setApiKey } from '../api.js';
 import { errorBox, formatTime, h, loading, replace } from '../dom.js';
 import { go } from '../navigation.js';
 import { paths } from '../paths.js';
+import { executionSection } from './execution.js';
 import { progressBar, renderPlan } from './plan.js';
 
 function apiKeySettings() {
@@ -226,11 +227,21 @@ export async function savedBackfillPage(main, id) {
   }
   document.title = `${plan.name || 'Backfill plan'} · Headwater`;
   const planArea = h('div', { class: 'plan' });
+  const progress = h('span', { class: 'plan-progress' }, progressBar(plan.progress));
+  // While the plan runs in Airflow, its progress (the runs redone, from lineage) follows along.
+  const followProgress = async () => {
+    try {
+      replace(progress, progressBar((await api.plan(id)).progress));
+    } catch {
+      // the next refresh tries again
+    }
+  };
   replace(
     main,
     h('p', { class: 'crumbs' }, h('a', { href: paths.backfills() }, 'Backfill plans'), ' / '),
     h('h1', {}, plan.name || `Plan ${plan.id.slice(0, 8)}`),
-    h('p', { class: 'meta' }, `Saved ${formatTime(plan.createdAt)} · `, progressBar(plan.progress)),
+    h('p', { class: 'meta' }, `Saved ${formatTime(plan.createdAt)} · `, progress),
+    executionSection(id, followProgress),
     h(
       'p',
       { class: 'muted' },

@@ -4,7 +4,13 @@ import { loadIncidents } from '../incidents.js';
 import { paths } from '../paths.js';
 import { progressBar } from './plan.js';
 
-const KIND_LABELS = { run_failed: 'Run failed', data_quality: 'Quality check failed', late: 'Late', schema_change: 'Schema change' };
+const KIND_LABELS = {
+  run_failed: 'Run failed',
+  data_quality: 'Quality check failed',
+  late: 'Late',
+  schema_change: 'Schema change',
+  backfill_failed: 'Backfill paused',
+};
 
 // What was seen, by kind of incident.
 function observed(incident) {
@@ -14,6 +20,7 @@ function observed(incident) {
   for (const a of d.failedAssertions || []) lines.push(h('p', { class: 'error-message' }, `Failed assertion ${a.assertion}${a.column ? ` on ${a.column}` : ''}`));
   for (const r of d.brokenRules || []) lines.push(h('p', { class: 'error-message' }, `${r.metric}${r.column ? ` of ${r.column}` : ''} = ${r.value} (allowed ${r.min ?? '−∞'} … ${r.max ?? '∞'})`));
   for (const c of d.changedColumns || []) lines.push(h('p', { class: 'error-message' }, c.after ? `Column ${c.name} retyped ${c.before} → ${c.after}` : `Column ${c.name} dropped`));
+  if (d.reason) lines.push(h('p', { class: 'error-message' }, d.reason, d.link ? [' · ', h('a', { href: d.link, target: '_blank', rel: 'noopener' }, 'see it in Airflow')] : null));
   if (d.expectedBy) lines.push(h('p', { class: 'error-message' }, `Expected a completed run by ${formatTime(d.expectedBy)} (last ${formatTime(d.lastCompletedAt)})`));
   return lines;
 }
@@ -24,7 +31,9 @@ function incidentCard(incident) {
     ? h('a', { href: paths.job(job.namespace, job.name) }, job.name)
     : dataset
       ? h('a', { href: paths.dataset(dataset.namespace, dataset.name) }, dataset.name)
-      : incident.title;
+      : incident.details?.planId
+        ? h('a', { href: paths.backfill(incident.details.planId) }, 'Backfill plan')
+        : incident.title;
   const node = job ? `job:${job.namespace}:${job.name}` : dataset ? `dataset:${dataset.namespace}:${dataset.name}` : null;
   return h(
     'article',
