@@ -3,16 +3,14 @@ without a Content-Length, bounded by a size limit (checked while streaming and a
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 
 from app.api.errors import ApiError
-from app.db.json import has_long_integer
+from app.db import json as json_codec
 from app.services.ingest.validation import find_nul, json_type
 
 
@@ -81,29 +79,13 @@ def json_depth(body: bytes, limit: int) -> int:
     return depth
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _loads(body: bytes) -> Any:
-    """orjson is several times faster, but reads integers past 64 bits as floats. A body with a long run of
-    digits anywhere, and whatever orjson refuses, goes to the standard parser, which keeps integers of any size
-    exactly (facets are stored verbatim) and words the errors clients see."""
-    if not has_long_integer(body):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(body, parse_constant=_reject_constant)
-
-
 def _parse(body: bytes, *, max_depth: int) -> Any:
     """Parse a JSON body. The standard library parser keeps integers of any size exactly (facets are stored
     verbatim); NaN/Infinity, invalid UTF-8 and nesting past ``max_depth`` are rejected with a 400."""
     if not body.strip():
         raise ApiError(400, "Request body is empty; expected an OpenLineage event as a JSON object.")
     try:
-        value = _loads(body)
+        value = json_codec.loads(body)
     except (ValueError, RecursionError) as exc:
         reason = "nesting is too deep" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(400, f"Request body is not valid JSON: {reason}") from None
