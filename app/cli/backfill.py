@@ -12,6 +12,7 @@ import httpx
 import typer
 from pydantic import ValidationError
 
+from app.cli.server_api import request_server
 from app.schemas.backfill import BackfillPlan, BackfillRequest, NodeRef
 from app.services.lineage import split_qualified_name
 
@@ -180,20 +181,7 @@ KEY_OPTION = typer.Option(None, "--api-key", envvar="HEADWATER_API_KEY", help="A
 
 
 def _call(server: str, api_key: str | None, method: str, path: str, body: dict | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        response = httpx.request(method, server.rstrip("/") + path, json=body, headers=headers, timeout=120)
-    except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach {server}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if response.status_code >= 400:
-        try:
-            message = response.json().get("message", response.text)
-        except ValueError:
-            message = response.text
-        typer.echo(f"error: {response.status_code} {message}", err=True)
-        raise typer.Exit(1)
-    return response.json()
+    return request_server(server, api_key, method, path, json=body, timeout=120).json()
 
 
 def _bar(done: int, total: int, width: int = 20) -> str:

@@ -10,10 +10,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-import httpx
 import typer
 from pydantic import BaseModel, ValidationError
 
+from app.cli.server_api import request_server
 from app.schemas.backfill import NodeRef
 from app.schemas.incidents import DeliveryList, IncidentList, Subscription, SubscriptionList, SubscriptionRequest
 from app.services.lineage import split_qualified_name
@@ -53,19 +53,7 @@ def _call(
             except (NotFound, InvalidRequest) as exc:
                 typer.echo(f"error: {exc}", err=True)
                 raise typer.Exit(1) from None
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    try:
-        response = httpx.request(method, server.rstrip("/") + path, headers=headers, timeout=60, **request)
-    except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach {server}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if response.status_code >= 300:
-        try:
-            message = response.json().get("message", response.text)
-        except ValueError:
-            message = response.text
-        typer.echo(f"error: {response.status_code} {message}", err=True)
-        raise typer.Exit(1)
+    response = request_server(server, api_key, method, path, **request)
     return model.model_validate(response.json()) if model else None
 
 
