@@ -443,7 +443,6 @@ class IngestStatements:
                 io.event_key,
                 d.namespace_name,
                 d.name,
-                v.fields,
                 # A placeholder (data read before any writer was seen): no run, never published.
                 and_(v.run_id.is_(None), v.published_key == "").label("is_placeholder"),
             )

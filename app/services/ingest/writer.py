@@ -702,7 +702,8 @@ class ModelWriter:
         self.conn.execute(self.sql.set_run_job_version, {"p_run": run_id, "p_version": version_id})
 
     def run_io(self, run_id: uuid.UUID) -> list:
-        """What the run read and wrote so far: (dataset_id, io_type, version id, key, namespace, name, fields)."""
+        """What the run read and wrote so far: (dataset_id, io_type, version id, key, namespace, name, whether the
+        version is a placeholder)."""
         return list(self.conn.execute(self.sql.run_io, {"p_run": run_id}))
 
     def run_events_so_far(self, run_id: uuid.UUID) -> list:
