@@ -11,8 +11,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.ports import ReservedPort
+
 
 def free_port() -> int:
+    """A port free at the time of asking, not held (benchmarks' own servers); tests hold theirs: ReservedPort."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -21,8 +24,9 @@ def free_port() -> int:
 class LiveServer:
     def __init__(self, database_url: str, *, workers: int = 1, log_path: Path | None = None, env: dict | None = None):
         self.database_url = database_url
-        self.port = free_port()
-        self.admin_port = free_port()
+        # Held until the server stops (tests/support/ports.py): no other process can take them in between.
+        self._reserved = [ReservedPort(), ReservedPort()]
+        self.port, self.admin_port = (reserved.port for reserved in self._reserved)
         self.workers = workers
         self.log_path = log_path
         self.extra_env = env or {}
@@ -71,6 +75,8 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for reserved in self._reserved:
+            reserved.release()
 
     def __enter__(self) -> LiveServer:
         return self.start()
