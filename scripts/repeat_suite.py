@@ -81,7 +81,12 @@ def run_suites(clone: Path, round_dir: Path, timeout: float) -> dict[str, dict]:
     for database in DATABASES:
         log = (round_dir / f"{database}.log").open("w")
         command = [
-            str(clone / ".venv/bin/python"), "-m", "pytest", "-q", "-p", "no:randomly",
+            str(clone / ".venv/bin/python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
             f"--junitxml={round_dir / f'{database}.xml'}",
         ]
         env = {**os.environ, "HEADWATER_TEST_DB": database}
@@ -127,8 +132,14 @@ def one_round(number: int, repo: Path, ref: str, out: Path, timeout: float, keep
             junit = round_dir / f"{database}.xml"
             counts, failed = failures(junit) if junit.exists() else ({}, [])
             record = {
-                "round": number, "commit": commit[:7], "ref": ref, "database": database, "finished": now(),
-                **result, **counts, "failed": failed,
+                "round": number,
+                "commit": commit[:7],
+                "ref": ref,
+                "database": database,
+                "finished": now(),
+                **result,
+                **counts,
+                "failed": failed,
             }
             results_file.write(json.dumps(record) + "\n")
             names = ", ".join(f["test"] for f in failed) or "-"
