@@ -54,18 +54,21 @@ class LiveServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log_path}")
             try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/api/v1/health", timeout=1)
+                if health.status_code == 200:
                     return self
-            except httpx.HTTPError:
-                pass
+                last = f"HTTP {health.status_code} {health.text[:200]}"
+            except httpx.HTTPError as error:
+                last = repr(error)  # refused: not listening yet; a timeout: listening, not answering
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server did not become healthy within {timeout}s")
+        raise RuntimeError(f"server did not become healthy within {timeout}s (last health check: {last})")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
