@@ -10,9 +10,11 @@ error) and keeps the logs and JUnit XML under <out>/round-<n>/.
         --pause-file /work/notes/PAUSE-TESTS
     .venv/bin/python scripts/repeat_suite.py --out /tmp/headwater-repeat --table   # the Markdown table so far
 
---ref is resolved at the start of every round, so a branch that gains commits while the loop runs is tested at
-its newest commit from the next round on. While --pause-file exists no new round starts (someone needs a quiet
-machine, e.g. for a benchmark); a round already running finishes.
+    nice -n 10 .venv/bin/python scripts/repeat_suite.py --ref main --merge flakes ...   # main with a branch merged
+
+--ref (and --merge) are resolved at the start of every round, so a branch that gains commits while the loop runs
+is tested at its newest commit from the next round on. While --pause-file exists no new round starts (someone
+needs a quiet machine, e.g. for a benchmark); a round already running finishes.
 """
 
 from __future__ import annotations
@@ -110,19 +112,26 @@ def run_suites(clone: Path, round_dir: Path, timeout: float) -> dict[str, dict]:
     return results
 
 
-def one_round(number: int, repo: Path, ref: str, out: Path, timeout: float, keep: bool) -> None:
+def one_round(number: int, repo: Path, ref: str, merge: str | None, out: Path, timeout: float, keep: bool) -> None:
     commit = git(repo, "rev-parse", ref)
+    label = commit[:7]
     round_dir = out / f"round-{number}"
     round_dir.mkdir(parents=True, exist_ok=True)
     clone = Path(tempfile.mkdtemp(prefix=f"headwater-round-{number}-"))
     try:
         subprocess.run(["git", "clone", "--quiet", str(repo), str(clone)], check=True)
         subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", commit], check=True)
+        if merge:  # a branch's fixes on top of the newest main, as they would be once merged
+            merged = git(repo, "rev-parse", merge)
+            identity = ["-c", "user.name=repeat-suite", "-c", "user.email=repeat-suite@localhost"]
+            git(clone, *identity, "merge", "--quiet", "--no-edit", merged)
+            label = f"{commit[:7]}+{merged[:7]}"
+            ref = f"{ref}+{merge}"
         with (round_dir / "install.log").open("w") as install_log:
             subprocess.run(
                 ["make", ".venv/.installed-dev"], cwd=clone, check=True, stdout=install_log, stderr=subprocess.STDOUT
             )
-        print(f"{now()} round {number}: {commit[:7]} ({ref}) both suites started", flush=True)
+        print(f"{now()} round {number}: {label} ({ref}) both suites started", flush=True)
         results = run_suites(clone, round_dir, timeout)
     finally:
         if not keep:
@@ -133,7 +142,7 @@ def one_round(number: int, repo: Path, ref: str, out: Path, timeout: float, keep
             counts, failed = failures(junit) if junit.exists() else ({}, [])
             record = {
                 "round": number,
-                "commit": commit[:7],
+                "commit": label,
                 "ref": ref,
                 "database": database,
                 "finished": now(),
@@ -174,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1], help="repository to clone")
     parser.add_argument("--ref", default="HEAD", help="commit or branch to test, resolved at each round's start")
+    parser.add_argument("--merge", help="branch merged into --ref in each round's clone (e.g. fixes not yet on main)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--first-round", type=int, default=1, help="number of the first round (to continue a log)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "headwater-repeat")
@@ -188,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for number in range(args.first_round, args.first_round + args.rounds):
         wait_while_paused(args.pause_file)
-        one_round(number, args.repo, args.ref, args.out, args.timeout, args.keep)
+        one_round(number, args.repo, args.ref, args.merge, args.out, args.timeout, args.keep)
     return 0
 
 
