@@ -65,6 +65,10 @@ class Settings(BaseSettings):
         5001, validation_alias=AliasChoices("HEADWATER_ADMIN_PORT", "MARQUEZ_ADMIN_PORT", "admin_port")
     )
     workers: int = 1
+    # With several workers, uvicorn's supervisor pings each one every half second and kills (then replaces) one
+    # that has not answered after this long, taking it for hung. Its 5 s default killed workers that were only
+    # starting, or waiting for a loaded machine's CPU, and with them the requests they were serving.
+    worker_healthcheck_seconds: int = Field(60, ge=1)
 
     # The database. Empty means: Postgres if Marquez's POSTGRES_HOST is set, else the embedded SQLite file.
     database_url: str = ""

@@ -3,7 +3,11 @@ the same model as the same events ingested one by one."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import signal
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -129,6 +133,33 @@ def test_serve_with_two_workers_ingests_concurrently(database_url, engine, tmp_p
         assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == len(events)
         states = dict(conn.execute(select(t.runs.c.id, t.runs.c.state)).all())
     assert states == expected_states
+
+
+def test_a_worker_that_gets_no_cpu_for_seconds_is_not_killed(database_url, engine, tmp_path):
+    """On a loaded machine a worker can go seconds without the CPU (or be slow to start). uvicorn's supervisor
+    pings each worker every half second and used to kill one silent for 5 s as hung, with the requests it was
+    serving: under load a multi-worker test could lose a worker mid-test, or wait for a server whose starting
+    workers kept being replaced. Here one worker is stopped outright for longer; it is the same worker after."""
+    with LiveServer(database_url, workers=2, log_path=tmp_path / "workers.log") as server:
+        workers = [p for p in _worker_pids(server.process.pid) if b"spawn_main" in _cmdline(p)]
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGSTOP)
+        try:
+            time.sleep(7)  # the starvation itself, not a wait for something: the supervisor's pings go unanswered
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # (gone if it was killed)
+                os.kill(workers[0], signal.SIGCONT)
+        assert [p for p in _worker_pids(server.process.pid) if b"spawn_main" in _cmdline(p)] == workers
+        for _ in range(4):  # new connections, shared out between the two workers
+            with httpx.Client(timeout=30) as http:
+                assert http.get(f"{server.url}/api/v1/health").status_code == 200
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def test_metrics_add_up_across_workers(database_url, engine, settings, tmp_path):

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from app.db.migrate import MIGRATIONS_DIR
 from app.settings import Settings
-from tests.support.live_server import free_port
+from tests.support.ports import ReservedPort
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
@@ -123,9 +124,10 @@ def test_healthcheck_commands_pass_against_a_server_and_fail_without_one(live_se
     up = {"MARQUEZ_PORT": str(live_server.port), "MARQUEZ_ADMIN_PORT": str(live_server.admin_port)}
     assert _run_healthcheck(dockerfile_check, up) == 0
     assert _run_healthcheck(compose_check, up) == 0
-    down = {"MARQUEZ_PORT": str(free_port()), "MARQUEZ_ADMIN_PORT": str(free_port())}
-    assert _run_healthcheck(dockerfile_check, down) != 0
-    assert _run_healthcheck(compose_check, down) != 0
+    with ReservedPort() as port, ReservedPort() as admin_port:  # held, so nothing listens there meanwhile
+        down = {"MARQUEZ_PORT": str(port), "MARQUEZ_ADMIN_PORT": str(admin_port)}
+        assert _run_healthcheck(dockerfile_check, down) != 0
+        assert _run_healthcheck(compose_check, down) != 0
 
 
 @pytest.fixture
@@ -160,8 +162,14 @@ def _container_env(database: dict[str, str], **extra: str) -> dict[str, str]:
     return {**env, **database, **extra}
 
 
-def test_entrypoint_waits_migrates_serves_both_ports_and_stops_cleanly(fresh_database, tmp_path):
-    port, admin_port = free_port(), free_port()
+@pytest.fixture
+def two_ports() -> Iterator[tuple[int, int]]:
+    with ReservedPort() as port, ReservedPort() as admin_port:
+        yield port, admin_port
+
+
+def test_entrypoint_waits_migrates_serves_both_ports_and_stops_cleanly(fresh_database, two_ports, tmp_path):
+    port, admin_port = two_ports
     env = _container_env(
         fresh_database, MARQUEZ_PORT=str(port), MARQUEZ_ADMIN_PORT=str(admin_port), HEADWATER_HOST="127.0.0.1"
     )
@@ -204,9 +212,10 @@ def test_entrypoint_waits_migrates_serves_both_ports_and_stops_cleanly(fresh_dat
 
 
 def test_entrypoint_gives_up_clearly_when_the_database_never_answers(tmp_path):
-    env = _container_env(
-        {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(free_port())}, HEADWATER_DB_WAIT_SECONDS="1"
-    )
-    result = subprocess.run(["sh", str(DOCKER / "entrypoint.sh")], env=env, capture_output=True, text=True, timeout=60)
+    with ReservedPort() as port:  # nothing listens on it
+        env = _container_env({"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": str(port)}, HEADWATER_DB_WAIT_SECONDS="1")
+        result = subprocess.run(
+            ["sh", str(DOCKER / "entrypoint.sh")], env=env, capture_output=True, text=True, timeout=60
+        )
     assert result.returncode == 1
     assert "did not answer within 1s" in result.stderr

@@ -208,15 +208,16 @@ def test_unreachable_database_gets_a_retryable_503():
 
     from app.main import create_app
     from app.settings import Settings
-    from tests.support.live_server import free_port
+    from tests.support.ports import ReservedPort
 
-    # Nothing listens on this port: every connection attempt is refused at once.
-    down = Settings(
-        database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/none", migrate_on_start=False, incident_worker=False
-    )
-    with TestClient(create_app(down)) as client:
-        response = client.post("/api/v1/lineage", json=simple_event())
-        assert response.status_code == 503
-        assert response.headers["Retry-After"] == "2"
-        assert "retry" in response.json()["message"]
-        assert client.get("/api/v1/health").status_code == 503
+    # Nothing listens on this port (held for the test): every connection attempt is refused at once.
+    with ReservedPort() as port:
+        down = Settings(
+            database_url=f"postgresql://nobody@127.0.0.1:{port}/none", migrate_on_start=False, incident_worker=False
+        )
+        with TestClient(create_app(down)) as client:
+            response = client.post("/api/v1/lineage", json=simple_event())
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "2"
+            assert "retry" in response.json()["message"]
+            assert client.get("/api/v1/health").status_code == 503

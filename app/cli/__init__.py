@@ -100,6 +100,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
             log_config=log_config(settings.log_format, settings.log_level),
             access_log=False,  # RequestIdMiddleware writes the access lines, with the request id
             timeout_graceful_shutdown=20,
+            timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
         )
 
 

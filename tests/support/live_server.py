@@ -11,8 +11,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.ports import ReservedPort
+
 
 def free_port() -> int:
+    """A port free at the time of asking, not held (benchmarks' own servers); tests hold theirs: ReservedPort."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -21,8 +24,9 @@ def free_port() -> int:
 class LiveServer:
     def __init__(self, database_url: str, *, workers: int = 1, log_path: Path | None = None, env: dict | None = None):
         self.database_url = database_url
-        self.port = free_port()
-        self.admin_port = free_port()
+        # Held until the server stops (tests/support/ports.py): no other process can take them in between.
+        self._reserved = [ReservedPort(), ReservedPort()]
+        self.port, self.admin_port = (reserved.port for reserved in self._reserved)
         self.workers = workers
         self.log_path = log_path
         self.extra_env = env or {}
@@ -50,18 +54,21 @@ class LiveServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log_path}")
             try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/api/v1/health", timeout=1)
+                if health.status_code == 200:
                     return self
-            except httpx.HTTPError:
-                pass
+                last = f"HTTP {health.status_code} {health.text[:200]}"
+            except httpx.HTTPError as error:
+                last = repr(error)  # refused: not listening yet; a timeout: listening, not answering
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server did not become healthy within {timeout}s")
+        raise RuntimeError(f"server did not become healthy within {timeout}s (last health check: {last})")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -71,6 +78,8 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for reserved in self._reserved:
+            reserved.release()
 
     def __enter__(self) -> LiveServer:
         return self.start()

@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL server in a temporary directory, from the machine's own server binaries.
 
-Used by the test suite and the benchmarks: `initdb` a fresh cluster, start it on a free loopback port
-(socket in the same directory), hand out a SQLAlchemy URL, and remove everything on stop. When running as
-root, the server runs as the `postgres` user, since Postgres refuses to run as root.
+Used by the test suite and the benchmarks: `initdb` a fresh cluster, start it on a loopback port the OS chose and
+that stays held for it (tests/support/ports.py; socket file in the same directory), hand out a SQLAlchemy URL,
+and remove everything on stop. When running as root, the server runs as the `postgres` user, since Postgres
+refuses to run as root.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+from tests.support.ports import ReservedPort
 
 
 def find_bindir() -> Path:
@@ -37,17 +39,13 @@ def find_bindir() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class TemporaryPostgres:
     def __init__(self, database: str = "headwater", port: int | None = None):
         self.bindir = find_bindir()
         self.database = database
-        self.port = port or _free_port()
+        # Held for the cluster's life, through restarts: nobody else takes the port while the server is down.
+        self._reserved = None if port else ReservedPort()
+        self.port = port or self._reserved.port
         self.root = Path(tempfile.mkdtemp(prefix="headwater-pg-"))
         self.datadir = self.root / "data"
         self.user = "postgres"
@@ -118,6 +116,8 @@ class TemporaryPostgres:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+        if self._reserved:
+            self._reserved.release()
 
     def __enter__(self) -> TemporaryPostgres:
         return self.start()
