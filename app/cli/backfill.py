@@ -8,7 +8,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import httpx
 import typer
 from pydantic import ValidationError
 
@@ -91,21 +90,8 @@ def _from_database(request: BackfillRequest) -> BackfillPlan:
 
 
 def _from_server(server: str, api_key: str | None, request: BackfillRequest) -> BackfillPlan:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    url = server.rstrip("/") + "/api/v1/backfills/preview"
-    try:
-        response = httpx.post(url, json=request.model_dump(mode="json"), headers=headers, timeout=60)
-    except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach {server}: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if response.status_code != 200:
-        try:
-            message = response.json().get("message", response.text)
-        except ValueError:
-            message = response.text
-        typer.echo(f"error: {response.status_code} {message}", err=True)
-        raise typer.Exit(1)
-    return BackfillPlan.model_validate(response.json())
+    body = request.model_dump(mode="json")
+    return BackfillPlan.model_validate(_call(server, api_key, "POST", "/api/v1/backfills/preview", body))
 
 
 def _when(moment: datetime | None) -> str:
