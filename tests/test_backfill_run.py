@@ -33,6 +33,16 @@ from tests.test_backfill_plans import DAY, NOV, bookings_day, iso, post
 
 ETL = {"namespace": "airflow-prod", "name": "bookings_etl.load_room_bookings"}
 BAD_DAYS = [NOV + DAY, NOV + 2 * DAY]  # the plan redoes these two logical dates
+# The Airflow 3 backfill the plan's first level asks for: the whole DAG over the bad days.
+ETL_BACKFILL = {
+    "dag_id": "bookings_etl",
+    "from_date": "2024-11-02T00:00:00Z",
+    "to_date": "2024-11-03T00:00:00Z",
+    "run_backwards": False,
+    "dag_run_conf": {},
+    "reprocess_behavior": "completed",
+    "max_active_runs": 10,
+}
 CONNECTION = {
     "baseUrl": "http://airflow.test:8080",
     "version": 3,
@@ -248,15 +258,7 @@ def test_a_plan_runs_level_by_level_until_done(api, airflow, executor, clock):
         (
             "POST",
             "/api/v2/backfills",
-            {
-                "dag_id": "bookings_etl",
-                "from_date": "2024-11-02T00:00:00Z",
-                "to_date": "2024-11-03T00:00:00Z",
-                "run_backwards": False,
-                "dag_run_conf": {},
-                "reprocess_behavior": "completed",
-                "max_active_runs": 10,
-            },
+            ETL_BACKFILL,
         )
     ]
     assert unit_states(api, plan_id) == [
@@ -536,15 +538,7 @@ def test_a_backfill_created_before_a_crash_is_adopted_not_repeated(api, airflow,
         http.post(
             "/api/v2/backfills",
             headers={"Authorization": f"Bearer {token}"},
-            json={
-                "dag_id": "bookings_etl",
-                "from_date": "2024-11-02T00:00:00Z",
-                "to_date": "2024-11-03T00:00:00Z",
-                "run_backwards": False,
-                "dag_run_conf": {},
-                "reprocess_behavior": "completed",
-                "max_active_runs": 10,
-            },
+            json=ETL_BACKFILL,
         )
     with engine.begin() as conn:
         conn.execute(

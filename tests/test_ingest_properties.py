@@ -89,6 +89,17 @@ def run_history(draw, run_number: int) -> list[dict]:
     return events
 
 
+def property_settings(examples: int) -> settings:
+    """Deterministic, no example database, no deadline: sized by ``examples``."""
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
 @st.composite
 def histories_and_deliveries(draw) -> tuple[list[dict], list[dict]]:
     runs = draw(st.integers(1, 5))
@@ -112,13 +123,7 @@ def _ingest(client, events) -> None:
         assert response.status_code == 201, response.text
 
 
-@settings(
-    max_examples=PROPERTY_EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@property_settings(PROPERTY_EXAMPLES)
 @given(histories_and_deliveries())
 def test_any_order_any_repetition_builds_the_model_of_one_ordered_pass(client, engine, history):
     events, deliveries = history
@@ -132,13 +137,7 @@ def test_any_order_any_repetition_builds_the_model_of_one_ordered_pass(client, e
     assert shuffled == in_order, model.describe_difference(in_order, shuffled)
 
 
-@settings(
-    max_examples=PROPERTY_EXAMPLES // 4,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+@property_settings(PROPERTY_EXAMPLES // 4)
 @given(histories_and_deliveries())
 def test_one_batch_in_any_order_builds_the_model_of_one_event_at_a_time(client, engine, history):
     """The applier applies a whole batch in one transaction, each event knowing what the earlier ones of the
