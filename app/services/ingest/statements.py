@@ -45,14 +45,13 @@ class IngestStatements:
         self._insert_ignore: dict[tuple[str, bool], object] = {}
         self._set_columns: dict[tuple[str, tuple[str, ...]], object] = {}
 
-    def insert_ignore(self, table: Table, returning_id: bool = False, returning: tuple[str, ...] = ()):
-        """INSERT … ON CONFLICT DO NOTHING (takes no lock on a row that exists); RETURNING gives the rows
+    def insert_ignore(self, table: Table, returning_id: bool = False):
+        """INSERT … ON CONFLICT DO NOTHING (takes no lock on a row that exists); RETURNING id gives the rows
         actually inserted."""
-        returning = ("id",) if returning_id else returning
-        key = (table.name, returning)
+        key = (table.name, returning_id)
         if key not in self._insert_ignore:
             stmt = upsert(self.dialect, table).on_conflict_do_nothing()
-            self._insert_ignore[key] = stmt.returning(*(table.c[n] for n in returning)) if returning else stmt
+            self._insert_ignore[key] = stmt.returning(table.c.id) if returning_id else stmt
         return self._insert_ignore[key]
 
     def set_columns(self, table: Table, names: tuple[str, ...]):
