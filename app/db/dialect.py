@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import NullType, TypeDecorator
 
 from app.db import json as json_codec
+from app.db.lockstep import LOCKSTEP
 
 # SQLSTATEs worth retrying the whole transaction for: serialization failure, deadlock.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
@@ -246,9 +247,15 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
     count), and the rows travel as one parameter that orjson writes and the server parses, both in C (the
     driver adapts array parameters element by element in Python, which costs more than the statement). The
     rows must not conflict with one another (deduplicate on the conflict key first), as for any one statement.
-    SQLite: the statement run for each row (executemany), which is what SQLite does for a multi-row statement."""
+    SQLite: the statement run for each row (executemany), which is what SQLite does for a multi-row statement.
+
+    Called by a unit that runs in lockstep with others (app/db/lockstep.py), it returns a list of the RETURNING
+    rows once the rows of every unit have been written together."""
     if not rows:
         return None
+    lockstep = conn.info.get(LOCKSTEP)
+    if lockstep is not None and lockstep.pausing():
+        return lockstep.pause(stmt, rows)  # merged with the same statement of the other units (app/db/lockstep.py)
     if conn.dialect.name != "postgresql":
         return conn.execute(stmt, rows)
     table: Table = stmt.table

@@ -10,8 +10,10 @@ Each server process runs one applier thread. A batch is claimed, applied and mar
    ``FOR UPDATE SKIP LOCKED`` on Postgres, so the claim itself never waits);
 3. take the per-job locks of every job in the batch at once, in one global order (``serialize_on_all``):
    ingest's inline path (the Marquez API's legacy writes) and retention take the same locks;
-4. apply each event with the ingest code, in claim order; incidents and their outbox rows are detected in the
-   same transaction;
+4. apply the events with the ingest code, in waves: events that share nothing one of them writes (a run, a
+   job, an output; readers of one table share it) run side by side, each in its own greenlet, and the same
+   multi-row write of all of them is one statement (app/db/lockstep.py); events that do share one are in
+   later waves, in claim order. Incidents and their outbox rows are detected in the same transaction;
 5. mark the events applied (``applied_at``) in that same transaction.
 
 A crash anywhere before the commit leaves the events unapplied and unclaimed for the next batch; after it,
@@ -26,6 +28,7 @@ unreachable database roll the batch back and try again after a pause.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -41,8 +44,15 @@ from sqlalchemy import Engine, select, update
 from app.db import tables as t
 from app.db.dialect import in_values, is_retryable, is_unavailable, serialize_on, serialize_on_all
 from app.db.engine import write_transaction
+from app.db.lockstep import Lockstep
 from app.schemas.openlineage import LineageEvent, event_class_for
-from app.services.ingest.apply import apply_dataset_event, apply_job_event, apply_run_event, dataset_names
+from app.services.ingest.apply import (
+    apply_dataset_event,
+    apply_job_event,
+    apply_run_event,
+    dataset_names,
+    event_resources,
+)
 from app.services.ingest.writer import BatchMemo, EventContext, event_key
 from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
@@ -185,17 +195,29 @@ def _apply_batch(
         try:
             batch = [(row, events[row.id] or validate_stored(payloads[row.id])) for row in claimed]
             memo.resolve_ahead(connection, (name for _, event in batch for name in dataset_names(event)))
-            for row, event in batch:
-                apply_event(
-                    connection,
-                    row.id,
-                    row.event_hash,
-                    event,
-                    received_at=row.received_at,
-                    quality_rules=rules,
-                    incident_max_event_age=incident_max_event_age,
-                    memo=memo,
-                )
+            lockstep = Lockstep(connection)  # one for the batch: it compiles the statements its waves share once
+            for wave in _waves(batch, memo):
+                side_by_side = len(wave) > 1
+                units = [
+                    functools.partial(
+                        apply_event,
+                        lockstep.unit_connection if side_by_side else connection,
+                        row.id,
+                        row.event_hash,
+                        event,
+                        received_at=row.received_at,
+                        quality_rules=rules,
+                        incident_max_event_age=incident_max_event_age,
+                        memo=memo,
+                    )
+                    for row, event in wave
+                ]
+                if not side_by_side:
+                    units[0]()
+                    continue
+                memo.deferred = True
+                lockstep.run(units, after_step=memo.settle)
+                memo.end_wave(connection)
             memo.flush(connection)
         except Exception as exc:
             if is_retryable(exc) or is_unavailable(exc):
@@ -219,6 +241,29 @@ def _apply_batch(
             .values(applied_at=datetime.now(UTC))
         )
     return BatchOutcome(applied=len(claimed))
+
+
+def _waves(batch: list[tuple[Any, LineageEvent]], memo: BatchMemo) -> list[list[tuple[Any, LineageEvent]]]:
+    """The batch split into waves of events that may be applied side by side: none writes what another of its
+    wave touches (apply.event_resources). An event goes into the first wave after every earlier event it
+    conflicts with, so events sharing what one of them writes are applied one after the other, in claim order."""
+    waves: list[list[tuple[Any, LineageEvent]]] = []
+    last_write: dict[tuple, int] = {}
+    last_touch: dict[tuple, int] = {}
+    for item in batch:
+        resources = event_resources(item[1], memo.resolved)
+        index = max(
+            ((last_touch if writes else last_write).get(r, -1) + 1 for r, writes in resources.items()),
+            default=0,
+        )
+        if index == len(waves):
+            waves.append([])
+        waves[index].append(item)
+        for r, writes in resources.items():
+            last_touch[r] = max(last_touch.get(r, -1), index)
+            if writes:
+                last_write[r] = index
+    return waves
 
 
 class Applier:

@@ -38,6 +38,52 @@ def dataset_names(event: RunEvent | DatasetEvent | JobEvent) -> list[tuple[str, 
     return names
 
 
+def event_resources(event: RunEvent | DatasetEvent | JobEvent, resolved) -> dict[tuple, bool]:
+    """What applying ``event`` touches that another event may touch too → whether it writes it (else it only
+    reads it or inserts it if missing, which events may do side by side). Its run and job are written, its
+    parents' only ensured; its outputs written, its inputs read (written when they carry quality results,
+    which open or resolve the dataset's incident); datasets by id (``resolved``: name → primary (namespace,
+    name, id)) and by every name the event gives them, symlinks written (adding one changes what a name
+    stands for). Events whose resources conflict are applied one after the other; the others side by side
+    (app/db/lockstep.py). Namespaces and sources are shared by all: the batch memo writes them as often as
+    needed (BatchMemo.deferred)."""
+    found: dict[tuple, bool] = {}
+
+    def touch(resource: tuple, writes: bool) -> None:
+        found[resource] = found.get(resource, False) or writes
+
+    def dataset(pair: tuple[str, str], writes: bool) -> None:
+        touch(("name", *pair), writes)
+        touch(("dataset", resolved[pair][2] if pair in resolved else ids.dataset_id(*pair)), writes)
+
+    if isinstance(event, DatasetEvent):
+        written, read = [event.dataset], []
+    elif isinstance(event, RunEvent):
+        quality = ("dataQualityAssertions", "dataQualityMetrics")
+        checked = [d for d in event.inputs if any(q in d.facets or q in d.inputFacets for q in quality)]
+        written, read = [*event.outputs, *checked], [d for d in event.inputs if d not in checked]
+        for pair in dataset_names(event):
+            dataset(pair, False)  # the datasets its column lineage reads from
+    else:
+        written, read = [*event.inputs, *event.outputs], []
+    for d in read:
+        dataset((d.namespace, d.name), False)
+    for d in written:
+        dataset((d.namespace, d.name), True)
+    for d in [*written, *read]:
+        for ns, name, _ in extract.symlinks(d.facets):
+            dataset((ns, name), True)
+    if not isinstance(event, DatasetEvent):
+        touch(("job", event.job.namespace, event.job.name), True)
+    if isinstance(event, RunEvent):
+        touch(("run", event.run.uuid), True)
+        parent = extract.parent_of(event.run.facets)
+        if parent:
+            touch(("run", parent.run_id), False)
+            touch(("job", parent.namespace, parent.name), False)
+    return found
+
+
 def _refs(datasets: list[InputDataset] | list[OutputDataset], resolved) -> list[DatasetRef]:
     return [DatasetRef(*resolved[(d.namespace, d.name)], facets=d.facets) for d in datasets]
 

@@ -54,7 +54,7 @@ class BatchMemo:
     # Namespace name / dataset id → the earliest event time it was ensured (inserted or revived) for.
     namespaces: dict[str, datetime] = field(default_factory=dict)
     datasets: dict[uuid.UUID, datetime] = field(default_factory=dict)
-    sources: set[str] = field(default_factory=set)
+    sources: dict[str, datetime] = field(default_factory=dict)  # source name → _ALWAYS
     jobs: set[uuid.UUID] = field(default_factory=set)
     # (table name, row id) → values of the columns that mirror facets, as this transaction last wrote them.
     columns: dict[tuple[str, uuid.UUID], dict[str, Any]] = field(default_factory=dict)
@@ -62,6 +62,12 @@ class BatchMemo:
     locked_datasets: set[uuid.UUID] = field(default_factory=set)
     # Run state history rows, written at the end of the batch in one statement (nothing reads them meanwhile).
     run_states: list[dict[str, Any]] = field(default_factory=list)
+    # While events run side by side (app/db/lockstep.py), a row one of them ensures is known to the others only
+    # once the step that wrote it is over (``settle``): until then each writes it too, merged one after the other.
+    deferred: bool = False
+    _pending: list[tuple[dict, Any, datetime]] = field(default_factory=list)
+    # Datasets whose unread placeholder versions go at the end of the wave (ModelWriter.drop_unread_placeholders).
+    unread_placeholders: set[uuid.UUID] = field(default_factory=set)
 
     def resolve_ahead(self, connection: Connection, names: Iterable[tuple[str, str]]) -> None:
         """Resolve every dataset name the batch's events will ask for in one statement, before the first."""
@@ -78,8 +84,28 @@ class BatchMemo:
         earliest = known.get(key)
         if earliest is not None and earliest <= time:
             return True
-        known[key] = time
+        if self.deferred:
+            self._pending.append((known, key, time))
+        else:
+            known[key] = time
         return False
+
+    def end_wave(self, connection: Connection) -> None:
+        """Events ran side by side (``deferred``) and are done: what they left for the end happens now."""
+        self.settle()
+        self.deferred = False
+        dropped, self.unread_placeholders = self.unread_placeholders, set()
+        if dropped:
+            # Only the batch's locks and the statements are used: no event's key or time.
+            writer = ModelWriter(connection, EventContext(0, "", datetime.now(UTC), memo=self))
+            writer.drop_unread_placeholders(dropped)
+
+    def settle(self) -> None:
+        """The rows ensured during a step of events run side by side are now written: the next steps know."""
+        for known, key, time in self._pending:
+            if key not in known or time < known[key]:
+                known[key] = time
+        self._pending.clear()
 
 
 @dataclass
@@ -169,8 +195,7 @@ class ModelWriter:
         now = self.ctx.time
         memo = self.ctx.memo
         if memo is not None:
-            sources = [(name, uri) for name, uri in sources if name not in memo.sources]
-            memo.sources.update(name for name, _ in sources)
+            sources = [(name, uri) for name, uri in sources if not memo.ensured(memo.sources, name, _ALWAYS)]
         rows = _dedupe(
             (
                 {
@@ -342,6 +367,12 @@ class ModelWriter:
         an exclusive lock on the datasets, as when a publish drops them: a concurrent reader of the dataset
         (share lock) cannot point a read at a placeholder this deletes. Rare: only reads moving off a
         placeholder get here."""
+        memo = self.ctx.memo
+        if memo is not None and memo.deferred:
+            # Events run side by side: another reader of the dataset may be about to point a read at one, so
+            # they go once the wave is over (BatchMemo.end_wave), as they would after that reader.
+            memo.unread_placeholders.update(dataset_ids)
+            return
         wanted = sorted(set(dataset_ids), key=str)
         if not wanted:
             return
@@ -774,6 +805,9 @@ class ModelWriter:
             execute_rows(self.conn, self.sql.upsert_column_lineage, _dedupe(rows, *key))
 
 
+# A source row never moves in time: once ensured, it is ensured for every event.
+_ALWAYS = datetime.min.replace(tzinfo=UTC)
+
 # The columns that mirror facets (dataset_columns_for, job_columns_for).
 _DATASET_MIRRORS = ("description", "last_lifecycle_state", "is_deleted", "source_id", "source_name")
 _JOB_MIRRORS = ("description", "location", "type", "integration", "job_type")
@@ -793,7 +827,6 @@ def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:
         attrs["source_id"] = ids.source_id(source[0])
         attrs["source_name"] = source[0]
     return attrs
-
 
 
 def dataset_columns_for(name: str, value: dict | None) -> dict[str, Any]:

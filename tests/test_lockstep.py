@@ -1,0 +1,149 @@
+"""Units of work run side by side with their multi-row writes merged (app/db/lockstep.py), and the applier
+applying a batch's independent events that way (app/services/ingest/applier.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+
+from app.db import tables as t
+from app.db.dialect import execute_rows
+from app.db.engine import write_transaction
+from app.db.lockstep import LOCKSTEP, Lockstep
+from app.schemas.openlineage import RunEvent
+from app.services.ingest import event_hash, raw_event_row
+from app.services.ingest.applier import apply_pending
+from app.services.ingest.statements import statements_for
+from tests.support import model
+from tests.support.events import T0, dataset, run_event
+
+
+def _facet(entity: uuid.UUID, name: str, key: str) -> dict:
+    return {
+        "entity_id": entity,
+        "name": name,
+        "kind": "DATASET",
+        "facet": {"k": key},
+        "event_key": key,
+        "lineage_event_id": None,
+    }
+
+
+class _Statements:
+    """Counts the statements an engine runs while it is used as a context manager."""
+
+    def __init__(self, engine):
+        self.engine, self.count = engine, 0
+
+    def _count(self, *args, **kwargs) -> None:
+        self.count += 1
+
+    def __enter__(self):
+        sa_event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sa_event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+def test_each_unit_gets_its_own_returning_rows_and_shared_keys_keep_unit_order(engine):
+    """Three units upsert facets (later key wins, RETURNING the rows won). The first two write the same row:
+    the second's rows run in a statement after the first's, as if it came second, and it wins nothing
+    there (its key is older); each unit sees exactly the rows it won."""
+    e1, e2, e3 = (uuid.UUID(int=i) for i in (1, 2, 3))
+    results: dict[str, list] = {}
+
+    def unit(name: str, rows: list[dict]):
+        def run() -> None:
+            stmt = statements_for(connection.dialect.name).upsert_facets
+            results[name] = sorted((str(r[0]), r[1]) for r in execute_rows(connection, stmt, rows))
+
+        return run
+
+    with write_transaction(engine) as connection:
+        lockstep = Lockstep(connection)
+        lockstep.run(
+            [
+                unit("first", [_facet(e1, "a", "2")]),
+                unit("second", [_facet(e1, "a", "1"), _facet(e2, "b", "1")]),
+                unit("third", [_facet(e3, "c", "1")]),
+            ]
+        )
+        assert LOCKSTEP not in connection.info
+    assert results == {"first": [(str(e1), "a")], "second": [(str(e2), "b")], "third": [(str(e3), "c")]}
+    assert lockstep.statements == 2  # first and third together, then second
+    f = t.facets.c
+    with engine.connect() as conn:
+        keys = dict(conn.execute(select(f.name, f.event_key)).all())
+    assert keys == {"a": "2", "b": "1", "c": "1"}
+
+
+def test_a_unit_that_raises_fails_the_whole_run(engine):
+    def good() -> None:
+        execute_rows(
+            connection, statements_for(connection.dialect.name).upsert_facets, [_facet(uuid.uuid4(), "a", "1")]
+        )
+        execute_rows(
+            connection, statements_for(connection.dialect.name).upsert_facets, [_facet(uuid.uuid4(), "b", "1")]
+        )
+
+    def bad() -> None:
+        execute_rows(
+            connection, statements_for(connection.dialect.name).upsert_facets, [_facet(uuid.uuid4(), "a", "1")]
+        )
+        raise KeyError("a mapping bug")
+
+    with engine.connect() as connection:
+        with pytest.raises(KeyError, match="a mapping bug"):
+            Lockstep(connection).run([good, bad])
+        assert LOCKSTEP not in connection.info  # the connection is an ordinary one again
+        connection.rollback()
+    assert model.all_rows(engine, t.facets) == []
+
+
+def _independent_run_events(count: int) -> list[dict]:
+    """START and COMPLETE of ``count`` jobs that all read one table and each write their own."""
+    events = []
+    for i in range(count):
+        for state, minutes in (("START", 0), ("COMPLETE", 5)):
+            events.append(
+                run_event(
+                    state,
+                    job=("lockstep", f"job_{i}"),
+                    run_id=uuid.UUID(int=i + 1),
+                    time=T0 + timedelta(minutes=i + minutes),
+                    inputs=[dataset("db", "shared_source", columns=[("id", "int")])],
+                    outputs=[dataset("db", f"out_{i}", columns=[("id", "int"), ("name", "text")])],
+                )
+            )
+    return events
+
+
+def _store(engine, events: list[dict]) -> None:
+    rows = [raw_event_row(e, RunEvent.model_validate(e), event_hash(e)) for e in events]
+    with engine.begin() as conn:
+        conn.execute(t.lineage_events.insert(), rows)
+
+
+def test_a_batch_applies_its_independent_events_with_shared_statements(engine):
+    """Twenty jobs reading the same table, each writing its own: applied as one batch they build the same
+    model as one event per transaction, with far fewer statements (the same write of every event is one)."""
+    events = _independent_run_events(20)
+    _store(engine, events)
+    with _Statements(engine) as one_by_one:
+        while apply_pending(engine, limit=1).applied:
+            pass
+    expected = model.snapshot(engine)
+
+    from tests.conftest import empty_tables
+
+    empty_tables(engine)
+    _store(engine, events)
+    with _Statements(engine) as batched:
+        assert apply_pending(engine, limit=len(events)).applied == len(events)
+    assert model.describe_difference(expected, model.snapshot(engine)) == ""
+    assert batched.count < one_by_one.count / 2, (batched.count, one_by_one.count)
