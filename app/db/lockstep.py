@@ -114,21 +114,26 @@ class Lockstep:
         for group in groups.values():
             stmt = group[0].stmt
             returned = [c.name for c in getattr(stmt, "_returning", ())]
-            key = returned or _conflict_key(stmt, group[0].rows[0])
+            key = returned or _conflict_key(stmt)
             if key is None or not set(key) <= set(group[0].rows[0]):
                 for p in group:  # nothing to tell the units' rows apart by: one statement each
                     result = execute_rows(self.connection, stmt, p.rows)
                     p.result = list(result) if returned else []
                     self.statements += 1
                 continue
-            for round_ in _rounds(group, key) if len(group) > 1 else [group]:
-                rows = [row for p in round_ for row in p.rows]
-                result = execute_rows(self.connection, stmt, rows)
+            if len(group) == 1 and not returned:
+                execute_rows(self.connection, stmt, group[0].rows)
+                self.statements += 1
+                continue
+            keys = {id(p): [tuple(row[name] for name in key) for row in p.rows] for p in group}
+            for round_ in _rounds(group, keys):
+                result = execute_rows(self.connection, stmt, [row for p in round_ for row in p.rows])
                 self.statements += 1
                 if returned:
-                    owner = {_row_key(row, key): p for p in round_ for row in p.rows}
+                    # RETURNING has the key's columns, in its order: each row goes back to the unit that sent it.
+                    owner = {k: p for p in round_ for k in keys[id(p)]}
                     for row in result:
-                        owner[_row_key(row, key)].result.append(row)
+                        owner[tuple(row)].result.append(row)
 
     def _run_pipeline(self, paused: list[_Paused]) -> None:
         """Each paused single statement as SQLAlchemy would send it (compiled once, IN lists expanded, bind
@@ -176,7 +181,7 @@ class Lockstep:
         return compiled
 
 
-def _conflict_key(stmt: Any, row: dict[str, Any]) -> list[str] | None:
+def _conflict_key(stmt: Any) -> list[str] | None:
     """The columns two rows of one statement must not share: the ON CONFLICT target, else the primary key."""
     target = getattr(getattr(stmt, "_post_values_clause", None), "inferred_target_elements", None)
     if target:
@@ -185,24 +190,17 @@ def _conflict_key(stmt: Any, row: dict[str, Any]) -> list[str] | None:
     return primary or None
 
 
-def _row_key(row, key: list[str]) -> tuple:
-    """A row's values of ``key``: of a row sent (a dict) or returned (a Row, in the order RETURNING has them)."""
-    if isinstance(row, dict):
-        return tuple(row[name] for name in key)
-    return tuple(row)
-
-
-def _rounds(group: list[_Paused], key: list[str]) -> list[list[_Paused]]:
+def _rounds(group: list[_Paused], keys: dict[int, list[tuple]]) -> list[list[_Paused]]:
     """The group split so that no key appears twice in one statement: a unit goes into the first round after
     the last one holding any of its keys, so units sharing a row keep their order."""
     rounds: list[list[_Paused]] = []
-    last_round: dict[tuple[str, ...], int] = {}
+    last_round: dict[tuple, int] = {}
     for p in group:
-        keys = {_row_key(row, key) for row in p.rows}
-        index = max((last_round[k] + 1 for k in keys if k in last_round), default=0)
+        mine = set(keys[id(p)])
+        index = max((last_round[k] + 1 for k in mine if k in last_round), default=0)
         if index == len(rounds):
             rounds.append([])
         rounds[index].append(p)
-        for k in keys:
+        for k in mine:
             last_round[k] = index
     return rounds

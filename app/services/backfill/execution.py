@@ -220,25 +220,17 @@ def dry_run(engine: Engine, settings: Settings, plan_id: uuid.UUID, request: Run
                 )
             else:
                 url = api.url(f"{api.prefix}/dags/{unit['dag_id']}/clearTaskInstances")
-                calls.append(
-                    PlannedCall(
-                        **where,
-                        method="POST",
-                        url=url,
-                        body=api.clear_body(unit["tasks"], start_at, end_at, dry_run=True),
-                        note="Airflow's own dry run first: its task instances are compared with the plan's runs",
-                    )
-                )
-                calls.append(
-                    PlannedCall(
-                        **where,
-                        method="POST",
-                        url=url,
-                        body=api.clear_body(unit["tasks"], start_at, end_at, dry_run=False),
-                        note="only these tasks of the DAG are impacted: clear them for the logical dates",
-                    )
-                )
+                for dry_run, note in _CLEAR_STEPS:
+                    body = api.clear_body(unit["tasks"], start_at, end_at, dry_run=dry_run)
+                    calls.append(PlannedCall(**where, method="POST", url=url, body=body, note=note))
     return DryRun(calls=calls, manual=manual)
+
+
+# Clearing part of a DAG: Airflow's dry run, compared with the plan, then the clear itself.
+_CLEAR_STEPS = (
+    (True, "Airflow's own dry run first: its task instances are compared with the plan's runs"),
+    (False, "only these tasks of the DAG are impacted: clear them for the logical dates"),
+)
 
 
 def choose_mode(api: AirflowApi, dag_id: str, tasks: list[str]) -> str:

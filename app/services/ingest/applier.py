@@ -194,9 +194,10 @@ def _apply_batch(
         memo = BatchMemo()
         try:
             batch = [(row, events[row.id] or validate_stored(payloads[row.id])) for row in claimed]
-            memo.resolve_ahead(connection, (name for _, event in batch for name in dataset_names(event)))
+            names = [dataset_names(event) for _, event in batch]
+            memo.resolve_ahead(connection, (name for event_names in names for name in event_names))
             lockstep = Lockstep(connection)  # one for the batch: it compiles the statements its waves share once
-            for wave in _waves(batch, memo):
+            for wave in _waves(batch, names, memo):
                 side_by_side = len(wave) > 1
                 units = [
                     functools.partial(
@@ -243,15 +244,17 @@ def _apply_batch(
     return BatchOutcome(applied=len(claimed))
 
 
-def _waves(batch: list[tuple[Any, LineageEvent]], memo: BatchMemo) -> list[list[tuple[Any, LineageEvent]]]:
+def _waves(
+    batch: list[tuple[Any, LineageEvent]], names: list[list[tuple[str, str]]], memo: BatchMemo
+) -> list[list[tuple[Any, LineageEvent]]]:
     """The batch split into waves of events that may be applied side by side: none writes what another of its
     wave touches (apply.event_resources). An event goes into the first wave after every earlier event it
     conflicts with, so events sharing what one of them writes are applied one after the other, in claim order."""
     waves: list[list[tuple[Any, LineageEvent]]] = []
     last_write: dict[tuple, int] = {}
     last_touch: dict[tuple, int] = {}
-    for item in batch:
-        resources = event_resources(item[1], memo.resolved)
+    for item, event_names in zip(batch, names, strict=True):
+        resources = event_resources(item[1], event_names, memo.resolved)
         index = max(
             ((last_touch if writes else last_write).get(r, -1) + 1 for r, writes in resources.items()),
             default=0,

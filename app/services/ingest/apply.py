@@ -38,15 +38,17 @@ def dataset_names(event: RunEvent | DatasetEvent | JobEvent) -> list[tuple[str, 
     return names
 
 
-def event_resources(event: RunEvent | DatasetEvent | JobEvent, resolved) -> dict[tuple, bool]:
+def event_resources(
+    event: RunEvent | DatasetEvent | JobEvent, names: list[tuple[str, str]], resolved
+) -> dict[tuple, bool]:
     """What applying ``event`` touches that another event may touch too → whether it writes it (else it only
     reads it or inserts it if missing, which events may do side by side). Its run and job are written, its
     parents' only ensured; its outputs written, its inputs read (written when they carry quality results,
-    which open or resolve the dataset's incident); datasets by id (``resolved``: name → primary (namespace,
-    name, id)) and by every name the event gives them, symlinks written (adding one changes what a name
-    stands for). Events whose resources conflict are applied one after the other; the others side by side
-    (app/db/lockstep.py). Namespaces and sources are shared by all: the batch memo writes them as often as
-    needed (BatchMemo.deferred)."""
+    which open or resolve the dataset's incident); datasets (``names``: the event's ``dataset_names``) by
+    id (``resolved``: name → primary (namespace, name, id)) and by every name the event gives them, symlinks
+    written (adding one changes what a name stands for). Events whose resources conflict are applied one
+    after the other; the others side by side (app/db/lockstep.py). Namespaces and sources are shared by all:
+    the batch memo writes them as often as needed (BatchMemo.deferred)."""
     found: dict[tuple, bool] = {}
 
     def touch(resource: tuple, writes: bool) -> None:
@@ -59,10 +61,11 @@ def event_resources(event: RunEvent | DatasetEvent | JobEvent, resolved) -> dict
     if isinstance(event, DatasetEvent):
         written, read = [event.dataset], []
     elif isinstance(event, RunEvent):
-        quality = ("dataQualityAssertions", "dataQualityMetrics")
-        checked = [d for d in event.inputs if any(q in d.facets or q in d.inputFacets for q in quality)]
-        written, read = [*event.outputs, *checked], [d for d in event.inputs if d not in checked]
-        for pair in dataset_names(event):
+        quality = (incident_detection.ASSERTIONS, incident_detection.METRICS)
+        checked = [any(q in d.facets or q in d.inputFacets for q in quality) for d in event.inputs]
+        written = [*event.outputs, *(d for d, c in zip(event.inputs, checked, strict=True) if c)]
+        read = [d for d, c in zip(event.inputs, checked, strict=True) if not c]
+        for pair in names:
             dataset(pair, False)  # the datasets its column lineage reads from
     else:
         written, read = [*event.inputs, *event.outputs], []
