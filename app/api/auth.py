@@ -40,13 +40,13 @@ def _writes(request: Request) -> bool:
 _UNAUTHORIZED = "Missing or invalid API key: send 'Authorization: Bearer <key>'."
 
 
-def require_write_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def require_write_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     roles = settings.api_key_roles
     if roles and _role(_presented_key(request), roles) is None:
         raise ApiError(401, _UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_read_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def require_read_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     roles = settings.api_key_roles
     if not roles or not settings.protect_reads or _writes(request):
         return
@@ -57,7 +57,7 @@ def require_read_key(request: Request, settings: Annotated[Settings, Depends(get
         raise ApiError(403, "This API key may only write: reading needs a read+write key.")
 
 
-def require_read_write_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+async def require_read_write_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
     """Configuration that holds credentials (webhook URLs embed tokens): with keys set, only a read+write key
     reads it, whatever HEADWATER_PROTECT_READS says."""
     roles = settings.api_key_roles

@@ -18,7 +18,7 @@ from app.services import jobs, legacy
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
 
-def _last_run_states(
+async def _last_run_states(
     lastRunStates: Annotated[
         list[str] | None, Query(description="Only jobs whose latest run is in these states.")
     ] = None,

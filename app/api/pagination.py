@@ -17,7 +17,7 @@ class Page:
     offset: int
 
 
-def _page(
+async def _page(
     limit: Annotated[int, Query(ge=0, le=MAX_PAGE_VALUE, description="Maximum number of results.")] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_PAGE_VALUE, description="Number of results to skip.")] = 0,
 ) -> Page:

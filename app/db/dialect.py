@@ -34,7 +34,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import NullType, TypeDecorator
 
@@ -282,9 +282,10 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
 def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tuple[str, ...]):
     impls = {n: table.c[n].type.dialect_impl(conn.dialect) for n in columns}
     json_columns = frozenset(n for n in columns if isinstance(impls[n], JSON))
-    record = ", ".join(f'"{n}" {"jsonb" if n in json_columns else impls[n].compile(conn.dialect)}' for n in columns)
-    # JSON null stands for SQL NULL (Python None), as the column type has it (none_as_null).
-    values = ", ".join(f"NULLIF(r.\"{n}\", 'null'::jsonb)" if n in json_columns else f'r."{n}"' for n in columns)
+    record = ", ".join(f'"{n}" {impls[n].compile(conn.dialect)}' for n in columns)
+    # JSON null stands for SQL NULL (Python None), as the column type has it (none_as_null); ``json`` (unlike
+    # ``jsonb``) has no equality operator.
+    values = ", ".join(_recordset_value(n, impls[n]) if n in json_columns else f'r."{n}"' for n in columns)
     compiled = stmt.compile(dialect=conn.dialect)
     text_ = str(compiled)
     tail = text_[text_.index(" ON CONFLICT") :] if " ON CONFLICT" in text_ else ""
@@ -296,6 +297,12 @@ def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tup
         f"FROM json_to_recordset(%(headwater_rows)s::json) AS r({record}){tail}"
     )
     return sql, constants, json_columns
+
+
+def _recordset_value(name: str, impl: Any) -> str:
+    if isinstance(impl, JSONB):
+        return f"NULLIF(r.\"{name}\", 'null'::jsonb)"
+    return f"CASE WHEN json_typeof(r.\"{name}\") = 'null' THEN NULL ELSE r.\"{name}\" END"
 
 
 def insert_ignore_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

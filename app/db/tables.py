@@ -27,7 +27,7 @@ from sqlalchemy import (
     text,
 )
 
-from app.db.types import BigIntPK, JSONType, UTCDateTime
+from app.db.types import BigIntPK, JSONType, StoredJSONType, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -65,7 +65,7 @@ lineage_events = Table(
     Column("dataset_name", NAME),
     Column("run_id", Uuid()),
     Column("producer", Text),
-    Column("payload", JSONType, nullable=False),
+    Column("payload", StoredJSONType, nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
     # Set when the model could not be built from an accepted event (a bug): the event is kept and
     # `headwater reindex` can apply it after a fix.

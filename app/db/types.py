@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer
+from sqlalchemy.dialects.postgresql import JSON as PG_JSON
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -42,6 +43,10 @@ class UTCDateTime(TypeDecorator):
 
 # JSONB on Postgres (indexable, compact), JSON text on SQLite. Python None is SQL NULL (not JSON null).
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+# A document stored to be read back whole, never queried inside: Postgres' ``json`` (the text, checked to be
+# JSON) rather than ``jsonb``, whose conversion was the biggest cost of storing a raw event in the log.
+StoredJSONType = JSON(none_as_null=True).with_variant(PG_JSON(none_as_null=True), "postgresql")
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")

@@ -3,7 +3,9 @@
 
 Requests hand their event to the process's ``EventLog`` and wait for its future. One writer thread takes
 everything waiting at that moment (up to ``max_batch``), inserts it with one statement (``insert_ignore_rows``:
-the same event twice is stored once), commits, and resolves the futures. While it commits, the next requests
+the same event twice is stored once), commits, and resolves the futures. It keeps one connection of its own
+rather than taking one from the pool each time: a checkout pings the server first, a round trip that cost
+as much as the insert when a commit holds a few events. While it commits, the next requests
 queue up, so the busier the server, the more events share a commit. The model is built from the log afterwards
 by the applier (app/services/ingest/applier.py), which the writer wakes after each commit.
 
@@ -23,11 +25,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from app.db import tables as t
 from app.db.dialect import insert_ignore_rows, is_retryable, is_unavailable
-from app.db.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class EventLog:
         self.on_stored = on_stored  # after each commit, with the number of events it stored
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._connection: Connection | None = None  # the writer thread's own, opened when first needed
 
     def start(self) -> EventLog:
         self._thread = threading.Thread(target=self._run, name="headwater-event-log", daemon=True)
@@ -101,6 +103,7 @@ class EventLog:
                     break
             if batch:
                 self._store(batch)
+        self._disconnect()
 
     def _store(self, batch: list[_Pending]) -> None:
         try:
@@ -129,10 +132,14 @@ class EventLog:
         pause = 0.005
         while True:
             try:
-                with write_transaction(self.engine) as connection:
-                    insert_ignore_rows(connection, t.lineage_events, rows)
+                if self._connection is None:
+                    self._connection = self.engine.connect().execution_options(write=True)
+                with self._connection.begin():
+                    insert_ignore_rows(self._connection, t.lineage_events, rows)
                 return
             except Exception as exc:
+                if is_unavailable(exc) or not is_retryable(exc):
+                    self._disconnect()  # a fresh one (checked by the pool) next time
                 if is_unavailable(exc):
                     raise DatabaseUnavailable(str(getattr(exc, "orig", exc))) from exc
                 if not is_retryable(exc):
@@ -141,3 +148,11 @@ class EventLog:
                     raise DatabaseUnavailable(f"gave up after retries: {exc.orig}") from exc
                 time.sleep(pause)
                 pause = min(pause * 2, 0.25)
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            try:
+                connection.close()
+            except Exception:  # already broken: the pool discards it
+                log.debug("event log: closing a broken connection failed", exc_info=True)
