@@ -16,6 +16,7 @@ as one after the other would). Nothing a unit reads may depend on another unit's
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +126,8 @@ class Lockstep:
                 execute_rows(self.connection, stmt, group[0].rows)
                 self.statements += 1
                 continue
-            keys = {id(p): [tuple(row[name] for name in key) for row in p.rows] for p in group}
+            row_key = _key_of(key)
+            keys = {id(p): [row_key(row) for row in p.rows] for p in group}
             for round_ in _rounds(group, keys):
                 result = execute_rows(self.connection, stmt, [row for p in round_ for row in p.rows])
                 self.statements += 1
@@ -179,6 +181,14 @@ class Lockstep:
             compiled = stmt.compile(dialect=self.connection.dialect, column_keys=list(keys))
             self._compiled[(id(stmt), keys)] = (stmt, compiled)
         return compiled
+
+
+def _key_of(names: list[str]) -> Callable[[dict[str, Any]], tuple]:
+    """A row's values of these columns, as a tuple (also for one column, as RETURNING rows are compared)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return operator.itemgetter(*names)
 
 
 def _conflict_key(stmt: Any) -> list[str] | None:

@@ -92,9 +92,11 @@ def apply_event(
     incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
     detect_incidents: bool = True,
     memo: BatchMemo | None = None,
+    names: list[tuple[str, str]] | None = None,
 ) -> None:
     """Build the model from one stored event, inside the caller's transaction. ``received_at`` with the event's
-    time says whether it is news or history (app/services/incidents/news.py)."""
+    time says whether it is news or history (app/services/incidents/news.py); ``names``: its
+    ``dataset_names`` when the caller has them (parsing column lineage for them is not free)."""
     ctx = EventContext(
         event_id,
         event_key(event.eventTime, digest),
@@ -104,6 +106,7 @@ def apply_event(
         received_at=received_at,
         incident_max_event_age=incident_max_event_age,
         memo=memo,
+        dataset_names=names,
     )
     APPLY[event.KIND](connection, ctx, event)
 
@@ -197,6 +200,7 @@ def _apply_batch(
             names = [dataset_names(event) for _, event in batch]
             memo.resolve_ahead(connection, (name for event_names in names for name in event_names))
             lockstep = Lockstep(connection)  # one for the batch: it compiles the statements its waves share once
+            names_of = {row.id: event_names for (row, _), event_names in zip(batch, names, strict=True)}
             for wave in _waves(batch, names, memo):
                 side_by_side = len(wave) > 1
                 units = [
@@ -210,6 +214,7 @@ def _apply_batch(
                         quality_rules=rules,
                         incident_max_event_age=incident_max_event_age,
                         memo=memo,
+                        names=names_of[row.id],
                     )
                     for row, event in wave
                 ]

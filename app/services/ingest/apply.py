@@ -300,8 +300,8 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     terminal_or_streaming = streaming or (state is not None and state[0] in extract.TERMINAL_STATES)
 
     # Datasets: the event's inputs and outputs, plus datasets its column lineage reads from.
-    column_sources = [pair for d in event.outputs for pair in extract.column_lineage_inputs(d.facets)]
-    names = [(d.namespace, d.name) for d in [*event.inputs, *event.outputs]] + column_sources
+    names = ctx.dataset_names if ctx.dataset_names is not None else dataset_names(event)
+    column_sources = names[len(event.inputs) + len(event.outputs) :]
     resolved = w.resolve(names)
     inputs, outputs = _refs(event.inputs, resolved), _refs(event.outputs, resolved)
     column_inputs = {pair: DatasetRef(*resolved[pair]) for pair in column_sources}

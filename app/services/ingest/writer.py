@@ -41,6 +41,8 @@ class EventContext:
     incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE
     # What the earlier events of this transaction established (the applier's batch); None: nothing known.
     memo: BatchMemo | None = None
+    # The event's dataset names (apply.dataset_names) when the caller listed them already; None: list them.
+    dataset_names: list[tuple[str, str]] | None = None
 
 
 @dataclass
