@@ -10,6 +10,7 @@ Rules that keep concurrent writers (threads, processes) correct and fast:
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -145,8 +146,10 @@ def _resolve(connection: Connection, names: set[tuple[str, str]]) -> dict[tuple[
 
 
 def _dedupe(rows: Iterable[dict], *key: str) -> list[dict]:
-    """Last row wins per key; sorted by key so concurrent transactions lock in the same order."""
-    by_key = {tuple(str(row[k]) for k in key): row for row in rows}
+    """Last row wins per key; sorted by key so concurrent transactions lock in the same order. The key columns
+    are ids and names, never null; a UUID sorts as its text does (both by its number)."""
+    key_of = operator.itemgetter(*key)
+    by_key = {key_of(row): row for row in rows}
     return [by_key[k] for k in sorted(by_key)]
 
 
