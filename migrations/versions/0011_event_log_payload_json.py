@@ -19,24 +19,20 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.alter_column(
-            "lineage_events",
-            "payload",
-            type_=postgresql.JSON(none_as_null=True),
-            existing_type=postgresql.JSONB(none_as_null=True),
-            existing_nullable=False,
-            postgresql_using="payload::json",
-        )
+    _payload_as(postgresql.JSON(none_as_null=True), postgresql.JSONB(none_as_null=True), "json")
 
 
 def downgrade() -> None:
+    _payload_as(postgresql.JSONB(none_as_null=True), postgresql.JSON(none_as_null=True), "jsonb")
+
+
+def _payload_as(new_type, old_type, cast: str) -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.alter_column(
             "lineage_events",
             "payload",
-            type_=postgresql.JSONB(none_as_null=True),
-            existing_type=postgresql.JSON(none_as_null=True),
+            type_=new_type,
+            existing_type=old_type,
             existing_nullable=False,
-            postgresql_using="payload::jsonb",
+            postgresql_using=f"payload::{cast}",
         )
