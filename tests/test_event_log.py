@@ -11,7 +11,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.db import tables as t
 from app.main import create_app
@@ -101,6 +101,30 @@ def test_the_same_event_twice_in_one_commit_is_stored_once(engine):
         log.stop()
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == 1
+
+
+def test_an_event_after_the_server_dropped_the_writers_connection_is_still_stored(engine):
+    """The writer keeps its connection between commits; when the database has dropped it meanwhile (a restart,
+    a failover, an idle timeout), the next event is stored on a fresh one instead of being refused with 503."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    first, second = _rows(_events(2))
+    log = EventLog(engine).start()
+    try:
+        log.append(first).result(10)
+        with engine.connect() as conn:
+            dropped = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            ).scalar()
+        assert dropped >= 1
+        log.append(second).result(10)  # raises DatabaseUnavailable if it was refused
+    finally:
+        log.stop()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == 2
 
 
 def test_a_batch_is_applied_and_marked_in_one_transaction(engine, monkeypatch):

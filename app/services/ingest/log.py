@@ -131,6 +131,7 @@ class EventLog:
         deadline = time.monotonic() + self.retry_seconds
         pause = 0.005
         while True:
+            kept = self._connection is not None
             try:
                 if self._connection is None:
                     self._connection = self.engine.connect().execution_options(write=True)
@@ -141,6 +142,8 @@ class EventLog:
                 if is_unavailable(exc) or not is_retryable(exc):
                     self._disconnect()  # a fresh one (checked by the pool) next time
                 if is_unavailable(exc):
+                    if kept:
+                        continue  # the kept connection died (a database restart): once more on a fresh one
                     raise DatabaseUnavailable(str(getattr(exc, "orig", exc))) from exc
                 if not is_retryable(exc):
                     raise
