@@ -11,7 +11,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from app.db import tables as t
 from app.main import create_app
@@ -113,12 +113,9 @@ def test_an_event_after_the_server_dropped_the_writers_connection_is_still_store
     try:
         log.append(first).result(10)
         with engine.connect() as conn:
-            dropped = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-                )
-            ).scalar()
+            others = "datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            terminate = f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {others}"
+            dropped = conn.exec_driver_sql(terminate).scalar()
         assert dropped >= 1
         log.append(second).result(10)  # raises DatabaseUnavailable if it was refused
     finally:
