@@ -475,7 +475,9 @@ class IngestStatements:
         return stmt.on_conflict_do_update(
             index_elements=[col.entity_id, col.name],
             set_={
-                "facet": ex.facet,
+                # The same content again (a job's facets on every run) keeps the stored value, so Postgres writes
+                # no new copy of a large (TOASTed) document.
+                "facet": case((col.facet == ex.facet, col.facet), else_=ex.facet),
                 "kind": ex.kind,
                 "event_key": ex.event_key,
                 "lineage_event_id": ex.lineage_event_id,
