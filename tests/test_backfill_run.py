@@ -226,15 +226,7 @@ def test_a_dry_run_lists_the_calls_in_order_and_changes_nothing(api, airflow):
         (2, "bookings_reports", "POST", f"{base}/dags/bookings_reports/clearTaskInstances"),
         (2, "bookings_reports", "POST", f"{base}/dags/bookings_reports/clearTaskInstances"),
     ]
-    assert calls[0]["body"] == {
-        "dag_id": "bookings_etl",
-        "from_date": "2024-11-02T00:00:00Z",
-        "to_date": "2024-11-03T00:00:00Z",
-        "run_backwards": False,
-        "dag_run_conf": {},
-        "reprocess_behavior": "completed",
-        "max_active_runs": 2,
-    }
+    assert calls[0]["body"] == {**ETL_BACKFILL, "max_active_runs": 2}
     assert calls[1]["body"]["dry_run"] is True and calls[2]["body"]["dry_run"] is False
     assert calls[1]["body"]["task_ids"] == ["top_rooms"] and calls[3]["body"]["task_ids"] == ["publish_dashboard"]
     assert calls[2]["body"]["only_failed"] is False and calls[2]["body"]["start_date"] == "2024-11-02T00:00:00Z"

@@ -302,7 +302,7 @@ def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tup
 def _recordset_value(name: str, impl: Any) -> str:
     if isinstance(impl, JSONB):
         return f"NULLIF(r.\"{name}\", 'null'::jsonb)"
-    return f"CASE WHEN json_typeof(r.\"{name}\") = 'null' THEN NULL ELSE r.\"{name}\" END"
+    return f'CASE WHEN json_typeof(r."{name}") = \'null\' THEN NULL ELSE r."{name}" END'
 
 
 def insert_ignore_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

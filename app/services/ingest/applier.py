@@ -196,12 +196,11 @@ def _apply_batch(
         rules = tuple(quality_rules)
         memo = BatchMemo()
         try:
-            batch = [(row, events[row.id] or validate_stored(payloads[row.id])) for row in claimed]
-            names = [dataset_names(event) for _, event in batch]
-            memo.resolve_ahead(connection, (name for event_names in names for name in event_names))
+            events_of = [(row, events[row.id] or validate_stored(payloads[row.id])) for row in claimed]
+            batch = [(row, event, dataset_names(event)) for row, event in events_of]
+            memo.resolve_ahead(connection, (name for _, _, names in batch for name in names))
             lockstep = Lockstep(connection)  # one for the batch: it compiles the statements its waves share once
-            names_of = {row.id: event_names for (row, _), event_names in zip(batch, names, strict=True)}
-            for wave in _waves(batch, names, memo):
+            for wave in _waves(batch, memo):
                 side_by_side = len(wave) > 1
                 units = [
                     functools.partial(
@@ -214,9 +213,9 @@ def _apply_batch(
                         quality_rules=rules,
                         incident_max_event_age=incident_max_event_age,
                         memo=memo,
-                        names=names_of[row.id],
+                        names=names,
                     )
-                    for row, event in wave
+                    for row, event, names in wave
                 ]
                 if not side_by_side:
                     units[0]()
@@ -249,17 +248,19 @@ def _apply_batch(
     return BatchOutcome(applied=len(claimed))
 
 
-def _waves(
-    batch: list[tuple[Any, LineageEvent]], names: list[list[tuple[str, str]]], memo: BatchMemo
-) -> list[list[tuple[Any, LineageEvent]]]:
+_BatchItem = tuple[Any, LineageEvent, list[tuple[str, str]]]  # (claimed row, event, its dataset_names)
+
+
+def _waves(batch: list[_BatchItem], memo: BatchMemo) -> list[list[_BatchItem]]:
     """The batch split into waves of events that may be applied side by side: none writes what another of its
     wave touches (apply.event_resources). An event goes into the first wave after every earlier event it
     conflicts with, so events sharing what one of them writes are applied one after the other, in claim order."""
-    waves: list[list[tuple[Any, LineageEvent]]] = []
+    waves: list[list[_BatchItem]] = []
     last_write: dict[tuple, int] = {}
     last_touch: dict[tuple, int] = {}
-    for item, event_names in zip(batch, names, strict=True):
-        resources = event_resources(item[1], event_names, memo.resolved)
+    for item in batch:
+        _, event, names = item
+        resources = event_resources(event, names, memo.resolved)
         index = max(
             ((last_touch if writes else last_write).get(r, -1) + 1 for r, writes in resources.items()),
             default=0,

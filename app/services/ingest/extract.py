@@ -189,9 +189,8 @@ def column_lineage_inputs(facets: dict[str, Any]) -> list[tuple[str, str]]:
             # _str inlined: every event of a job with column lineage walks every input field here.
             if isinstance(source, dict):
                 ns, name, field_name = source.get("namespace"), source.get("name"), source.get("field")
-                if ns and name and field_name and isinstance(ns, str) and isinstance(name, str):
-                    if isinstance(field_name, str):
-                        found[(ns, name)] = None
+                if ns and name and field_name and all(isinstance(v, str) for v in (ns, name, field_name)):
+                    found[(ns, name)] = None
     return list(found)
 
 

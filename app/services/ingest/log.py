@@ -3,10 +3,10 @@
 
 Requests hand their event to the process's ``EventLog`` and wait for its future. One writer thread takes
 everything waiting at that moment (up to ``max_batch``), inserts it with one statement (``insert_ignore_rows``:
-the same event twice is stored once), commits, and resolves the futures. It keeps one connection of its own
-rather than taking one from the pool each time: a checkout pings the server first, a round trip that cost
-as much as the insert when a commit holds a few events. While it commits, the next requests
-queue up, so the busier the server, the more events share a commit. The model is built from the log afterwards
+the same event twice is stored once), commits, and resolves the futures. While it commits, the next requests
+queue up, so the busier the server, the more events share a commit. It keeps one connection of its own rather
+than taking one from the pool each time: a checkout pings the server first, a round trip that cost as much as
+the insert when a commit holds a few events. The model is built from the log afterwards
 by the applier (app/services/ingest/applier.py), which the writer wakes after each commit.
 
 A failure is never silent: a database that cannot be reached fails every waiting request with
@@ -139,14 +139,13 @@ class EventLog:
                     insert_ignore_rows(self._connection, t.lineage_events, rows)
                 return
             except Exception as exc:
-                if is_unavailable(exc) or not is_retryable(exc):
-                    self._disconnect()  # a fresh one (checked by the pool) next time
                 if is_unavailable(exc):
+                    self._disconnect()  # a fresh one (checked by the pool) next time
                     if kept:
                         continue  # the kept connection died (a database restart): once more on a fresh one
                     raise DatabaseUnavailable(str(getattr(exc, "orig", exc))) from exc
                 if not is_retryable(exc):
-                    raise
+                    raise  # the transaction was rolled back; the connection stays usable
                 if time.monotonic() + pause >= deadline:
                     raise DatabaseUnavailable(f"gave up after retries: {exc.orig}") from exc
                 time.sleep(pause)
