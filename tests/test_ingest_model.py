@@ -196,7 +196,8 @@ def test_spark_job_with_column_lineage_and_symlinks(post, engine):
     rows = model.all_rows(engine, t.column_lineage)
     by_field = {r.output_field: r for r in rows}
     assert set(by_field) == {"order_id", "country", "revenue"}
-    assert all(r.output_version_id == out.current_version_id for r in rows)
+    version = model.one(engine, t.dataset_versions, t.dataset_versions.c.id == out.current_version_id)
+    assert all(r.lineage_id == version.column_lineage_id for r in rows)
     revenue = by_field["revenue"]
     assert (revenue.input_field, revenue.transformation_type, revenue.transformation_subtype) == (
         "amount",
@@ -529,7 +530,10 @@ def test_column_lineage_sent_only_on_start_counts_in_any_order(post, engine, ord
     post(*([start, complete] if order == "start-first" else [complete, start]))
     (edge,) = model.all_rows(engine, t.column_lineage)
     assert (edge.output_field, edge.input_field) == ("a_copy", "a")
-    assert edge.output_version_id == model.dataset(engine, "s3://b", "out").current_version_id
+    current = model.dataset(engine, "s3://b", "out").current_version_id
+    assert (
+        edge.lineage_id == model.one(engine, t.dataset_versions, t.dataset_versions.c.id == current).column_lineage_id
+    )
 
 
 def test_readers_schemas_do_not_become_dataset_fields(post, engine):

@@ -120,8 +120,10 @@ def dangling_references(engine) -> dict[str, int]:
         "NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = v.latest_run_id)",
         "lineage_edges.last_run_id": "SELECT count(*) FROM lineage_edges e WHERE e.last_run_id IS NOT NULL AND "
         "NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = e.last_run_id)",
-        "column_lineage.output_version_id": "SELECT count(*) FROM column_lineage c WHERE NOT EXISTS "
-        "(SELECT 1 FROM dataset_versions v WHERE v.id = c.output_version_id)",
+        "column_lineage.lineage_id": "SELECT count(*) FROM column_lineage c WHERE NOT EXISTS "
+        "(SELECT 1 FROM dataset_versions v WHERE v.column_lineage_id = c.lineage_id)",
+        "dataset_versions.column_lineage_id": "SELECT count(*) FROM dataset_versions v WHERE v.column_lineage_id "
+        "IS NOT NULL AND NOT EXISTS (SELECT 1 FROM column_lineage c WHERE c.lineage_id = v.column_lineage_id)",
         "facets(RUN)": "SELECT count(*) FROM facets f WHERE f.kind = 'RUN' AND NOT EXISTS "
         "(SELECT 1 FROM runs r WHERE r.id = f.entity_id)",
         "facets(INPUT/OUTPUT)": "SELECT count(*) FROM facets f WHERE f.kind IN ('INPUT', 'OUTPUT') AND NOT EXISTS "

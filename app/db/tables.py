@@ -179,8 +179,11 @@ dataset_versions = Table(
     # Event key of the COMPLETE (or DatasetEvent) that published this version; "" while unpublished
     # (written by a run still in progress or failed, or a placeholder for data read before any writer was seen).
     Column("published_key", EVENT_KEY, nullable=False, server_default=""),
+    # The column lineage of a published version (column_lineage.lineage_id); NULL when it has none.
+    Column("column_lineage_id", Uuid()),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_dataset_versions_dataset", "dataset_id", "created_at"),
+    Index("ix_dataset_versions_column_lineage", "column_lineage_id"),
     Index("ix_dataset_versions_published", "dataset_id", "published_key"),
     Index("ix_dataset_versions_run_id", "run_id"),
 )
@@ -334,10 +337,13 @@ facets = Table(
     Index("ix_facets_lineage_event_id", "lineage_event_id"),  # retention: is a raw event still named?
 )
 
+# Column lineage, stored once per distinct content: a run after run publishing the same lineage for a dataset
+# shares one set of rows (dataset_versions.column_lineage_id), instead of a copy per version.
 column_lineage = Table(
     "column_lineage",
     metadata,
-    Column("output_version_id", Uuid(), primary_key=True),
+    # identifiers.column_lineage_id: the output dataset and the rows' content.
+    Column("lineage_id", Uuid(), primary_key=True),
     Column("output_field", String(), primary_key=True),
     Column("input_dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True),
     Column("input_field", String(), primary_key=True),
@@ -347,7 +353,6 @@ column_lineage = Table(
     Column("transformation_type", String(64)),
     Column("transformation_subtype", String(64)),
     Column("transformations", JSONType),
-    *_timestamps(),
     Index("ix_column_lineage_input", "input_dataset_id", "input_field"),
     Index("ix_column_lineage_output_dataset", "output_dataset_id"),
 )

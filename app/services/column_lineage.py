@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, tuple_
+from sqlalchemy import Connection, Engine, Row, Select, and_, or_, select, tuple_
 
 from app.db import tables as t
 from app.db.engine import read_connection
@@ -49,26 +49,27 @@ def parse_version(text: str) -> uuid.UUID | None:
         raise ValueError(f"the version after '#' must be a UUID, not {version!r}") from None
 
 
-def _followed(pins: Pins) -> ColumnElement[bool]:
-    """Whose column lineage rows a walk follows (``datasets`` joined on the output dataset): the pinned version
-    of a pinned dataset, the current version of every other."""
-    cl, od = t.column_lineage.c, t.datasets.c
-    current = od.current_version_id == cl.output_version_id
-    if not pins:
-        return current
-    return or_(cl.output_version_id.in_(list(pins.values())), and_(cl.output_dataset_id.not_in(list(pins)), current))
+def _following(stmt: Select, pins: Pins) -> Select:
+    """``stmt`` over ``column_lineage`` restricted to the rows a walk follows: the lineage of the pinned version
+    of a pinned dataset, of the current version of every other."""
+    cl, od, fv = t.column_lineage.c, t.datasets.c, t.dataset_versions.c
+    followed = fv.id == od.current_version_id
+    if pins:
+        followed = or_(fv.id.in_(list(pins.values())), and_(od.id.not_in(list(pins)), followed))
+    return stmt.join(t.datasets, od.id == cl.output_dataset_id).join(
+        t.dataset_versions, and_(fv.column_lineage_id == cl.lineage_id, followed)
+    )
 
 
 def _fields_with_lineage(conn: Connection, dataset_ids: list[uuid.UUID], pins: Pins) -> dict[uuid.UUID, list[str]]:
     """The fields of each dataset that have column lineage in the version the walk follows."""
-    cl, d = t.column_lineage.c, t.datasets.c
+    cl = t.column_lineage.c
     found: dict[uuid.UUID, list[str]] = defaultdict(list)
     if not dataset_ids:
         return found
     rows = conn.execute(
-        select(cl.output_dataset_id, cl.output_field)
-        .join(t.datasets, d.id == cl.output_dataset_id)
-        .where(cl.output_dataset_id.in_(dataset_ids), _followed(pins))
+        _following(select(cl.output_dataset_id, cl.output_field), pins)
+        .where(cl.output_dataset_id.in_(dataset_ids))
         .distinct()
     )
     for dataset_id, field in rows:
@@ -137,7 +138,7 @@ def _start_fields(conn: Connection, text: str) -> tuple[set[Field], Pins]:
 
 
 def column_lineage_graph(engine: Engine, node: str, *, depth: int, with_downstream: bool) -> list[dict]:
-    cl, od = t.column_lineage.c, t.datasets.c
+    cl = t.column_lineage.c
     columns = (
         cl.output_dataset_id,
         cl.output_field,
@@ -148,7 +149,6 @@ def column_lineage_graph(engine: Engine, node: str, *, depth: int, with_downstre
     )
     with read_connection(engine) as conn:
         start, pins = _start_fields(conn, node)
-        followed = and_(od.id == cl.output_dataset_id, _followed(pins))
         seen: set[Field] = set(start)
         edges: set[tuple] = set()
         up, down = set(start), set(start) if with_downstream else set()
@@ -158,15 +158,15 @@ def column_lineage_graph(engine: Engine, node: str, *, depth: int, with_downstre
             rows = []
             if up:
                 rows += conn.execute(
-                    select(*columns)
-                    .join(t.datasets, followed)
-                    .where(tuple_(cl.output_dataset_id, cl.output_field).in_(sorted(up, key=str)))
+                    _following(select(*columns), pins).where(
+                        tuple_(cl.output_dataset_id, cl.output_field).in_(sorted(up, key=str))
+                    )
                 ).all()
             if down:
                 rows += conn.execute(
-                    select(*columns)
-                    .join(t.datasets, followed)
-                    .where(tuple_(cl.input_dataset_id, cl.input_field).in_(sorted(down, key=str)))
+                    _following(select(*columns), pins).where(
+                        tuple_(cl.input_dataset_id, cl.input_field).in_(sorted(down, key=str))
+                    )
                 ).all()
             next_up, next_down = set(), set()
             for row in rows:

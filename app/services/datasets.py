@@ -50,10 +50,10 @@ def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid
     """One level of column lineage per output version, grouped by output field."""
     found: dict[uuid.UUID, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     if version_ids:
-        cl, d = t.column_lineage.c, t.datasets.c
+        cl, d, v = t.column_lineage.c, t.datasets.c, t.dataset_versions.c
         rows = conn.execute(
             select(
-                cl.output_version_id,
+                v.id,
                 cl.output_field,
                 d.namespace_name,
                 d.name,
@@ -61,8 +61,10 @@ def _column_lineage(conn: Connection, version_ids: list[uuid.UUID]) -> dict[uuid
                 cl.transformation_description,
                 cl.transformation_type,
             )
+            .select_from(t.dataset_versions)
+            .join(t.column_lineage, cl.lineage_id == v.column_lineage_id)
             .join(t.datasets, d.id == cl.input_dataset_id)
-            .where(in_values(conn, cl.output_version_id, version_ids))
+            .where(in_values(conn, v.id, version_ids))
             .order_by(cl.output_field, d.namespace_name, d.name, cl.input_field)
         )
         for version_id, output_field, ns, name, input_field, description, kind in rows:

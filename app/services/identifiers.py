@@ -14,6 +14,9 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Any
+
+import orjson
 
 HEADWATER_UUID_NAMESPACE = uuid.UUID("5b0e1c52-6f0d-4c1e-9d55-2a0d3f1f6e11")
 
@@ -50,6 +53,22 @@ def tag_id(name: str) -> uuid.UUID:
 
 def run_io_id(run: uuid.UUID, dataset: uuid.UUID, io_type: str) -> uuid.UUID:
     return _row_id("run_io", str(run), str(dataset), io_type)
+
+
+def column_lineage_id(dataset: uuid.UUID, rows: Iterable[Sequence[Any]]) -> uuid.UUID:
+    """The id of a dataset's column lineage, from its rows' content (output field, input dataset id, input
+    field, transformation description, type, subtype, transformations): versions publishing the same lineage
+    share one set of rows."""
+    # Sorted by (output field, input dataset, input field), which is unique in a set of rows.
+    content = sorted(
+        ([str(part) if isinstance(part, uuid.UUID) else part for part in row] for row in rows), key=_first3
+    )
+    digest = hashlib.md5(str(dataset).encode() + orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).digest()
+    return uuid.UUID(bytes=digest, version=3)
+
+
+def _first3(row: list) -> list:
+    return row[:3]
 
 
 # --- Marquez-compatible version ids -------------------------------------------------------------------

@@ -264,8 +264,12 @@ def _purge_job_versions(batches: _Batches, cutoff: datetime, size: int, report: 
 
 
 def _purge_dataset_versions(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):
-    v, d, io = t.dataset_versions.c, t.datasets.c, t.run_io.c
+    v, d, io, cl = t.dataset_versions.c, t.datasets.c, t.run_io.c, t.column_lineage.c
     for conn, ids in _old_batches(batches, v.id, v.created_at < cutoff, size, progress, "dataset versions"):
+        # Their datasets locked as a publish locks them: a publish that finds a version with the same column
+        # lineage (and so writes no rows of its own) cannot interleave with deleting that version's lineage.
+        of_versions = select(v.dataset_id).where(in_values(conn, v.id, ids))
+        conn.execute(select(d.id).where(d.id.in_(of_versions)).order_by(d.id).with_for_update()).all()
         doomed = (
             conn.execute(
                 select(v.id).where(
@@ -278,13 +282,20 @@ def _purge_dataset_versions(batches: _Batches, cutoff: datetime, size: int, repo
             .all()
         )
         if doomed:
-            f, cl = t.facets.c, t.column_lineage.c
+            f = t.facets.c
             count = conn.execute(delete(t.facets).where(in_values(conn, f.entity_id, doomed))).rowcount
             report.add("facets", count)
-            lineage = delete(t.column_lineage).where(in_values(conn, cl.output_version_id, doomed))
-            report.add("column_lineage", conn.execute(lineage).rowcount)
+            lineage_ids = select(v.column_lineage_id).where(
+                in_values(conn, v.id, doomed), v.column_lineage_id.is_not(None)
+            )
+            lineage_ids = conn.execute(lineage_ids.distinct()).scalars().all()
             count = conn.execute(delete(t.dataset_versions).where(in_values(conn, v.id, doomed))).rowcount
             report.add("dataset_versions", count)
+            # Column lineage is shared by the versions with the same content: it goes with the last of them.
+            unused = and_(
+                in_values(conn, cl.lineage_id, lineage_ids), ~exists().where(v.column_lineage_id == cl.lineage_id)
+            )
+            report.add("column_lineage", conn.execute(delete(t.column_lineage).where(unused)).rowcount)
 
 
 def _purge_raw_events(batches: _Batches, cutoff: datetime, size: int, report: PurgeReport, progress: Progress):

@@ -254,6 +254,7 @@ def generate(engine: Engine, shape: Shape, *, progress=lambda message: None) -> 
                 "run_id": run_id(writer_of[d], last) if d in writer_of and shape.runs_per_job else None,
                 "fields": fields,
                 "published_key": SYNTHETIC_KEY if d in writer_of else "",
+                "column_lineage_id": _uuid("column-lineage", d) if d in writer_of else None,
                 "created_at": now,
             }
             for d, name in g.datasets.items()
@@ -264,15 +265,13 @@ def generate(engine: Engine, shape: Shape, *, progress=lambda message: None) -> 
         t.column_lineage,
         (
             {
-                "output_version_id": version_id(o, last),
+                "lineage_id": _uuid("column-lineage", o),
                 "output_field": c,
                 "input_dataset_id": i,
                 "input_field": c,
                 "output_dataset_id": o,
                 "transformation_type": "DIRECT",
                 "transformation_subtype": "IDENTITY",
-                "created_at": now,
-                "updated_at": now,
             }
             for j, outs in g.writes.items()
             for o in outs

@@ -276,10 +276,11 @@ def _column_lineage(
     found: dict[tuple[uuid.UUID, uuid.UUID], dict[uuid.UUID, set[tuple[str, str]]]] = {}
     if not outputs or not narrowed_inputs:
         return found
-    cl, d = t.column_lineage.c, t.datasets.c
+    cl, d, v = t.column_lineage.c, t.datasets.c, t.dataset_versions.c
     rows = conn.execute(
         select(cl.output_dataset_id, cl.input_dataset_id, cl.output_field, cl.input_field)
-        .join(t.datasets, (d.id == cl.output_dataset_id) & (d.current_version_id == cl.output_version_id))
+        .join(t.datasets, d.id == cl.output_dataset_id)
+        .join(t.dataset_versions, (v.id == d.current_version_id) & (v.column_lineage_id == cl.lineage_id))
         .where(in_values(conn, cl.output_dataset_id, outputs), in_values(conn, cl.input_dataset_id, narrowed_inputs))
     )
     writers: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)

@@ -222,7 +222,9 @@ class IngestStatements:
     @cached_property
     def published_versions(self):
         v = t.dataset_versions.c
-        return select(v.id, v.dataset_id, v.fields, v.created_at).where(v.id.in_(ids_param()), v.published_key != "")
+        return select(v.id, v.dataset_id, v.fields, v.column_lineage_id).where(
+            v.id.in_(ids_param()), v.published_key != ""
+        )
 
     @cached_property
     def column_lineage_facets(self):
@@ -232,8 +234,25 @@ class IngestStatements:
         )
 
     @cached_property
-    def delete_column_lineage(self):
-        return delete(t.column_lineage).where(t.column_lineage.c.output_version_id.in_(ids_param()))
+    def point_version_at_lineage(self):
+        """Set a version's column lineage; returns whether another version has that lineage already (so its
+        rows are stored: a set of rows exists exactly while some version points at it)."""
+        v = t.dataset_versions.c
+        lineage = bindparam("p_lineage", type_=v.column_lineage_id.type)
+        other = t.dataset_versions.alias("other")
+        shared = exists().where(other.c.column_lineage_id == lineage, other.c.id != v.id)
+        return (
+            update(t.dataset_versions)
+            .where(v.id == bindparam("p_version"))
+            .values(column_lineage_id=lineage)
+            .returning(shared)
+        )
+
+    @cached_property
+    def delete_unused_lineage(self):
+        v, cl = t.dataset_versions.c, t.column_lineage.c
+        lineage = bindparam("p_lineage", type_=cl.lineage_id.type)
+        return delete(t.column_lineage).where(cl.lineage_id == lineage, ~exists().where(v.column_lineage_id == lineage))
 
     # --- jobs -----------------------------------------------------------------------------------------
 
@@ -496,22 +515,6 @@ class IngestStatements:
             set_={"facet": ex.facet, "event_key": ex.event_key},
             where=and_(col.event_key > ex.event_key, col.event_key.startswith(READER_KEY_PREFIX)),
         ).returning(col.entity_id, col.name)
-
-    @cached_property
-    def upsert_column_lineage(self):
-        stmt = upsert(self.dialect, t.column_lineage)
-        ex, col = stmt.excluded, t.column_lineage.c
-        changing = (
-            "transformation_description",
-            "transformation_type",
-            "transformation_subtype",
-            "transformations",
-            "updated_at",
-        )
-        return stmt.on_conflict_do_update(
-            index_elements=[col.output_version_id, col.output_field, col.input_dataset_id, col.input_field],
-            set_={name: getattr(ex, name) for name in changing},
-        )
 
     @cached_property
     def store_raw_event(self):

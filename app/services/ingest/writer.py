@@ -145,6 +145,21 @@ def _resolve(connection: Connection, names: set[tuple[str, str]]) -> dict[tuple[
     return resolved
 
 
+_lineage_content = operator.itemgetter(
+    "output_field",
+    "input_dataset_id",
+    "input_field",
+    "transformation_description",
+    "transformation_type",
+    "transformation_subtype",
+    "transformations",
+)
+
+
+def _id_text(row: Any) -> str:
+    return str(row.id)
+
+
 def _dedupe(rows: Iterable[dict], *key: str) -> list[dict]:
     """Last row wins per key; sorted by key so concurrent transactions lock in the same order. The key columns
     are ids and names, never null; a UUID sorts as its text does (both by its number)."""
@@ -388,7 +403,7 @@ class ModelWriter:
     def derive_from_published(self, version_ids: list[uuid.UUID]) -> None:
         """What a published version tells about its dataset, computed from the version itself so it is the
         same whatever order the run's events came in: its schema fields join the dataset's fields, and its
-        merged `columnLineage` facet becomes the column lineage rows of the version."""
+        merged `columnLineage` facet becomes the version's column lineage."""
         published = list(self.conn.execute(self.sql.published_versions, {"p_ids": version_ids}))
         if not published:
             return
@@ -396,25 +411,39 @@ class ModelWriter:
         lineage = dict(self.conn.execute(self.sql.column_lineage_facets, {"p_ids": [v.id for v in published]}).all())
         edges = {v.id: extract.column_lineage({"columnLineage": lineage[v.id]}) for v in published if v.id in lineage}
         resolved = self.resolve((e.input_namespace, e.input_name) for es in edges.values() for e in es)
-        rows = [
-            {
-                "output_version_id": v.id,
-                "output_field": e.output_field,
-                "input_dataset_id": resolved[(e.input_namespace, e.input_name)][2],
-                "input_field": e.input_field,
-                "output_dataset_id": v.dataset_id,
-                "transformation_description": e.description,
-                "transformation_type": e.type,
-                "transformation_subtype": e.subtype,
-                "transformations": e.transformations,
-                "created_at": v.created_at,
-                "updated_at": v.created_at,
-            }
-            for v in published
-            for e in edges.get(v.id, [])
-        ]
-        self.conn.execute(self.sql.delete_column_lineage, {"p_ids": [v.id for v in published]})
-        self.upsert_column_lineage(rows)
+        for v in sorted(published, key=_id_text):
+            rows = _dedupe(
+                (
+                    {
+                        "output_field": e.output_field,
+                        "input_dataset_id": resolved[(e.input_namespace, e.input_name)][2],
+                        "input_field": e.input_field,
+                        "output_dataset_id": v.dataset_id,
+                        "transformation_description": e.description,
+                        "transformation_type": e.type,
+                        "transformation_subtype": e.subtype,
+                        "transformations": e.transformations,
+                    }
+                    for e in edges.get(v.id, [])
+                ),
+                "output_field",
+                "input_dataset_id",
+                "input_field",
+            )
+            self.set_column_lineage(v.id, v.column_lineage_id, rows)
+
+    def set_column_lineage(self, version_id: uuid.UUID, old: uuid.UUID | None, rows: list[dict]) -> None:
+        """Point a version at the column lineage ``rows`` describe. Lineage is stored once per distinct
+        content (``identifiers.column_lineage_id``): the rows are written only when no other version has
+        them, and a set no version points at any more goes."""
+        new = ids.column_lineage_id(rows[0]["output_dataset_id"], (_lineage_content(r) for r in rows)) if rows else None
+        if new == old:
+            return
+        shared = self.conn.execute(self.sql.point_version_at_lineage, {"p_version": version_id, "p_lineage": new})
+        if new is not None and not shared.scalar():
+            self._insert_ignore(t.column_lineage, [{"lineage_id": new, **r} for r in rows])
+        if old is not None:
+            self.conn.execute(self.sql.delete_unused_lineage, {"p_lineage": old})
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
@@ -429,7 +458,7 @@ class ModelWriter:
         dropped = self.conn.execute(
             delete(t.dataset_versions)
             .where(v.id == old, v.run_id == run_id, ~referenced)
-            .returning(v.dataset_id, v.published_key)
+            .returning(v.dataset_id, v.published_key, v.column_lineage_id)
         ).first()
         if dropped is None:
             return
@@ -444,7 +473,8 @@ class ModelWriter:
         on_new = select(f_new.c.name).where(f_new.c.entity_id == new)
         self.conn.execute(update(t.facets).where(f.entity_id == old, f.name.not_in(on_new)).values(entity_id=new))
         self.conn.execute(delete(t.facets).where(f.entity_id == old))
-        self.conn.execute(delete(t.column_lineage).where(t.column_lineage.c.output_version_id == old))
+        if dropped.column_lineage_id is not None:
+            self.conn.execute(self.sql.delete_unused_lineage, {"p_lineage": dropped.column_lineage_id})
 
     def _rederive_fields(self, dataset_id: uuid.UUID, published_key: str) -> None:
         """A published version was dropped: the dataset's fields it set (they carry its publishing key) take
@@ -753,12 +783,9 @@ class ModelWriter:
         return list(self.conn.execute(stmt.order_by(e.id)))
 
     def set_version_created_at(self, version_id: uuid.UUID, created_at: datetime) -> None:
-        """Date a version (and the column lineage derived from it, which carries its creation time)."""
-        v, cl = t.dataset_versions.c, t.column_lineage.c
+        v = t.dataset_versions.c
         stmt = update(t.dataset_versions).where(v.id == version_id, v.created_at != created_at)
-        if self.conn.execute(stmt.values(created_at=created_at)).rowcount:
-            stmt = update(t.column_lineage).where(cl.output_version_id == version_id)
-            self.conn.execute(stmt.values(created_at=created_at, updated_at=created_at))
+        self.conn.execute(stmt.values(created_at=created_at))
 
     def upsert_run_io(self, rows: list[dict]) -> None:
         if rows:
@@ -803,11 +830,6 @@ class ModelWriter:
             return []
         sent = {(r["entity_id"], r["name"]): r["facet"] for r in rows}
         return [(entity, name, sent[(entity, name)]) for entity, name in execute_rows(self.conn, stmt, rows)]
-
-    def upsert_column_lineage(self, rows: list[dict]) -> None:
-        if rows:
-            key = ("output_version_id", "output_field", "input_dataset_id", "input_field")
-            execute_rows(self.conn, self.sql.upsert_column_lineage, _dedupe(rows, *key))
 
 
 # A source row never moves in time: once ensured, it is ensured for every event.
