@@ -236,6 +236,19 @@ def bulk_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]], 
 _RECORDSET_STATEMENTS: dict[tuple[Any, tuple[str, ...]], tuple[str, dict[str, Any], frozenset[str]]] = {}
 
 
+_EXISTING_ONLY = "headwater_existing_only"
+
+
+def existing_rows_only(stmt: Any, *matching: str) -> Any:
+    """An upsert (``upsert`` … ``on_conflict_do_update``) that ``execute_rows`` runs only for the rows stored
+    already with the same values of ``matching`` (a content hash): it updates what the clause says of those and
+    nothing else, so such rows need not carry their large columns (a JSON document the server would parse only to
+    find it unchanged). On Postgres each stored row is locked first (``FOR NO KEY UPDATE``), so it is still there
+    when the clause updates it and nothing is ever inserted. Elsewhere it is not run and returns no rows: the
+    caller writes every row with its whole content, as SQLite compares stored text as cheaply."""
+    return stmt.execution_options(**{_EXISTING_ONLY: matching})
+
+
 def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any:
     """Run an ``INSERT`` (with its ``ON CONFLICT …`` and ``RETURNING``, built with ``upsert``) for many rows in
     one statement whose text does not depend on how many rows there are. Every row has the same keys. Returns
@@ -257,6 +270,8 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
     if lockstep is not None and lockstep.pausing():
         return lockstep.pause(stmt, rows)  # merged with the same statement of the other units (app/db/lockstep.py)
     if conn.dialect.name != "postgresql":
+        if stmt.get_execution_options().get(_EXISTING_ONLY):
+            return []
         return conn.execute(stmt, rows)
     table: Table = stmt.table
     columns = tuple(rows[0])
@@ -294,9 +309,19 @@ def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tup
     names = ", ".join(f'"{n}"' for n in columns)
     sql = (
         f'INSERT INTO "{table.name}" ({names}) SELECT {values} '
-        f"FROM json_to_recordset(%(headwater_rows)s::json) AS r({record}){tail}"
+        f"FROM json_to_recordset(%(headwater_rows)s::json) AS r({record}){_existing_only(stmt, table)}{tail}"
     )
     return sql, constants, json_columns
+
+
+def _existing_only(stmt: Any, table: Table) -> str:
+    """The filter of an ``existing_rows_only`` statement: rows stored with the same key and matching values."""
+    matching = stmt.get_execution_options().get(_EXISTING_ONLY)
+    if not matching:
+        return ""
+    target = stmt._post_values_clause.inferred_target_elements
+    same = [f'x."{getattr(c, "name", c)}" = r."{getattr(c, "name", c)}"' for c in [*target, *matching]]
+    return f' WHERE EXISTS (SELECT FROM "{table.name}" AS x WHERE {" AND ".join(same)} FOR NO KEY UPDATE)'
 
 
 def _recordset_value(name: str, impl: Any) -> str:

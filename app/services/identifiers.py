@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from app.db import json as json_codec
+
 HEADWATER_UUID_NAMESPACE = uuid.UUID("5b0e1c52-6f0d-4c1e-9d55-2a0d3f1f6e11")
 
 
@@ -53,6 +55,12 @@ def tag_id(name: str) -> uuid.UUID:
 
 def run_io_id(run: uuid.UUID, dataset: uuid.UUID, io_type: str) -> uuid.UUID:
     return _row_id("run_io", str(run), str(dataset), io_type)
+
+
+def content_hash(document: Any) -> str:
+    """A stored JSON document's content as 32 hex digits (MD5 of its JSON as sent: the same document with its
+    keys in another order is another content, which costs only a rewrite)."""
+    return hashlib.md5(json_codec.dumps_bytes(document)).hexdigest()
 
 
 def column_lineage_id(dataset: uuid.UUID, rows: Iterable[Sequence[Any]]) -> uuid.UUID:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import cache, cached_property
 
-from sqlalchemy import String, Table, Uuid, and_, bindparam, case, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import String, Table, Uuid, and_, bindparam, case, delete, exists, func, or_, select, update
 
 from app.db import tables as t
-from app.db.dialect import upsert
+from app.db.dialect import existing_rows_only, in_param, upsert
 from app.db.types import UTCDateTime
 
 NOW = bindparam("p_now", type_=UTCDateTime())
@@ -87,11 +87,16 @@ class IngestStatements:
 
     @cached_property
     def resolve_symlinks(self):
+        """Symlinks among the names of a batch, looked up by namespaces and names (two array parameters rather
+        than hundreds of expanded pairs); the caller keeps the pairs it asked for."""
         s, d = t.dataset_symlinks, t.datasets
         return (
             select(s.c.namespace_name, s.c.name, d.c.namespace_name, d.c.name, d.c.id)
             .join(d, d.c.id == s.c.dataset_id)
-            .where(tuple_(s.c.namespace_name, s.c.name).in_(bindparam("p_pairs", expanding=True)))
+            .where(
+                in_param(self.dialect, s.c.namespace_name, "p_namespaces"),
+                in_param(self.dialect, s.c.name, "p_names"),
+            )
         )
 
     @cached_property
@@ -494,15 +499,30 @@ class IngestStatements:
         return stmt.on_conflict_do_update(
             index_elements=[col.entity_id, col.name],
             set_={
-                # The same content again (a job's facets on every run) keeps the stored value, so Postgres writes
-                # no new copy of a large (TOASTed) document.
-                "facet": case((col.facet == ex.facet, col.facet), else_=ex.facet),
+                # The same content again keeps the stored value, so Postgres writes no new copy of a large
+                # (TOASTed) document.
+                "facet": case((col.facet_hash == ex.facet_hash, col.facet), else_=ex.facet),
+                "facet_hash": ex.facet_hash,
                 "kind": ex.kind,
                 "event_key": ex.event_key,
                 "lineage_event_id": ex.lineage_event_id,
             },
             where=ex.event_key > col.event_key,
         ).returning(col.entity_id, col.name)
+
+    @cached_property
+    def refresh_unchanged_facets(self):
+        """The facets stored with the content an event sends again (a job's facets on every run, a version's
+        from START to COMPLETE) take the later event's key; their rows carry no document (``existing_rows_only``).
+        RETURNING names the rows this event won."""
+        stmt = upsert(self.dialect, t.facets)
+        ex, col = stmt.excluded, t.facets.c
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[col.entity_id, col.name],
+            set_={"kind": ex.kind, "event_key": ex.event_key, "lineage_event_id": ex.lineage_event_id},
+            where=ex.event_key > col.event_key,
+        ).returning(col.entity_id, col.name)
+        return existing_rows_only(stmt, "facet_hash")
 
     @cached_property
     def upsert_reader_facets(self):
@@ -512,7 +532,7 @@ class IngestStatements:
         ex, col = stmt.excluded, t.facets.c
         return stmt.on_conflict_do_update(
             index_elements=[col.entity_id, col.name],
-            set_={"facet": ex.facet, "event_key": ex.event_key},
+            set_={"facet": ex.facet, "facet_hash": ex.facet_hash, "event_key": ex.event_key},
             where=and_(col.event_key > ex.event_key, col.event_key.startswith(READER_KEY_PREFIX)),
         ).returning(col.entity_id, col.name)
 

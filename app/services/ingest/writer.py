@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, exists, or_, select, update
 
 from app.db import tables as t
-from app.db.dialect import execute_rows
+from app.db.dialect import execute_rows, in_param_value
 from app.services import identifiers as ids
 from app.services.ingest import extract
 from app.services.ingest.statements import READER_KEY_PREFIX, statements_for
@@ -140,8 +140,14 @@ def _resolve(connection: Connection, names: set[tuple[str, str]]) -> dict[tuple[
     resolved = {pair: (pair[0], pair[1], ids.dataset_id(*pair)) for pair in wanted}
     if wanted:
         sql = statements_for(connection.dialect.name).resolve_symlinks
-        for alias_ns, alias_name, ns, name, dataset_id in connection.execute(sql, {"p_pairs": wanted}):
-            resolved[(alias_ns, alias_name)] = (ns, name, dataset_id)
+        alias = t.dataset_symlinks.c
+        params = {
+            "p_namespaces": in_param_value(connection, alias.namespace_name, sorted({ns for ns, _ in wanted})),
+            "p_names": in_param_value(connection, alias.name, sorted({name for _, name in wanted})),
+        }
+        for alias_ns, alias_name, ns, name, dataset_id in connection.execute(sql, params):
+            if (alias_ns, alias_name) in resolved:
+                resolved[(alias_ns, alias_name)] = (ns, name, dataset_id)
     return resolved
 
 
@@ -800,12 +806,14 @@ class ModelWriter:
                     "entity_id": entity,
                     "name": name,
                     "kind": kind,
-                    "facet": None if extract.is_deleted(value) else value,
+                    "facet": None if deleted else value,
+                    "facet_hash": None if deleted else ids.content_hash(value),
                     "event_key": key,
                     "lineage_event_id": self.ctx.lineage_event_id,
                 }
                 for entity, kind, name, value in entries
                 if isinstance(value, dict)
+                for deleted in (extract.is_deleted(value),)
             ),
             "entity_id",
             "name",
@@ -822,14 +830,26 @@ class ModelWriter:
 
     def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
-        Returns the (entity, name, facet) rows this event won, so derived columns can follow."""
-        return self._won(self.sql.upsert_facets, self._facet_rows(entries, self.ctx.key))
+        Returns the (entity, name, facet) rows this event won, so derived columns can follow.
 
-    def _won(self, stmt, rows: list[dict]) -> list[tuple[uuid.UUID, str, Any]]:
+        Facets stored with the same content only take this event's key, in a statement without the documents;
+        the others (new, changed, or older than what is stored) are written whole."""
+        rows = self._facet_rows(entries, self.ctx.key)
         if not rows:
             return []
-        sent = {(r["entity_id"], r["name"]): r["facet"] for r in rows}
-        return [(entity, name, sent[(entity, name)]) for entity, name in execute_rows(self.conn, stmt, rows)]
+        unchanged = [{k: v for k, v in r.items() if k != "facet"} for r in rows if r["facet_hash"] is not None]
+        refreshed = self._won(self.sql.refresh_unchanged_facets, rows, sent_rows=unchanged)
+        done = {(entity, name) for entity, name, _ in refreshed}
+        rest = [r for r in rows if (r["entity_id"], r["name"]) not in done]
+        return refreshed + self._won(self.sql.upsert_facets, rest)
+
+    def _won(self, stmt, rows: list[dict], sent_rows: list[dict] | None = None) -> list[tuple[uuid.UUID, str, Any]]:
+        """Run ``stmt`` for ``sent_rows`` (default ``rows``); the (entity, name, facet of ``rows``) it returned."""
+        sent_rows = rows if sent_rows is None else sent_rows
+        if not sent_rows:
+            return []
+        facet = {(r["entity_id"], r["name"]): r["facet"] for r in rows}
+        return [(entity, name, facet[(entity, name)]) for entity, name in execute_rows(self.conn, stmt, sent_rows)]
 
 
 # A source row never moves in time: once ensured, it is ensured for every event.
