@@ -58,9 +58,9 @@ def run_io_id(run: uuid.UUID, dataset: uuid.UUID, io_type: str) -> uuid.UUID:
 
 
 def content_hash(document: Any) -> str:
-    """A stored JSON document's content as 32 hex digits (MD5 of its JSON as sent: the same document with its
-    keys in another order is another content, which costs only a rewrite)."""
-    return hashlib.md5(json_codec.dumps_bytes(document)).hexdigest()
+    """A JSON document's content as 32 hex digits (MD5 of its JSON with sorted keys: key order is not content,
+    as in a Postgres ``jsonb``)."""
+    return hashlib.md5(json_codec.dumps_bytes(document, sort_keys=True)).hexdigest()
 
 
 def column_lineage_id(dataset: uuid.UUID, rows: Iterable[Sequence[Any]]) -> uuid.UUID:
