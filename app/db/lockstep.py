@@ -115,7 +115,9 @@ class Lockstep:
         for group in groups.values():
             stmt = group[0].stmt
             returned = [c.name for c in getattr(stmt, "_returning", ())]
-            key = returned or _conflict_key(stmt)
+            conflict = _conflict_key(stmt)
+            # RETURNING starts with the conflict key (then whatever else the units read back), or is the key.
+            key = conflict if conflict and returned[: len(conflict)] == conflict else (returned or conflict)
             if key is None or not set(key) <= set(group[0].rows[0]):
                 for p in group:  # nothing to tell the units' rows apart by: one statement each
                     result = execute_rows(self.connection, stmt, p.rows)
@@ -132,10 +134,12 @@ class Lockstep:
                 result = execute_rows(self.connection, stmt, [row for p in round_ for row in p.rows])
                 self.statements += 1
                 if returned:
-                    # RETURNING has the key's columns, in its order: each row goes back to the unit that sent it.
+                    # RETURNING starts with the key's columns, in its order: each row goes back to the unit that
+                    # sent it.
                     owner = {k: p for p in round_ for k in keys[id(p)]}
+                    width = len(key)
                     for row in result:
-                        owner[tuple(row)].result.append(row)
+                        owner[tuple(row)[:width]].result.append(row)
 
     def _run_pipeline(self, paused: list[_Paused]) -> None:
         """Each paused single statement as SQLAlchemy would send it (compiled once, IN lists expanded, bind

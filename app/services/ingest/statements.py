@@ -444,8 +444,8 @@ class IngestStatements:
                 "created_at": earlier(ex.created_at, r.created_at),
                 "updated_at": later(ex.updated_at, r.updated_at),
             },
-            # What finished_run would read next (the row as this event left it).
-        ).returning(r.state, r.state_key, r.ended_at, r.job_version_id)
+            # What finished_run would read next (the row as this event left it), after the key it is routed by.
+        ).returning(r.id, r.state, r.state_key, r.ended_at, r.job_version_id)
 
     @cached_property
     def insert_run_state(self):

@@ -179,7 +179,7 @@ class ModelWriter:
         self.conn = connection
         self.ctx = ctx
         self.sql = statements_for(connection.dialect.name)
-        self._upserted_runs: dict[uuid.UUID, Any] = {}  # run id → (state, state_key, ended_at, job_version_id)
+        self._upserted_runs: dict[uuid.UUID, Any] = {}  # run id → (id, state, state_key, ended_at, job_version_id)
         self._locked_datasets: set[uuid.UUID] = set()
 
     def _insert_ignore(self, table: t.Table, rows: list[dict], returning_id: bool = False) -> list:
@@ -754,7 +754,7 @@ class ModelWriter:
             "updated_at": now,
         }
         # The row as this event leaves it; nothing else this event does changes these columns before it asks.
-        self._upserted_runs[run_id] = self.conn.execute(self.sql.upsert_run, row).one()
+        (self._upserted_runs[run_id],) = execute_rows(self.conn, self.sql.upsert_run, [row])
 
     def record_state(self, run_id: uuid.UUID, event_type: str, state: str | None) -> None:
         row = {
