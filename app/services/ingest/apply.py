@@ -321,7 +321,8 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     parent_job_id = None
     if parent:
         parent_job_id, _ = w.ensure_job(parent.namespace, parent.name, simple_name=parent.name, attrs=None)
-    job_id, job_is_new = w.ensure_job(
+    # Whether it was new is not known here: its mirrored columns are set as for any job (a no-op if equal).
+    job_id, current_version_key, location = w.upsert_job(
         job_ns,
         job_name,
         simple_name=extract.simple_name(job_name, parent),
@@ -329,10 +330,6 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         parent_job_id=parent_job_id,
         current_run=run_id,
     )
-    if job_is_new:
-        current_version_key, location = "", attrs.location
-    else:
-        current_version_key, location = w.touch_job(job_id, run_id, parent_job_id)
 
     # The run and its state history.
     if parent:
@@ -453,7 +450,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         w,
         winners,
         job_id=job_id,
-        job_is_new=job_is_new,
+        job_is_new=False,
         new_datasets=new_datasets,
         dataset_ids={r.id for r in [*inputs, *outputs]},
     )
@@ -652,7 +649,7 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
     job_id, job_is_new = w.ensure_job(job_ns, job_name, simple_name=job_name, attrs=attrs)
     location = attrs.location
     if not job_is_new:
-        _, stored_location = w.touch_job(job_id, None, None)
+        _, stored_location = w.touch_job(job_id, None)
         location = location or stored_location
 
     winners = w.upsert_facets([(job_id, "JOB", n, v) for n, v in event.job.facets.items()])

@@ -261,7 +261,10 @@ class IngestStatements:
 
     # --- jobs -----------------------------------------------------------------------------------------
 
-    def _touch_job(self, with_run: bool):
+    @cached_property
+    def touch_job(self):
+        """A job named again (a JobEvent): un-hidden, its dates widened, its parent linked once. RETURNING
+        (current_version_key, location)."""
         j = t.jobs.c
         values = {
             "is_hidden": False,
@@ -271,10 +274,6 @@ class IngestStatements:
                 (j.parent_job_id.is_(None), bindparam("p_parent", type_=Uuid())), else_=j.parent_job_id
             ),
         }
-        if with_run:
-            newer = j.current_run_key < KEY
-            values["current_run_id"] = case((newer, bindparam("p_run", type_=Uuid())), else_=j.current_run_id)
-            values["current_run_key"] = case((newer, KEY), else_=j.current_run_key)
         return (
             update(t.jobs)
             .where(j.id == bindparam("p_job"))
@@ -283,12 +282,23 @@ class IngestStatements:
         )
 
     @cached_property
-    def touch_job_with_run(self):
-        return self._touch_job(True)
-
-    @cached_property
-    def touch_job(self):
-        return self._touch_job(False)
+    def upsert_job_with_run(self):
+        """A run event's job: inserted if missing, else un-hidden, its dates widened, its parent linked once, and
+        this run made its current one if this is its latest event. RETURNING (id, current_version_key, location)."""
+        stmt = upsert(self.dialect, t.jobs)
+        ex, j = stmt.excluded, t.jobs.c
+        newer = j.current_run_key < ex.current_run_key
+        return stmt.on_conflict_do_update(
+            index_elements=[j.id],
+            set_={
+                "is_hidden": False,
+                "updated_at": later(ex.updated_at, j.updated_at),
+                "created_at": earlier(ex.created_at, j.created_at),
+                "parent_job_id": case((j.parent_job_id.is_(None), ex.parent_job_id), else_=j.parent_job_id),
+                "current_run_id": case((newer, ex.current_run_id), else_=j.current_run_id),
+                "current_run_key": case((newer, ex.current_run_key), else_=j.current_run_key),
+            },
+        ).returning(j.id, j.current_version_key, j.location)
 
     @cached_property
     def upsert_job_version_for_run(self):

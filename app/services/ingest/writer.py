@@ -516,6 +516,41 @@ class ModelWriter:
 
     # --- jobs -----------------------------------------------------------------------------------------
 
+    def upsert_job(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        simple_name: str,
+        attrs: extract.JobAttributes,
+        parent_job_id: uuid.UUID | None,
+        current_run: uuid.UUID,
+    ) -> tuple[uuid.UUID, str, str | None]:
+        """A run event's job, inserted or touched (``touch_job``) in one statement, merged with the other events'
+        when events run side by side. Returns (id, current_version_key, location)."""
+        now = self.ctx.time
+        row = {
+            "id": ids.job_id(namespace, name),
+            "namespace_id": ids.namespace_id(namespace),
+            "namespace_name": namespace,
+            "name": name,
+            "simple_name": simple_name,
+            "parent_job_id": parent_job_id,
+            "type": attrs.type,
+            "integration": attrs.integration,
+            "job_type": attrs.job_type,
+            "description": attrs.description,
+            "location": attrs.location,
+            "current_run_id": current_run,
+            "current_run_key": self.ctx.key,
+            "created_at": now,
+            "updated_at": now,
+        }
+        ((job_id, current_version_key, location),) = execute_rows(self.conn, self.sql.upsert_job_with_run, [row])
+        if self.ctx.memo is not None:
+            self.ctx.memo.jobs.add(job_id)
+        return job_id, current_version_key, location
+
     def ensure_job(
         self,
         namespace: str,
@@ -557,18 +592,11 @@ class ModelWriter:
                 memo.columns[("jobs", job_id)] = {k: row[k] for k in _JOB_MIRRORS}
         return job_id, bool(inserted)
 
-    def touch_job(
-        self, job_id: uuid.UUID, run_id: uuid.UUID | None, parent_job_id: uuid.UUID | None
-    ) -> tuple[str, str | None]:
-        """Un-hide the job, link its parent once, make this run its current one if this is its latest
-        event. Returns (current_version_key, location)."""
+    def touch_job(self, job_id: uuid.UUID, parent_job_id: uuid.UUID | None) -> tuple[str, str | None]:
+        """Un-hide the job and link its parent once (a JobEvent; a run event's job is ``upsert_job``).
+        Returns (current_version_key, location)."""
         params = {"p_job": job_id, "p_now": self.ctx.time, "p_parent": parent_job_id}
-        if run_id is None:
-            row = self.conn.execute(self.sql.touch_job, params).one()
-        else:
-            row = self.conn.execute(
-                self.sql.touch_job_with_run, {**params, "p_run": run_id, "p_key": self.ctx.key}
-            ).one()
+        row = self.conn.execute(self.sql.touch_job, params).one()
         return row.current_version_key, row.location
 
     def set_columns(self, table: t.Table, row_id: uuid.UUID, values: dict[str, Any]) -> None:
