@@ -516,20 +516,18 @@ class ModelWriter:
 
     # --- jobs -----------------------------------------------------------------------------------------
 
-    def upsert_job(
+    def _job_row(
         self,
         namespace: str,
         name: str,
-        *,
         simple_name: str,
-        attrs: extract.JobAttributes,
+        attrs: extract.JobAttributes | None,
         parent_job_id: uuid.UUID | None,
-        current_run: uuid.UUID,
-    ) -> tuple[uuid.UUID, str, str | None]:
-        """A run event's job, inserted or touched (``touch_job``) in one statement, merged with the other events'
-        when events run side by side. Returns (id, current_version_key, location)."""
+        current_run: uuid.UUID | None,
+    ) -> dict[str, Any]:
         now = self.ctx.time
-        row = {
+        attrs = attrs or extract.JobAttributes("BATCH", None, None, None, None)
+        return {
             "id": ids.job_id(namespace, name),
             "namespace_id": ids.namespace_id(namespace),
             "namespace_name": namespace,
@@ -542,10 +540,24 @@ class ModelWriter:
             "description": attrs.description,
             "location": attrs.location,
             "current_run_id": current_run,
-            "current_run_key": self.ctx.key,
+            "current_run_key": self.ctx.key if current_run else "",
             "created_at": now,
             "updated_at": now,
         }
+
+    def upsert_job(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        simple_name: str,
+        attrs: extract.JobAttributes,
+        parent_job_id: uuid.UUID | None,
+        current_run: uuid.UUID,
+    ) -> tuple[uuid.UUID, str, str | None]:
+        """A run event's job, inserted or touched (``touch_job``) in one statement, merged with the other events'
+        when events run side by side. Returns (id, current_version_key, location)."""
+        row = self._job_row(namespace, name, simple_name, attrs, parent_job_id, current_run)
         ((job_id, current_version_key, location),) = execute_rows(self.conn, self.sql.upsert_job_with_run, [row])
         if self.ctx.memo is not None:
             self.ctx.memo.jobs.add(job_id)
@@ -562,26 +574,8 @@ class ModelWriter:
         current_run: uuid.UUID | None = None,
     ) -> tuple[uuid.UUID, bool]:
         """Insert the job if missing. Returns (id, whether it was new)."""
-        now = self.ctx.time
-        job_id = ids.job_id(namespace, name)
-        attrs = attrs or extract.JobAttributes("BATCH", None, None, None, None)
-        row = {
-            "id": job_id,
-            "namespace_id": ids.namespace_id(namespace),
-            "namespace_name": namespace,
-            "name": name,
-            "simple_name": simple_name,
-            "parent_job_id": parent_job_id,
-            "type": attrs.type,
-            "integration": attrs.integration,
-            "job_type": attrs.job_type,
-            "description": attrs.description,
-            "location": attrs.location,
-            "current_run_id": current_run,
-            "current_run_key": self.ctx.key if current_run else "",
-            "created_at": now,
-            "updated_at": now,
-        }
+        row = self._job_row(namespace, name, simple_name, attrs, parent_job_id, current_run)
+        job_id = row["id"]
         memo = self.ctx.memo
         if memo is not None and job_id in memo.jobs:
             return job_id, False
