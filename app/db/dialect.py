@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     Connection,
     DateTime,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     select,
     text,
     true,
@@ -52,6 +54,15 @@ def upsert(dialect: Connection | str, table: Table):
     if name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def inserted_by_upsert(dialect: Connection | str, table: Table) -> ColumnElement[bool]:
+    """For an upsert's RETURNING: whether the statement inserted the row (rather than updated one that was
+    there). Postgres tells by the row's ``xmax`` (0 for a row this statement inserted); SQLite cannot tell, and
+    says no, so a caller that skips work for new rows does that work there."""
+    if _name(dialect) == "postgresql":
+        return literal_column(f'"{table.name}".xmax = 0', Boolean).label("inserted")
+    return literal(False, Boolean).label("inserted")
 
 
 _UUID_OID, _UUID_ARRAY_OID = 2950, 2951

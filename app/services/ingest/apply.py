@@ -348,7 +348,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         w.record_state(run_id, event.eventType.upper()[:32], state[0] if state else None)
 
     # Dataset versions read and written by this run.
-    earlier_io = {(row.dataset_id, row.io_type): row for row in w.run_io(run_id)}
+    earlier_io = {} if w.created_run(run_id) else {(row.dataset_id, row.io_type): row for row in w.run_io(run_id)}
     version_rows: list[dict] = []
     adopt: list[tuple[uuid.UUID, uuid.UUID]] = []
     superseded: list[tuple[uuid.UUID, uuid.UUID]] = []

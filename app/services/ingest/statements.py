@@ -12,7 +12,7 @@ from functools import cache, cached_property
 from sqlalchemy import String, Table, Uuid, and_, bindparam, case, delete, exists, func, or_, select, update
 
 from app.db import tables as t
-from app.db.dialect import existing_rows_only, in_param, upsert
+from app.db.dialect import existing_rows_only, in_param, inserted_by_upsert, upsert
 from app.db.types import UTCDateTime
 
 NOW = bindparam("p_now", type_=UTCDateTime())
@@ -454,8 +454,9 @@ class IngestStatements:
                 "created_at": earlier(ex.created_at, r.created_at),
                 "updated_at": later(ex.updated_at, r.updated_at),
             },
-            # What finished_run would read next (the row as this event left it), after the key it is routed by.
-        ).returning(r.id, r.state, r.state_key, r.ended_at, r.job_version_id)
+            # What finished_run would read next (the row as this event left it), after the key it is routed by;
+            # and whether this event created the run (then it has no earlier IO to read).
+        ).returning(r.id, r.state, r.state_key, r.ended_at, r.job_version_id, inserted_by_upsert(self.dialect, t.runs))
 
     @cached_property
     def insert_run_state(self):

@@ -179,7 +179,8 @@ class ModelWriter:
         self.conn = connection
         self.ctx = ctx
         self.sql = statements_for(connection.dialect.name)
-        self._upserted_runs: dict[uuid.UUID, Any] = {}  # run id → (id, state, state_key, ended_at, job_version_id)
+        # run id → (id, state, state_key, ended_at, job_version_id, inserted)
+        self._upserted_runs: dict[uuid.UUID, Any] = {}
         self._locked_datasets: set[uuid.UUID] = set()
 
     def _insert_ignore(self, table: t.Table, rows: list[dict], returning_id: bool = False) -> list:
@@ -799,6 +800,12 @@ class ModelWriter:
         """What the run read and wrote so far: (dataset_id, io_type, version id, key, namespace, name, whether the
         version is a placeholder)."""
         return list(self.conn.execute(self.sql.run_io, {"p_run": run_id}))
+
+    def created_run(self, run_id: uuid.UUID) -> bool:
+        """Whether this event's ``upsert_run`` inserted the run (known on Postgres only): no event of it came
+        before, so it has no IO yet."""
+        upserted = self._upserted_runs.get(run_id)
+        return upserted is not None and bool(upserted.inserted)
 
     def run_events_so_far(self, run_id: uuid.UUID) -> list:
         """(event_hash, payload) of the run's stored events applied so far, this one included (events of a
