@@ -41,7 +41,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.types import NullType, TypeDecorator
 
 from app.db import json as json_codec
-from app.db.lockstep import LOCKSTEP
+from app.db.lockstep import LOCKSTEP, conflict_key
 
 # SQLSTATEs worth retrying the whole transaction for: serialization failure, deadlock.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
@@ -330,8 +330,7 @@ def _existing_only(stmt: Any, table: Table) -> str:
     matching = stmt.get_execution_options().get(_EXISTING_ONLY)
     if not matching:
         return ""
-    target = stmt._post_values_clause.inferred_target_elements
-    same = [f'x."{getattr(c, "name", c)}" = r."{getattr(c, "name", c)}"' for c in [*target, *matching]]
+    same = [f'x."{name}" = r."{name}"' for name in [*conflict_key(stmt), *matching]]
     return f' WHERE EXISTS (SELECT FROM "{table.name}" AS x WHERE {" AND ".join(same)} FOR NO KEY UPDATE)'
 
 

@@ -115,7 +115,7 @@ class Lockstep:
         for group in groups.values():
             stmt = group[0].stmt
             returned = [c.name for c in getattr(stmt, "_returning", ())]
-            conflict = _conflict_key(stmt)
+            conflict = conflict_key(stmt)
             # RETURNING starts with the conflict key (then whatever else the units read back), or is the key.
             key = conflict if conflict and returned[: len(conflict)] == conflict else (returned or conflict)
             if key is None or not set(key) <= set(group[0].rows[0]):
@@ -195,7 +195,7 @@ def _key_of(names: list[str]) -> Callable[[dict[str, Any]], tuple]:
     return operator.itemgetter(*names)
 
 
-def _conflict_key(stmt: Any) -> list[str] | None:
+def conflict_key(stmt: Any) -> list[str] | None:
     """The columns two rows of one statement must not share: the ON CONFLICT target, else the primary key."""
     target = getattr(getattr(stmt, "_post_values_clause", None), "inferred_target_elements", None)
     if target:

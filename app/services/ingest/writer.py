@@ -162,10 +162,6 @@ _lineage_content = operator.itemgetter(
 )
 
 
-def _id_text(row: Any) -> str:
-    return str(row.id)
-
-
 def _dedupe(rows: Iterable[dict], *key: str) -> list[dict]:
     """Last row wins per key; sorted by key so concurrent transactions lock in the same order. The key columns
     are ids and names, never null; a UUID sorts as its text does (both by its number)."""
@@ -418,7 +414,7 @@ class ModelWriter:
         lineage = dict(self.conn.execute(self.sql.column_lineage_facets, {"p_ids": [v.id for v in published]}).all())
         edges = {v.id: extract.column_lineage({"columnLineage": lineage[v.id]}) for v in published if v.id in lineage}
         resolved = self.resolve((e.input_namespace, e.input_name) for es in edges.values() for e in es)
-        for v in sorted(published, key=_id_text):
+        for v in sorted(published, key=operator.attrgetter("id")):
             rows = _dedupe(
                 (
                     {
@@ -571,11 +567,9 @@ class ModelWriter:
         *,
         simple_name: str,
         attrs: extract.JobAttributes | None,
-        parent_job_id: uuid.UUID | None = None,
-        current_run: uuid.UUID | None = None,
     ) -> tuple[uuid.UUID, bool]:
-        """Insert the job if missing. Returns (id, whether it was new)."""
-        row = self._job_row(namespace, name, simple_name, attrs, parent_job_id, current_run)
+        """Insert the job if missing (a parent job, a JobEvent's job). Returns (id, whether it was new)."""
+        row = self._job_row(namespace, name, simple_name, attrs, None, None)
         job_id = row["id"]
         memo = self.ctx.memo
         if memo is not None and job_id in memo.jobs:
