@@ -147,22 +147,31 @@ class Lockstep:
         row count. Listeners of ``before_cursor_execute`` still see every statement."""
         raw = self.connection.connection.driver_connection
         dispatch = self.connection.dispatch.before_cursor_execute
+        # The same SQL text from several units is one executemany: psycopg converts the query once and only
+        # dumps each unit's parameters, instead of a cursor and a conversion per statement.
+        groups: dict[str, list[tuple[_Paused, dict[str, Any]]]] = {}
+        for p in paused:
+            compiled = self._compiled_for(p.stmt, tuple(sorted(p.params or ())))
+            state = compiled.construct_expanded_state(p.params or {})
+            processors = state.processors
+            params = {k: processors[k](v) if k in processors else v for k, v in state.parameters.items()}
+            groups.setdefault(state.statement, []).append((p, params))
         cursors = []
         with raw.pipeline():
-            for p in paused:
-                compiled = self._compiled_for(p.stmt, tuple(sorted(p.params or ())))
-                state = compiled.construct_expanded_state(p.params or {})
-                processors = state.processors
-                params = {k: processors[k](v) if k in processors else v for k, v in state.parameters.items()}
+            for sql, members in groups.items():
                 cursor = raw.cursor()
-                dispatch(self.connection, cursor, state.statement, params, None, False)
-                cursor.execute(state.statement, params)
-                cursors.append(cursor)
-        for p, cursor in zip(paused, cursors, strict=True):
-            names = [column.name for column in cursor.description] if cursor.description else []
-            result = IteratorResult(SimpleResultMetaData(names), iter(cursor.fetchall() if names else []))
-            result.rowcount = cursor.rowcount
-            p.result = result
+                for _, params in members:
+                    dispatch(self.connection, cursor, sql, params, None, False)
+                cursor.executemany(sql, [params for _, params in members], returning=True)
+                cursors.append((cursor, members))
+        for cursor, members in cursors:
+            for i, (p, _) in enumerate(members):
+                if i:
+                    cursor.nextset()
+                names = [column.name for column in cursor.description] if cursor.description else []
+                result = IteratorResult(SimpleResultMetaData(names), iter(cursor.fetchall() if names else []))
+                result.rowcount = cursor.rowcount
+                p.result = result
             cursor.close()
 
     def seen_before(self, stmt: Any, parameters: dict[str, Any] | None) -> bool:
