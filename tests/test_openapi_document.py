@@ -27,3 +27,31 @@ def test_migrations_build_exactly_the_declared_tables(engine):
 def test_interactive_docs_are_served(client):
     assert client.get("/docs").status_code == 200
     assert client.get("/openapi.json").json()["info"]["title"] == "Headwater"
+
+
+def test_migrations_set_the_declared_storage_parameters(engine):
+    """What compare_metadata does not look at: the tables' storage parameters (``postgresql_with``) and the event
+    log's payload compression (LZ4 where the server has it)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("storage parameters are Postgres'")
+    declared = {
+        table.name: sorted(f"{k}={v}" for k, v in table.dialect_options["postgresql"]["with"].items())
+        for table in metadata.sorted_tables
+        if table.dialect_options["postgresql"]["with"]
+    }
+    assert "dataset_fields" in declared
+    with engine.connect() as conn:
+        stored = dict(
+            conn.exec_driver_sql(
+                "SELECT relname, reloptions FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r'"
+            ).all()
+        )
+        assert {name: sorted(stored[name] or []) for name in declared} == declared
+        assert not [name for name, options in stored.items() if options and name not in declared]
+        has_lz4 = conn.exec_driver_sql(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        ).scalar()
+        compression = conn.exec_driver_sql(
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = 'lineage_events'::regclass AND attname = 'payload'"
+        ).scalar()
+        assert compression == ("l" if has_lz4 else "")
