@@ -52,6 +52,7 @@ def test_migrations_set_the_declared_storage_parameters(engine):
             "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
         ).scalar()
         compression = conn.exec_driver_sql(
-            "SELECT attcompression FROM pg_attribute WHERE attrelid = 'lineage_events'::regclass AND attname = 'payload'"
+            "SELECT attcompression FROM pg_attribute"
+            " WHERE attrelid = 'lineage_events'::regclass AND attname = 'payload'"
         ).scalar()
         assert compression == ("l" if has_lz4 else "")
