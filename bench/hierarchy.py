@@ -50,30 +50,54 @@ def events(models: int, days: int, *, own_times: bool) -> list[dict]:
     for i in range(days):
         day = START + i * DAY
         found += airflow_task_run(
-            namespace="airflow", dag_id="load", task_id="orders", logical_date=day,
-            dag_run_id=airflow_dag_run_id(day), task_run_id=uuid.uuid4(),
-            inputs=[dataset(POSTGRES_NS, "shop.public.orders")], outputs=[dataset(POSTGRES_NS, RAW)],
+            namespace="airflow",
+            dag_id="load",
+            task_id="orders",
+            logical_date=day,
+            dag_run_id=airflow_dag_run_id(day),
+            task_run_id=uuid.uuid4(),
+            inputs=[dataset(POSTGRES_NS, "shop.public.orders")],
+            outputs=[dataset(POSTGRES_NS, RAW)],
         )
         dag_run, task_run, invocation = airflow_dag_run_id(day), uuid.uuid4(), uuid.uuid4()
         found += airflow_task_run(
-            namespace="airflow", dag_id="transform", task_id="dbt_run", logical_date=day, dag_run_id=dag_run,
-            task_run_id=task_run, inputs=[], outputs=[], delay=timedelta(hours=2),
+            namespace="airflow",
+            dag_id="transform",
+            task_id="dbt_run",
+            logical_date=day,
+            dag_run_id=dag_run,
+            task_run_id=task_run,
+            inputs=[],
+            outputs=[],
+            delay=timedelta(hours=2),
         )
         root = ("airflow", "transform", dag_run)
         times = {"nominalTime": nominal_time(day, day + DAY)} if own_times else None
         at = day + DAY + timedelta(hours=2, minutes=1)
         found += dbt_run(
-            namespace="dbt", name="dbt-run-shop", run_id=invocation, kind="JOB", start=at, run_facets=times,
-            parent=parent_facet(namespace="airflow", name="transform.dbt_run", run_id=task_run, root=root,
-                                producer=DBT_PRODUCER),
+            namespace="dbt",
+            name="dbt-run-shop",
+            run_id=invocation,
+            kind="JOB",
+            start=at,
+            run_facets=times,
+            parent=parent_facet(
+                namespace="airflow", name="transform.dbt_run", run_id=task_run, root=root, producer=DBT_PRODUCER
+            ),
         )
         for m in range(models):
             found += dbt_run(
-                namespace="dbt", name=f"shop.model_{m}", run_id=uuid.uuid4(), kind="MODEL", start=at,
-                run_facets=times, inputs=[dataset(POSTGRES_NS, RAW)],
+                namespace="dbt",
+                name=f"shop.model_{m}",
+                run_id=uuid.uuid4(),
+                kind="MODEL",
+                start=at,
+                run_facets=times,
+                inputs=[dataset(POSTGRES_NS, RAW)],
                 outputs=[dataset(POSTGRES_NS, f"analytics.public.model_{m}")],
-                parent=parent_facet(namespace="dbt", name="dbt-run-shop", run_id=invocation, root=root,
-                                    producer=DBT_PRODUCER),
+                parent=parent_facet(
+                    namespace="dbt", name="dbt-run-shop", run_id=invocation, root=root, producer=DBT_PRODUCER
+                ),
             )
     return found  # fmt: skip
 
