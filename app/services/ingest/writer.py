@@ -617,7 +617,8 @@ class ModelWriter:
         )
         now = self.ctx.time
         stmt = self.sql.upsert_job_version_for_run if run_id else self.sql.insert_ignore(t.job_versions)
-        self.conn.execute(
+        execute_rows(
+            self.conn,
             stmt,
             [
                 {
