@@ -300,7 +300,7 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
                 row[name] = column_type.process_bind_param(row[name], conn.dialect)
             for name in json_columns:
                 # Written on its own: a document orjson refuses (an integer beyond 64 bits) is kept as sent.
-                if row[name] is not None:
+                if row[name] is not None and not isinstance(row[name], orjson.Fragment):  # encoded already
                     row[name] = orjson.Fragment(json_codec.dumps_bytes(row[name]))
     return conn.exec_driver_sql(sql, {**constants, "headwater_rows": orjson.dumps(rows).decode()})
 

@@ -124,8 +124,9 @@ class Lockstep:
                     p.result = list(result) if returned else []
                     self.statements += 1
                 continue
-            if len(group) == 1 and not returned:
-                execute_rows(self.connection, stmt, group[0].rows)
+            if len(group) == 1:
+                result = execute_rows(self.connection, stmt, group[0].rows)
+                group[0].result = list(result) if returned else []
                 self.statements += 1
                 continue
             row_key = _key_of(key)
@@ -216,6 +217,8 @@ def conflict_key(stmt: Any) -> list[str] | None:
 def _rounds(group: list[_Paused], keys: dict[int, list[tuple]]) -> list[list[_Paused]]:
     """The group split so that no key appears twice in one statement: a unit goes into the first round after
     the last one holding any of its keys, so units sharing a row keep their order."""
+    if len({k for unit_keys in keys.values() for k in unit_keys}) == sum(map(len, keys.values())):
+        return [group]  # no key is shared (the usual case): one statement
     rounds: list[list[_Paused]] = []
     last_round: dict[tuple, int] = {}
     for p in group:

@@ -60,7 +60,14 @@ def run_io_id(run: uuid.UUID, dataset: uuid.UUID, io_type: str) -> uuid.UUID:
 def content_hash(document: Any) -> str:
     """A JSON document's content as 32 hex digits (MD5 of its JSON with sorted keys: key order is not content,
     as in a Postgres ``jsonb``)."""
-    return hashlib.md5(json_codec.dumps_bytes(document, sort_keys=True)).hexdigest()
+    return json_content(document)[1]
+
+
+def json_content(document: Any) -> tuple[bytes, str]:
+    """A JSON document as JSON with sorted keys, and its ``content_hash``: a caller that writes the document too
+    need not encode it twice."""
+    content = json_codec.dumps_bytes(document, sort_keys=True)
+    return content, hashlib.md5(content).hexdigest()
 
 
 def column_lineage_id(dataset: uuid.UUID, rows: Iterable[Sequence[Any]]) -> uuid.UUID:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, delete, exists, or_, select, update
 
 from app.db import tables as t
@@ -823,34 +824,41 @@ class ModelWriter:
 
     # --- facets and column lineage --------------------------------------------------------------------
 
-    def _facet_rows(self, entries: list[tuple[uuid.UUID, str, str, Any]], key: str) -> list[dict]:
-        return _dedupe(
-            (
+    def _facet_rows(
+        self, entries: list[tuple[uuid.UUID, str, str, Any]], key: str
+    ) -> tuple[list[dict], dict[tuple[uuid.UUID, str], Any]]:
+        """The rows of these facets, and each one's facet as sent (None: a tombstone) by (entity, name). A row's
+        document is the facet's JSON with sorted keys, encoded once for both its hash and the statement."""
+        rows, values = [], {}
+        for entity, kind, name, value in entries:
+            if not isinstance(value, dict):
+                continue
+            if extract.is_deleted(value):
+                document = digest = values[(entity, name)] = None
+            else:
+                content, digest = ids.json_content(value)
+                document, values[(entity, name)] = orjson.Fragment(content), value
+            rows.append(
                 {
                     "entity_id": entity,
                     "name": name,
                     "kind": kind,
-                    "facet": None if deleted else value,
-                    "facet_hash": None if deleted else ids.content_hash(value),
+                    "facet": document,
+                    "facet_hash": digest,
                     "event_key": key,
                     "lineage_event_id": self.ctx.lineage_event_id,
                 }
-                for entity, kind, name, value in entries
-                if isinstance(value, dict)
-                for deleted in (extract.is_deleted(value),)
-            ),
-            "entity_id",
-            "name",
-        )
+            )
+        return _dedupe(rows, "entity_id", "name"), values
 
     def add_reader_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """Dataset facets sent by a *reader* of the dataset: kept only where nothing says otherwise yet
         (a reader's event key sorts below any writer's, so any writer's facet wins; between readers the
         earliest event wins, so readers agree in any arrival order). Returns the (entity, name, facet) rows
         this reader won, so the columns mirroring them can follow."""
-        key = READER_KEY_PREFIX + self.ctx.key
-        rows = [{**r, "lineage_event_id": None} for r in self._facet_rows(entries, key) if r["facet"] is not None]
-        return self._won(self.sql.upsert_reader_facets, rows)
+        rows, values = self._facet_rows(entries, READER_KEY_PREFIX + self.ctx.key)
+        rows = [{**r, "lineage_event_id": None} for r in rows if r["facet"] is not None]
+        return self._won(self.sql.upsert_reader_facets, rows, values)
 
     def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
@@ -858,22 +866,20 @@ class ModelWriter:
 
         Facets stored with the same content only take this event's key, in a statement without the documents;
         the others (new, changed, or older than what is stored) are written whole."""
-        rows = self._facet_rows(entries, self.ctx.key)
+        rows, values = self._facet_rows(entries, self.ctx.key)
         if not rows:
             return []
         unchanged = [{k: v for k, v in r.items() if k != "facet"} for r in rows if r["facet_hash"] is not None]
-        refreshed = self._won(self.sql.refresh_unchanged_facets, rows, sent_rows=unchanged)
+        refreshed = self._won(self.sql.refresh_unchanged_facets, unchanged, values)
         done = {(entity, name) for entity, name, _ in refreshed}
         rest = [r for r in rows if (r["entity_id"], r["name"]) not in done]
-        return refreshed + self._won(self.sql.upsert_facets, rest)
+        return refreshed + self._won(self.sql.upsert_facets, rest, values)
 
-    def _won(self, stmt, rows: list[dict], sent_rows: list[dict] | None = None) -> list[tuple[uuid.UUID, str, Any]]:
-        """Run ``stmt`` for ``sent_rows`` (default ``rows``); the (entity, name, facet of ``rows``) it returned."""
-        sent_rows = rows if sent_rows is None else sent_rows
-        if not sent_rows:
+    def _won(self, stmt, rows: list[dict], values: dict) -> list[tuple[uuid.UUID, str, Any]]:
+        """Run ``stmt`` for ``rows``; the (entity, name, facet as sent) of the rows it returned."""
+        if not rows:
             return []
-        facet = {(r["entity_id"], r["name"]): r["facet"] for r in rows}
-        return [(entity, name, facet[(entity, name)]) for entity, name in execute_rows(self.conn, stmt, sent_rows)]
+        return [(entity, name, values[(entity, name)]) for entity, name in execute_rows(self.conn, stmt, rows)]
 
 
 # A source row never moves in time: once ensured, it is ensured for every event.
