@@ -166,6 +166,14 @@ def apply_pending(
     try:
         return _apply_batch(engine, limit=limit, validated=validated, **options)
     except _BatchFailed as failed:
+        # Slower (a transaction per event) and only right for a bad event: say so, so a bug here is seen.
+        cause = failed.__cause__
+        log.warning(
+            "applier: a batch of %d events could not be applied together (%s: %s); applying them one by one",
+            len(failed.event_ids),
+            type(cause).__name__,
+            cause,
+        )
         outcomes = [_apply_batch(engine, limit=1, only_id=i, **options) for i in failed.event_ids]
         return BatchOutcome(sum(o.applied for o in outcomes), sum(o.failed for o in outcomes))
 
