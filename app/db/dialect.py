@@ -284,11 +284,6 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
         if stmt.get_execution_options().get(_EXISTING_ONLY):
             return []
         return conn.execute(stmt, rows)
-    return conn.exec_driver_sql(*recordset_call(conn, stmt, rows))
-
-
-def recordset_call(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """The SQL text and parameters ``execute_rows`` sends to Postgres for these rows (see there)."""
     table: Table = stmt.table
     columns = tuple(rows[0])
     key = (stmt, columns)
@@ -307,7 +302,7 @@ def recordset_call(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> t
                 # Written on its own: a document orjson refuses (an integer beyond 64 bits) is kept as sent.
                 if row[name] is not None and not isinstance(row[name], orjson.Fragment):  # encoded already
                     row[name] = orjson.Fragment(json_codec.dumps_bytes(row[name]))
-    return sql, {**constants, "headwater_rows": orjson.dumps(rows).decode()}
+    return conn.exec_driver_sql(sql, {**constants, "headwater_rows": orjson.dumps(rows).decode()})
 
 
 def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tuple[str, ...]):

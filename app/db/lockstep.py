@@ -118,16 +118,12 @@ class Lockstep:
             conflict = conflict_key(stmt)
             # RETURNING starts with the conflict key (then whatever else the units read back), or is the key.
             key = conflict if conflict and returned[: len(conflict)] == conflict else (returned or conflict)
-            if key is None or not set(key) <= set(group[0].rows[0]):
-                for p in group:  # nothing to tell the units' rows apart by: one statement each
+            if len(group) == 1 or key is None or not set(key) <= set(group[0].rows[0]):
+                # One unit, or nothing to tell the units' rows apart by: a statement each, its rows its own.
+                for p in group:
                     result = execute_rows(self.connection, stmt, p.rows)
                     p.result = list(result) if returned else []
                     self.statements += 1
-                continue
-            if len(group) == 1:
-                result = execute_rows(self.connection, stmt, group[0].rows)
-                group[0].result = list(result) if returned else []
-                self.statements += 1
                 continue
             row_key = _key_of(key)
             keys = {id(p): [row_key(row) for row in p.rows] for p in group}

@@ -341,7 +341,7 @@ facets = Table(
     # RUN | JOB | DATASET | DATASET_VERSION | INPUT | OUTPUT
     Column("kind", String(16), nullable=False),
     Column("facet", JSONType),
-    # identifiers.content_hash of the facet (NULL for a tombstone): an event sending the
+    # identifiers.json_content's hash of the facet (NULL for a tombstone): an event sending the
     # same content again updates only the key, without the document (ModelWriter.upsert_facets).
     Column("facet_hash", String(32)),
     Column("event_key", EVENT_KEY, nullable=False),

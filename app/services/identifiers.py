@@ -57,15 +57,9 @@ def run_io_id(run: uuid.UUID, dataset: uuid.UUID, io_type: str) -> uuid.UUID:
     return _row_id("run_io", str(run), str(dataset), io_type)
 
 
-def content_hash(document: Any) -> str:
-    """A JSON document's content as 32 hex digits (MD5 of its JSON with sorted keys: key order is not content,
-    as in a Postgres ``jsonb``)."""
-    return json_content(document)[1]
-
-
 def json_content(document: Any) -> tuple[bytes, str]:
-    """A JSON document as JSON with sorted keys, and its ``content_hash``: a caller that writes the document too
-    need not encode it twice."""
+    """A JSON document as JSON with sorted keys, and its content as 32 hex digits (MD5 of that JSON: key order is
+    not content, as in a Postgres ``jsonb``). A caller that writes the document too need not encode it twice."""
     content = json_codec.dumps_bytes(document, sort_keys=True)
     return content, hashlib.md5(content).hexdigest()
 
