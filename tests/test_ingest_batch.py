@@ -148,3 +148,43 @@ def test_when_the_database_goes_away_mid_batch_the_rest_is_retriable(settings, e
         assert nothing_stored.status_code == 503
         assert nothing_stored.json()["message"] == "The database is busy or unavailable; retry shortly."
         assert nothing_stored.headers["Retry-After"] == "2"
+
+
+def test_readers_of_a_new_dataset_in_one_batch_describe_it_as_the_earliest_does(client):
+    """Readers of a dataset share a wave of the batch (app/services/ingest/applier.py): the one that inserts the
+    dataset may write its reader facet after a later reader has already described it. The earliest reader's
+    description wins, as it does one event per transaction."""
+    upstream = dataset("warehouse", "clean.bookings")
+    earliest = dataset(
+        "warehouse", "mart.daily", facets={"documentation": facet("DocumentationDatasetFacet", description="x")}
+    )
+    later = dataset(
+        "warehouse", "mart.daily", facets={"documentation": facet("DocumentationDatasetFacet", description="y")}
+    )
+    transform = uuid.uuid4()
+    events = [
+        # The earliest reader waits for its run's first event, the later one for the table that event writes:
+        # both are in the batch's second wave, the earliest first.
+        run_event("START", job=("pipeline", "transform"), run_id=transform, time=T0, outputs=[upstream]),
+        run_event(
+            "RUNNING",
+            job=("pipeline", "transform"),
+            run_id=transform,
+            time=T0,
+            inputs=[dataset("warehouse", "raw.bookings"), earliest],
+            # More to write before its readers' facets than the later reader has.
+            job_facets={"documentation": facet("DocumentationJobFacet", description="Cleans bookings")},
+        ),
+        run_event(
+            "START",
+            job=("pipeline", "load"),
+            run_id=uuid.uuid4(),
+            time=T0 + timedelta(minutes=1),
+            inputs=[upstream, later],
+        ),
+    ]
+    response = client.post("/api/v1/lineage/batch", json=events)
+    assert response.status_code == 200, response.text
+    daily = client.get("/api/v1/namespaces/warehouse/datasets/mart.daily").json()
+    assert daily["description"] == "x"
+    assert daily["facets"]["documentation"]["description"] == "x"

@@ -74,6 +74,34 @@ def test_a_read_moved_to_a_published_version_leaves_no_placeholder(client, engin
         ]
 
 
+def test_a_placeholder_dates_from_the_earliest_read_of_the_runs_still_reading_it(client, engine):
+    # Run A reads raw at 02:00 and again at 02:08, run B at 02:04, and a writer publishes raw at 02:06: A's
+    # latest read is of the published version, B's of the placeholder. Applied one event at a time in time
+    # order the placeholder kept A's 02:00 (a read the model no longer holds); with A's events first and B's
+    # last, the publish dropped the placeholder (unread) and B made it again at 02:04. It is B's read's time.
+    a = uuid.uuid4()
+    raw = [dataset("warehouse", "raw")]
+    events = [
+        run_event("START", job=JOB, run_id=a, time=T0, inputs=raw),
+        run_event("START", job=("pipeline", "report"), run_id=uuid.uuid4(), time=T0 + timedelta(minutes=4), inputs=raw),
+        run_event(
+            "COMPLETE",
+            job=("pipeline", "load"),
+            run_id=uuid.uuid4(),
+            time=T0 + timedelta(minutes=6),
+            outputs=[dataset("warehouse", "raw", columns=[("id", "int")])],
+        ),
+        run_event("COMPLETE", job=JOB, run_id=a, time=T0 + timedelta(minutes=8), inputs=raw),
+    ]
+    for order in (events, [events[3], events[0], events[2], events[1]]):
+        _empty(engine)
+        for event in order:  # one event per transaction: each applied before the next is sent
+            _deliver(client, [event])
+            model.applied(engine)
+        placeholders = [v for v in _versions(client, "raw") if not v["fields"]]
+        assert [v["createdAt"] for v in placeholders] == ["2024-11-01T02:04:00Z"], [e["eventTime"] for e in order]
+
+
 def _versions(client, name: str) -> list[dict]:
     return client.get(f"/api/v1/namespaces/warehouse/datasets/{name}/versions").json()["versions"]
 

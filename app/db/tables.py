@@ -326,6 +326,9 @@ run_io = Table(
     # For reads: published_key of the version read. A writer's COMPLETE that arrives late re-points reads
     # made after it (event_key greater) that still point at an older version.
     Column("version_key", EVENT_KEY, nullable=False, server_default=""),
+    # For reads: the earliest time the run read the dataset, whichever version its latest read points at. A
+    # placeholder version dates from the earliest of its readers' (not from reads that have moved off it).
+    Column("first_read_at", UTCDateTime()),
     Index("ix_run_io_version", "dataset_version_id"),
     Index("ix_run_io_dataset", "dataset_id", "io_type"),
     postgresql_with=FREE_SPACE_FOR_UPDATES,

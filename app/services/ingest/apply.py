@@ -113,13 +113,16 @@ def _follow_facet_winners(
     dataset_ids: set[uuid.UUID],
 ) -> None:
     """Keep the columns that mirror facets (description, location, job type, lifecycle, source) equal to
-    the facet values that won. New rows were inserted with this event's values already."""
+    the facet values that won. New rows were inserted with this event's values already; in a batch, another
+    reader of a new dataset may have set them since (readers share a wave), and the batch memo knows the
+    columns' values, so only a column that changed costs a statement."""
     job_values: dict[str, Any] = {}
     dataset_values: dict[uuid.UUID, dict[str, Any]] = {}
+    in_batch = w.ctx.memo is not None
     for entity, name, value in winners:
         if entity == job_id and not job_is_new:
             job_values.update(job_columns_for(name, value))
-        elif entity in dataset_ids and entity not in new_datasets:
+        elif entity in dataset_ids and (in_batch or entity not in new_datasets):
             dataset_values.setdefault(entity, {}).update(dataset_columns_for(name, value))
     if job_id is not None:
         w.set_columns(t.jobs, job_id, job_values)
@@ -414,6 +417,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
                 "dataset_version_id": version,
                 "event_key": kept_keys.get((dataset_id, io_type), ctx.key),
                 "version_key": read_keys.get(dataset_id, "") if io_type == "INPUT" else "",
+                "first_read_at": ctx.time if io_type == "INPUT" else None,
             }
             for (dataset_id, io_type), version in event_io.items()
         ]

@@ -225,6 +225,28 @@ class IngestStatements:
         )
 
     @cached_property
+    def date_placeholders(self):
+        """A dataset's placeholder versions date from the earliest first read of the runs that read them now
+        (reads that moved to a published version no longer count)."""
+        v, io = t.dataset_versions.c, t.run_io.c
+        first_read = (
+            select(func.min(io.first_read_at))
+            .where(io.dataset_version_id == v.id, io.io_type == "INPUT")
+            .scalar_subquery()
+        )
+        return (
+            update(t.dataset_versions)
+            .where(
+                v.dataset_id == bindparam("p_dataset"),
+                v.run_id.is_(None),
+                v.published_key == "",
+                first_read.is_not(None),
+                first_read != v.created_at,
+            )
+            .values(created_at=first_read)
+        )
+
+    @cached_property
     def published_versions(self):
         v = t.dataset_versions.c
         return select(v.id, v.dataset_id, v.fields, v.column_lineage_id).where(
@@ -489,15 +511,24 @@ class IngestStatements:
     def upsert_run_io(self):
         stmt = upsert(self.dialect, t.run_io)
         ex, col = stmt.excluded, t.run_io.c
+        # >=: a version with a schema replacing a later schema-less one comes with that later key.
+        newer = ex.event_key >= col.event_key
         return stmt.on_conflict_do_update(
             index_elements=[col.run_id, col.dataset_id, col.io_type],
             set_={
-                "dataset_version_id": ex.dataset_version_id,
-                "event_key": ex.event_key,
-                "version_key": ex.version_key,
+                "dataset_version_id": case((newer, ex.dataset_version_id), else_=col.dataset_version_id),
+                "event_key": case((newer, ex.event_key), else_=col.event_key),
+                "version_key": case((newer, ex.version_key), else_=col.version_key),
+                "first_read_at": earlier(ex.first_read_at, col.first_read_at),
             },
-            # >=: a version with a schema replacing a later schema-less one comes with that later key.
-            where=ex.event_key >= col.event_key,
+            # An earlier read arriving late moves only first_read_at.
+            where=or_(
+                newer,
+                and_(
+                    ex.first_read_at.is_not(None),
+                    or_(col.first_read_at.is_(None), ex.first_read_at < col.first_read_at),
+                ),
+            ),
         )
 
     # --- facets and column lineage --------------------------------------------------------------------

@@ -383,14 +383,14 @@ class ModelWriter:
             repointed = self.conn.execute(self.sql.repoint_reads, params).rowcount
             self.conn.execute(self.sql.make_version_current, params)
             if repointed:
-                self.conn.execute(self.sql.delete_unread_placeholders, params)
+                self._settle_placeholders(dataset_id)
         self.derive_from_published(list(versions.values()))
 
     def drop_unread_placeholders(self, dataset_ids: Iterable[uuid.UUID]) -> None:
-        """Placeholder versions of these datasets that no read and no dataset points at any more go. Under
-        an exclusive lock on the datasets, as when a publish drops them: a concurrent reader of the dataset
-        (share lock) cannot point a read at a placeholder this deletes. Rare: only reads moving off a
-        placeholder get here."""
+        """Placeholder versions of these datasets that no read and no dataset points at any more go, the
+        others date from the reads left (_settle_placeholders). Under an exclusive lock on the datasets, as
+        when a publish drops them: a concurrent reader of the dataset (share lock) cannot point a read at a
+        placeholder this deletes. Rare: only reads moving off a placeholder get here."""
         memo = self.ctx.memo
         if memo is not None and memo.deferred:
             # Events run side by side: another reader of the dataset may be about to point a read at one, so
@@ -402,7 +402,14 @@ class ModelWriter:
             return
         self.lock_datasets(wanted)
         for dataset_id in wanted:
-            self.conn.execute(self.sql.delete_unread_placeholders, {"p_dataset": dataset_id})
+            self._settle_placeholders(dataset_id)
+
+    def _settle_placeholders(self, dataset_id: uuid.UUID) -> None:
+        """After reads moved off a dataset's placeholder versions: the unread ones go, the others date from
+        the reads left (a placeholder's date does not depend on reads the model no longer holds)."""
+        params = {"p_dataset": dataset_id}
+        self.conn.execute(self.sql.delete_unread_placeholders, params)
+        self.conn.execute(self.sql.date_placeholders, params)
 
     def derive_from_published(self, version_ids: list[uuid.UUID]) -> None:
         """What a published version tells about its dataset, computed from the version itself so it is the
