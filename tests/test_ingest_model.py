@@ -356,7 +356,7 @@ def test_deleted_facet_removes_it_for_good(post, engine):
     assert model.job(engine, *job).description is None
 
 
-def test_nested_schema_fields_are_flattened(post, engine):
+def test_a_nested_schema_is_kept_as_sent_and_shown_by_its_top_level_fields(post, client, engine):
     nested = dataset(
         "kafka://broker:9092",
         "customers",
@@ -373,14 +373,8 @@ def test_nested_schema_fields_are_flattened(post, engine):
         ],
     )
     post(run_event("COMPLETE", job=("flink", "ingest"), run_id=uuid.uuid4(), time=T0, outputs=[nested]))
-    names = {f.name: f.type for f in model.all_rows(engine, t.dataset_fields)}
-    assert names == {
-        "id": "long",
-        "address": "struct",
-        "address.city": "string",
-        "address.geo": "struct",
-        "address.geo.lat": "double",
-    }
+    shown = client.get("/api/v1/namespaces/kafka%3A%2F%2Fbroker%3A9092/datasets/customers").json()["fields"]
+    assert [(f["name"], f["type"]) for f in shown] == [("id", "long"), ("address", "struct")]
     version = model.one(engine, t.dataset_versions)
     assert version.fields[1]["fields"][0]["name"] == "city"  # the version keeps the schema as sent
 
@@ -536,8 +530,9 @@ def test_column_lineage_sent_only_on_start_counts_in_any_order(post, engine, ord
     )
 
 
-def test_readers_schemas_do_not_become_dataset_fields(post, engine):
-    """A dataset's fields are what its published versions say; a reader's schema facet is kept as a facet."""
+def test_readers_schemas_do_not_become_dataset_versions(post, client, engine):
+    """A dataset's fields are what its published versions say; a reader's schema facet is kept as a facet, and
+    describes the dataset's fields only while no version has a schema."""
     post(
         run_event(
             "COMPLETE",
@@ -547,6 +542,9 @@ def test_readers_schemas_do_not_become_dataset_fields(post, engine):
             inputs=[dataset("db", "src", columns=[("x", "int")])],
         )
     )
-    assert model.all_rows(engine, t.dataset_fields) == []
+    versions = client.get("/api/v1/namespaces/db/datasets/src/versions").json()["versions"]
+    assert [v["fields"] for v in versions] == [[]]
+    shown = client.get("/api/v1/namespaces/db/datasets/src").json()["fields"]
+    assert [(f["name"], f["type"]) for f in shown] == [("x", "int")]
     src = model.dataset(engine, "db", "src")
     assert model.facets_of(engine, src.id)["schema"]["fields"] == [{"name": "x", "type": "int"}]

@@ -179,8 +179,8 @@ def test_a_schema_reported_after_the_completion_replaces_the_published_one_and_i
         _empty(engine)
         _deliver(client, order)
         assert [[f["name"] for f in v["fields"]] for v in _versions(client, "out")] == [["id"]]
-        stored = [(f.name, f.type) for f in model.all_rows(engine, t.dataset_fields)]
-        assert stored == [("id", "int")], [e["eventType"] for e in order]
+        shown = client.get("/api/v1/namespaces/warehouse/datasets/out").json()["fields"]
+        assert [(f["name"], f["type"]) for f in shown] == [("id", "int")], [e["eventType"] for e in order]
 
 
 def test_a_run_finished_twice_is_finished_by_its_later_terminal_event_with_all_its_io(client, engine):

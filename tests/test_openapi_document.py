@@ -39,7 +39,7 @@ def test_migrations_set_the_declared_storage_parameters(engine):
         for table in metadata.sorted_tables
         if table.dialect_options["postgresql"]["with"]
     }
-    assert "dataset_fields" in declared
+    assert "run_io" in declared
     with engine.connect() as conn:
         stored = dict(
             conn.exec_driver_sql(

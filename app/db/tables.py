@@ -152,8 +152,8 @@ dataset_symlinks = Table(
     Index("ix_dataset_symlinks_dataset_id", "dataset_id"),
 )
 
-# The union of the fields of a dataset's published versions; a version's exact schema is
-# dataset_versions.fields.
+# The fields of a dataset the API tagged (Marquez's field tags: a tag stays on the field from version to version).
+# The dataset's fields themselves are its current version's schema (dataset_versions.fields).
 dataset_fields = Table(
     "dataset_fields",
     metadata,
@@ -162,11 +162,8 @@ dataset_fields = Table(
     Column("name", String(), nullable=False),  # nested struct fields are flattened as parent.child
     Column("type", Text),
     Column("description", Text),
-    # Key of the publishing event that set type/description: a later published version wins.
-    Column("event_key", EVENT_KEY, nullable=False, server_default=""),
     *_timestamps(),
     Index("uq_dataset_fields_dataset_name", "dataset_id", "name", unique=True),
-    postgresql_with=FREE_SPACE_FOR_UPDATES,
 )
 
 dataset_versions = Table(

@@ -3,8 +3,9 @@ to the model, or to apply events whose apply failed (``lineage_events.apply_erro
 
 Every table built from events is emptied and every stored event is applied again, in id order, by the ingest
 code itself (``apply_stored_event``), so the result is what a fresh ingest of the same events builds. What only
-the API sets survives: the tag catalogue and what is tagged, namespaces (owner, description) and sources as
-PUT, and soft deletes (a dataset, job or namespace hidden now is hidden again afterwards).
+the API sets survives: the tag catalogue and what is tagged (with the fields that carry tags), namespaces
+(owner, description) and sources as PUT, and soft deletes (a dataset, job or namespace hidden now is hidden
+again afterwards).
 
 It all happens in one transaction: readers see the old model until it commits, and a failure leaves the old
 model as it was. An event that fails to apply is rolled back alone (a savepoint), marked with its error in
@@ -63,18 +64,20 @@ class _ApiState:
     """What the API set on rows the rebuild deletes (ids are content-derived, so they match afterwards)."""
 
     tag_links: dict[str, list[dict]]
+    fields: list[dict]  # dataset_fields: the fields the API tagged
     field_tags: list[dict]
     hidden: dict[str, list]
 
 
 def _save_api_state(conn: Connection) -> _ApiState:
     tag_links = {link.name: [dict(r._mapping) for r in conn.execute(select(link))] for link, _, _ in _TAG_LINKS}
+    fields = [dict(r._mapping) for r in conn.execute(select(t.dataset_fields))]
     field_tags = [dict(r._mapping) for r in conn.execute(select(t.dataset_field_tags))]
     hidden = {
         table.name: list(conn.execute(select(table.c.id).where(table.c.is_hidden)).scalars())
         for table in (t.namespaces, t.datasets, t.jobs)
     }
-    return _ApiState(tag_links, field_tags, hidden)
+    return _ApiState(tag_links, fields, field_tags, hidden)
 
 
 def _restore_api_state(conn: Connection, state: _ApiState) -> None:
@@ -84,7 +87,11 @@ def _restore_api_state(conn: Connection, state: _ApiState) -> None:
         rows = [r for r in rows if r[key] in existing]
         if rows:
             conn.execute(link.insert(), rows)
-    existing = _existing(conn, t.dataset_fields, [r["dataset_field_id"] for r in state.field_tags])
+    existing = _existing(conn, t.datasets, [r["dataset_id"] for r in state.fields])
+    fields = [r for r in state.fields if r["dataset_id"] in existing]
+    if fields:
+        conn.execute(t.dataset_fields.insert(), fields)
+    existing = {r["id"] for r in fields}
     rows = [r for r in state.field_tags if r["dataset_field_id"] in existing]
     if rows:
         conn.execute(t.dataset_field_tags.insert(), rows)

@@ -171,21 +171,6 @@ def generate(engine: Engine, shape: Shape, *, progress=lambda message: None) -> 
         ),
     )
     put(
-        t.dataset_fields,
-        (
-            {
-                "id": ids.dataset_field_id(d, c["name"]),
-                "dataset_id": d,
-                "name": c["name"],
-                "type": c["type"],
-                "created_at": EPOCH,
-                "updated_at": now,
-            }
-            for d in g.datasets
-            for c in fields
-        ),
-    )
-    put(
         t.jobs,
         (
             {

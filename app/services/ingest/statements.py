@@ -100,21 +100,6 @@ class IngestStatements:
         )
 
     @cached_property
-    def upsert_fields(self):
-        stmt = upsert(self.dialect, t.dataset_fields)
-        ex, col = stmt.excluded, t.dataset_fields.c
-        return stmt.on_conflict_do_update(
-            index_elements=[col.id],
-            set_={
-                "type": ex.type,
-                "description": ex.description,
-                "event_key": ex.event_key,
-                "updated_at": ex.updated_at,
-            },
-            where=ex.event_key > col.event_key,
-        )
-
-    @cached_property
     def current_versions(self):
         d = t.datasets.c
         return (
@@ -249,9 +234,7 @@ class IngestStatements:
     @cached_property
     def published_versions(self):
         v = t.dataset_versions.c
-        return select(v.id, v.dataset_id, v.fields, v.column_lineage_id).where(
-            v.id.in_(ids_param()), v.published_key != ""
-        )
+        return select(v.id, v.dataset_id, v.column_lineage_id).where(v.id.in_(ids_param()), v.published_key != "")
 
     @cached_property
     def column_lineage_facets(self):

@@ -297,27 +297,6 @@ class ModelWriter:
         if rows and self.ctx.memo is not None:
             self.ctx.memo.resolved.clear()  # a name may now stand for another dataset
 
-    def write_fields(self, fields_by_dataset: dict[uuid.UUID, list[dict]]) -> None:
-        """Add a published version's schema to its dataset's fields; type and description follow the
-        latest published version."""
-        now = self.ctx.time
-        rows = [
-            {
-                "id": ids.dataset_field_id(dataset_id, f.name),
-                "dataset_id": dataset_id,
-                "name": f.name,
-                "type": f.type,
-                "description": f.description,
-                "event_key": self.ctx.key,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for dataset_id, fields in fields_by_dataset.items()
-            for f in extract.flatten_fields(fields)
-        ]
-        if rows:
-            execute_rows(self.conn, self.sql.upsert_fields, _dedupe(rows, "id"))
-
     def current_versions(self, dataset_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, tuple[uuid.UUID | None, str]]:
         """dataset id → (current version id, key of the event that made it current).
 
@@ -413,12 +392,11 @@ class ModelWriter:
 
     def derive_from_published(self, version_ids: list[uuid.UUID]) -> None:
         """What a published version tells about its dataset, computed from the version itself so it is the
-        same whatever order the run's events came in: its schema fields join the dataset's fields, and its
-        merged `columnLineage` facet becomes the version's column lineage."""
+        same whatever order the run's events came in: its merged `columnLineage` facet becomes the version's
+        column lineage. (A dataset's fields are its current version's schema, read from the version itself.)"""
         published = list(self.conn.execute(self.sql.published_versions, {"p_ids": version_ids}))
         if not published:
             return
-        self.write_fields({v.dataset_id: v.fields or [] for v in published})
         lineage = dict(self.conn.execute(self.sql.column_lineage_facets, {"p_ids": [v.id for v in published]}).all())
         edges = {v.id: extract.column_lineage({"columnLineage": lineage[v.id]}) for v in published if v.id in lineage}
         resolved = self.resolve((e.input_namespace, e.input_name) for es in edges.values() for e in es)
@@ -469,12 +447,10 @@ class ModelWriter:
         dropped = self.conn.execute(
             delete(t.dataset_versions)
             .where(v.id == old, v.run_id == run_id, ~referenced)
-            .returning(v.dataset_id, v.published_key, v.column_lineage_id)
+            .returning(v.column_lineage_id)
         ).first()
         if dropped is None:
             return
-        if dropped.published_key:
-            self._rederive_fields(dropped.dataset_id, dropped.published_key)
         # Aliases: a subquery on the table being updated must not correlate with it.
         f_old = t.facets.alias("f_old")
         later_on_old = exists().where(f_old.c.entity_id == old, f_old.c.name == f.name, f_old.c.event_key > f.event_key)
@@ -486,38 +462,6 @@ class ModelWriter:
         self.conn.execute(delete(t.facets).where(f.entity_id == old))
         if dropped.column_lineage_id is not None:
             self.conn.execute(self.sql.delete_unused_lineage, {"p_lineage": dropped.column_lineage_id})
-
-    def _rederive_fields(self, dataset_id: uuid.UUID, published_key: str) -> None:
-        """A published version was dropped: the dataset's fields it set (they carry its publishing key) take
-        their type and description from the latest published version that still has them, or go."""
-        fc, v = t.dataset_fields.c, t.dataset_versions.c
-        names = set(
-            self.conn.execute(
-                select(fc.name).where(fc.dataset_id == dataset_id, fc.event_key == published_key)
-            ).scalars()
-        )
-        if not names:
-            return
-        rows: dict[str, dict] = {}
-        published = self.conn.execute(
-            select(v.fields, v.published_key)
-            .where(v.dataset_id == dataset_id, v.published_key != "")
-            .order_by(v.published_key.desc())
-        )
-        for fields, key in published:
-            for flat in extract.flatten_fields(fields or []):
-                if flat.name in names and flat.name not in rows:
-                    rows[flat.name] = {"type": flat.type, "description": flat.description, "event_key": key}
-            if len(rows) == len(names):
-                break
-        self.conn.execute(
-            delete(t.dataset_fields).where(
-                fc.dataset_id == dataset_id, fc.event_key == published_key, fc.name.not_in(sorted(rows))
-            )
-        )
-        for name in sorted(rows):
-            stmt = update(t.dataset_fields).where(fc.dataset_id == dataset_id, fc.name == name)
-            self.conn.execute(stmt.values(**rows[name]))
 
     # --- jobs -----------------------------------------------------------------------------------------
 
