@@ -188,3 +188,30 @@ def test_readers_of_a_new_dataset_in_one_batch_describe_it_as_the_earliest_does(
     daily = client.get("/api/v1/namespaces/warehouse/datasets/mart.daily").json()
     assert daily["description"] == "x"
     assert daily["facets"]["documentation"]["description"] == "x"
+
+
+def test_a_read_beside_a_completion_without_datasets_sees_what_it_publishes(client, engine):
+    """A COMPLETE that lists no datasets publishes what its run's START wrote; a later read of that table in the
+    same batch must not be applied beside it (neither would see the other): it reads the published version."""
+    writer, reader = uuid.uuid4(), uuid.uuid4()
+    table = dataset("warehouse", "clean.bookings", columns=[("id", "int")])
+    events = [
+        # The reader's run has an earlier event, so its read of clean.bookings is written late in its step.
+        run_event("START", job=("pipeline", "report"), run_id=reader, time=T0, inputs=[dataset("warehouse", "raw")]),
+        run_event("START", job=("pipeline", "transform"), run_id=writer, time=T0, outputs=[table]),
+        run_event("COMPLETE", job=("pipeline", "transform"), run_id=writer, time=T0 + timedelta(minutes=1)),
+        run_event(
+            "RUNNING",
+            job=("pipeline", "report"),
+            run_id=reader,
+            time=T0 + timedelta(minutes=2),
+            inputs=[dataset("warehouse", "clean.bookings")],
+        ),
+    ]
+    response = client.post("/api/v1/lineage/batch", json=events)
+    assert response.status_code == 200, response.text
+    versions = client.get("/api/v1/namespaces/warehouse/datasets/clean.bookings/versions").json()["versions"]
+    assert [[f["name"] for f in v["fields"]] for v in versions] == [["id"]]  # no placeholder beside it
+    read = client.get(f"/api/v1/jobs/runs/{reader}").json()["inputDatasetVersions"]
+    versions_read = {v["datasetVersionId"]["name"]: v["datasetVersionId"]["version"] for v in read}
+    assert versions_read["clean.bookings"] == versions[0]["version"]

@@ -32,6 +32,7 @@ import functools
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from app.db import tables as t
 from app.db.dialect import in_values, is_retryable, is_unavailable, serialize_on, serialize_on_all
 from app.db.engine import write_transaction
 from app.db.lockstep import Lockstep
-from app.schemas.openlineage import LineageEvent, event_class_for
+from app.schemas.openlineage import LineageEvent, RunEvent, event_class_for
 from app.services.ingest.apply import (
     apply_dataset_event,
     apply_job_event,
@@ -208,7 +209,8 @@ def _apply_batch(
             batch = [(row, event, dataset_names(event)) for row, event in events_of]
             memo.resolve_ahead(connection, (name for _, _, names in batch for name in names))
             lockstep = Lockstep(connection)  # one for the batch: it compiles the statements its waves share once
-            for wave in _waves(batch, memo):
+            run_outputs = memo.stored_outputs(connection, (e.run.uuid for _, e, _ in batch if isinstance(e, RunEvent)))
+            for wave in _waves(batch, memo, run_outputs):
                 side_by_side = len(wave) > 1
                 units = [
                     functools.partial(
@@ -259,16 +261,26 @@ def _apply_batch(
 _BatchItem = tuple[Any, LineageEvent, list[tuple[str, str]]]  # (claimed row, event, its dataset_names)
 
 
-def _waves(batch: list[_BatchItem], memo: BatchMemo) -> list[list[_BatchItem]]:
+def _waves(
+    batch: list[_BatchItem], memo: BatchMemo, run_outputs: dict[uuid.UUID, set[uuid.UUID]]
+) -> list[list[_BatchItem]]:
     """The batch split into waves of events that may be applied side by side: none writes what another of its
     wave touches (apply.event_resources). An event goes into the first wave after every earlier event it
-    conflicts with, so events sharing what one of them writes are applied one after the other, in claim order."""
+    conflicts with, so events sharing what one of them writes are applied one after the other, in claim order.
+
+    A run event also writes what its run wrote before (``run_outputs``: applied before the batch, then the
+    batch's own): the run's terminal event publishes those outputs too, so a reader of one must not run beside
+    it, or neither would see the other (the reader the publish, the publish the read it should re-point)."""
     waves: list[list[_BatchItem]] = []
     last_write: dict[tuple, int] = {}
     last_touch: dict[tuple, int] = {}
     for item in batch:
         _, event, names = item
         resources = event_resources(event, names, memo.resolved)
+        if isinstance(event, RunEvent):
+            written = run_outputs.setdefault(event.run.uuid, set())
+            resources.update({("dataset", dataset_id): True for dataset_id in written})
+            written.update(r[1] for r, writes in resources.items() if writes and r[0] == "dataset")
         index = max(
             ((last_touch if writes else last_write).get(r, -1) + 1 for r, writes in resources.items()),
             default=0,
