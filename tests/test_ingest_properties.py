@@ -7,7 +7,9 @@ included, and events after the terminal one), with changing inputs, facets (incl
 schemas (a run's output schema reported in some of its events only, or changing between them, back and
 forth) — delivering the events in any order,
 any number of times, builds the same model as delivering each once in event-time order. The model is
-compared whole (tests/support/model.py's snapshot: every model table).
+compared whole (tests/support/model.py's snapshot: every model table). The same histories are also applied
+straight from the event log by the applier (no server, so nothing but the test decides how events are grouped):
+as one batch, and one event per transaction in delivery order.
 
 Deterministic (derandomize) and sized for the suite; raise HEADWATER_PROPERTY_EXAMPLES locally to search
 harder.
@@ -23,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.db import tables as t
+from app.services.ingest.applier import apply_pending
 from tests.support import model
 from tests.support.events import T0, dataset, facet, run_event
 
@@ -137,19 +140,38 @@ def test_any_order_any_repetition_builds_the_model_of_one_ordered_pass(client, e
     assert shuffled == in_order, model.describe_difference(in_order, shuffled)
 
 
+def _applied_from_the_log(engine, events: list[dict], per_transaction: int) -> dict:
+    """The model of these events stored in the log in this order, applied ``per_transaction`` at a time by the
+    applier itself (no server: nothing else groups them)."""
+    _empty(engine)
+    model.store_events(engine, events)
+    while apply_pending(engine, limit=per_transaction).applied:
+        pass
+    return model.snapshot(engine)
+
+
+def _in_time_order(events: list[dict]) -> list[dict]:
+    return sorted(events, key=lambda e: e["eventTime"])
+
+
 @property_settings(PROPERTY_EXAMPLES // 4)
 @given(histories_and_deliveries())
-def test_one_batch_in_any_order_builds_the_model_of_one_event_at_a_time(client, engine, history):
+def test_one_batch_in_any_order_builds_the_model_of_one_event_at_a_time(engine, history):
     """The applier applies a whole batch in one transaction, each event knowing what the earlier ones of the
-    batch wrote (app/services/ingest/writer.py, BatchMemo): the model is the one of one event per transaction.
-    The batch endpoint stores the whole delivery in one commit, so the applier takes it as one batch."""
+    batch wrote (app/services/ingest/writer.py, BatchMemo) and independent ones side by side (waves): the model
+    is the one of one event per transaction, in time order."""
     events, deliveries = history
-    _empty(engine)
-    _ingest(client, sorted(events, key=lambda e: e["eventTime"]))
-    one_at_a_time = model.snapshot(engine)
-
-    _empty(engine)
-    response = client.post("/api/v1/lineage/batch", json=deliveries)
-    assert response.status_code in (200, 201), response.text
-    one_batch = model.snapshot(engine)
+    one_at_a_time = _applied_from_the_log(engine, _in_time_order(events), 1)
+    one_batch = _applied_from_the_log(engine, deliveries, len(deliveries))
     assert one_batch == one_at_a_time, model.describe_difference(one_at_a_time, one_batch)
+
+
+@property_settings(PROPERTY_EXAMPLES // 4)
+@given(histories_and_deliveries())
+def test_one_event_per_transaction_in_any_order_builds_the_model_of_time_order(engine, history):
+    """A quiet server applies each event as it arrives, in its own transaction: any arrival order builds the
+    model of time order."""
+    events, deliveries = history
+    in_order = _applied_from_the_log(engine, _in_time_order(events), 1)
+    as_delivered = _applied_from_the_log(engine, deliveries, 1)
+    assert as_delivered == in_order, model.describe_difference(in_order, as_delivered)

@@ -14,8 +14,6 @@ from app.db import tables as t
 from app.db.dialect import execute_rows
 from app.db.engine import write_transaction
 from app.db.lockstep import LOCKSTEP, Lockstep
-from app.schemas.openlineage import RunEvent
-from app.services.ingest import event_hash, raw_event_row
 from app.services.ingest.applier import apply_pending
 from app.services.ingest.statements import statements_for
 from tests.support import model
@@ -123,17 +121,11 @@ def _independent_run_events(count: int) -> list[dict]:
     return events
 
 
-def _store(engine, events: list[dict]) -> None:
-    rows = [raw_event_row(e, RunEvent.model_validate(e), event_hash(e)) for e in events]
-    with engine.begin() as conn:
-        conn.execute(t.lineage_events.insert(), rows)
-
-
 def test_a_batch_applies_its_independent_events_with_shared_statements(engine):
     """Twenty jobs reading the same table, each writing its own: applied as one batch they build the same
     model as one event per transaction, with far fewer statements (the same write of every event is one)."""
     events = _independent_run_events(20)
-    _store(engine, events)
+    model.store_events(engine, events)
     with _Statements(engine) as one_by_one:
         while apply_pending(engine, limit=1).applied:
             pass
@@ -142,7 +134,7 @@ def test_a_batch_applies_its_independent_events_with_shared_statements(engine):
     from tests.conftest import empty_tables
 
     empty_tables(engine)
-    _store(engine, events)
+    model.store_events(engine, events)
     with _Statements(engine) as batched:
         assert apply_pending(engine, limit=len(events)).applied == len(events)
     assert model.describe_difference(expected, model.snapshot(engine)) == ""

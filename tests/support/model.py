@@ -1,4 +1,4 @@
-"""Reading the stored model back in tests."""
+"""Storing events in the log and reading the stored model back in tests."""
 
 from __future__ import annotations
 
@@ -10,8 +10,21 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from app.db import tables as t
+from app.schemas.openlineage import event_class_for
 from app.services import identifiers as ids
+from app.services.ingest import event_hash, raw_event_row
 from app.services.ingest.barrier import apply_lag
+
+
+def store_events(engine: Engine, events: list[dict]) -> None:
+    """Store events in the event log only (no applier runs), in this order, each once, as ingest would."""
+    rows = {}
+    for event in events:
+        digest = event_hash(event)
+        if digest not in rows:
+            rows[digest] = raw_event_row(event, event_class_for(event).model_validate(event), digest)
+    with engine.begin() as conn:
+        conn.execute(t.lineage_events.insert(), list(rows.values()))
 
 
 def applied(engine: Engine, timeout: float = 30) -> Engine:
