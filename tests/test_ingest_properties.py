@@ -11,8 +11,8 @@ compared whole (tests/support/model.py's snapshot: every model table). The same 
 straight from the event log by the applier (no server, so nothing but the test decides how events are grouped):
 as one batch, and one event per transaction in delivery order.
 
-Deterministic (derandomize) and sized for the suite; raise HEADWATER_PROPERTY_EXAMPLES locally to search
-harder.
+Deterministic (derandomize) and sized for the suite. To search harder locally, draw random examples by the
+thousand: HEADWATER_PROPERTY_SEARCH=1 HEADWATER_PROPERTY_EXAMPLES=3000 (with HEADWATER_TEST_DB=postgres too).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ DATASETS = ["raw.bookings", "clean.bookings", "mart.top_rooms", "mart.daily"]
 SCHEMAS = [[("id", "int")], [("id", "bigint"), ("room", "text")], None]  # None: no schema facet
 
 PROPERTY_EXAMPLES = int(os.environ.get("HEADWATER_PROPERTY_EXAMPLES", "250"))
+# Random examples instead of the suite's fixed ones (a local search; see the module docstring).
+PROPERTY_SEARCH = bool(os.environ.get("HEADWATER_PROPERTY_SEARCH"))
 
 
 @st.composite
@@ -93,10 +95,10 @@ def run_history(draw, run_number: int) -> list[dict]:
 
 
 def property_settings(examples: int) -> settings:
-    """Deterministic, no example database, no deadline: sized by ``examples``."""
+    """Deterministic (unless searching), no example database, no deadline: sized by ``examples``."""
     return settings(
         max_examples=examples,
-        derandomize=True,
+        derandomize=not PROPERTY_SEARCH,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
