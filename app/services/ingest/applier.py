@@ -209,7 +209,8 @@ def _apply_batch(
             batch = [(row, event, dataset_names(event)) for row, event in events_of]
             memo.resolve_ahead(connection, (name for _, _, names in batch for name in names))
             lockstep = Lockstep(connection)  # one for the batch: it compiles the statements its waves share once
-            run_outputs = memo.stored_outputs(connection, (e.run.uuid for _, e, _ in batch if isinstance(e, RunEvent)))
+            runs = [event.run.uuid for _, event, _ in batch if isinstance(event, RunEvent)] if len(batch) > 1 else []
+            run_outputs = memo.stored_outputs(connection, runs)  # (one event alone is one wave)
             for wave in _waves(batch, memo, run_outputs):
                 side_by_side = len(wave) > 1
                 units = [
