@@ -249,8 +249,8 @@ def generate_events(total: int, seed: int = 7) -> list[bytes]:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _process_tree_cpu(root_pid: int) -> float:
-    """CPU seconds of a process and its live descendants (plus children it has reaped), from /proc."""
+def _process_table() -> tuple[dict[int, int], dict[int, float]]:
+    """pid → parent pid, and pid → CPU seconds (its own and its reaped children's), from /proc."""
     parents, cpu = {}, {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -263,12 +263,34 @@ def _process_tree_cpu(root_pid: int) -> float:
         pid = int(entry)
         parents[pid] = int(rest[1])
         cpu[pid] = sum(int(x) for x in rest[11:15]) / _TICK  # utime stime cutime cstime
+    return parents, cpu
+
+
+def _tree_cpu(root_pid: int, parents: dict[int, int], cpu: dict[int, float]) -> float:
     total, frontier = 0.0, [root_pid]
     while frontier:
         pid = frontier.pop()
         total += cpu.get(pid, 0.0)
         frontier += [child for child, parent in parents.items() if parent == pid]
     return total
+
+
+def _process_tree_cpu(root_pid: int) -> float:
+    """CPU seconds of a process and its live descendants (plus children it has reaped)."""
+    return _tree_cpu(root_pid, *_process_table())
+
+
+def _children_cpu(root_pid: int) -> dict[int, float]:
+    """CPU seconds of each child of a process (a server's workers), with its own descendants."""
+    parents, cpu = _process_table()
+    return {pid: _tree_cpu(pid, parents, cpu) for pid, parent in parents.items() if parent == root_pid}
+
+
+def worker_split(before: dict[int, float], after: dict[int, float]) -> str:
+    """How a phase's server CPU fell on the workers, busiest first ("3.4s / 0.1s"): uvicorn's workers share one
+    listening socket, and a burst of connections may all land on one of them (docs/ingest.md, session 13)."""
+    spent = sorted((after[pid] - before[pid] for pid in after if pid in before), reverse=True)
+    return " / ".join(f"{seconds:.1f}s" for seconds in spent if seconds >= 0.05) or "none"
 
 
 def _self_cpu() -> float:
@@ -311,6 +333,7 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)  # status code, or an exception name
     samples: list[str] = field(default_factory=list)  # a few error responses, for the report
+    workers: str = ""  # the server's CPU by worker (worker_split), for the phases that have a server
 
     @property
     def rate(self) -> float:
@@ -423,7 +446,9 @@ def run_http_ceiling(
             s.phase = Phase(0, 0.0, {})
         meter = CpuMeter(store_in, process.pid) if store_in else None
         before = meter.sample() if meter else (_process_tree_cpu(process.pid), _self_cpu())
+        workers_before = _children_cpu(process.pid)
         seconds = _drive(events, sessions, _HttpSession.post)
+        workers = worker_split(workers_before, _children_cpu(process.pid))
         if meter:
             cpu = meter.delta(before, meter.sample())
         else:
@@ -436,7 +461,7 @@ def run_http_ceiling(
     phase = _merge(s.phase for s in sessions)
     if phase.ok != len(events):
         raise RuntimeError(f"HTTP ceiling: {dict(phase.statuses)} for {len(events)} events")
-    phase.events, phase.seconds, phase.cpu = len(events), seconds, cpu
+    phase.events, phase.seconds, phase.cpu, phase.workers = len(events), seconds, cpu, workers
     return phase
 
 
@@ -537,10 +562,11 @@ def run_headwater(
         with psycopg.connect(raw_url(pg), autocommit=True) as conn:
             conn.execute("CHECKPOINT")
         meter = CpuMeter(pg, server.process.pid)
-        before = meter.sample()
+        before, workers_before = meter.sample(), _children_cpu(server.process.pid)
         began = time.perf_counter()
         acknowledged = phase(events, time_limit if time_limit > 0 else None)
         acknowledged.cpu = meter.delta(before, meter.sample())
+        acknowledged.workers = worker_split(workers_before, _children_cpu(server.process.pid))
         built = wait_until_applied(pg, APPLY_TIME_LIMIT)
         sustained = Phase(acknowledged.events, time.perf_counter() - began, meter.delta(before, meter.sample()))
         if not built:
@@ -655,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         f" ({warm.events} warm-up events not counted)"
     )
     print(f"  acknowledged    {measured.seconds:8.1f} s   {measured.rate:8.0f} events/s   (the last 201)")
+    print(f"  workers' cpu    {measured.workers}   (to the last 201, applier included: how connections fell)")
     print(f"  model built     {sustained.seconds:8.1f} s   {sustained.rate:8.0f} events/s   (the applier done)")
     print(f"  latency p50     {_percentile(latencies, 0.50) * 1000:8.1f} ms")
     print(f"  latency p95     {_percentile(latencies, 0.95) * 1000:8.1f} ms")
@@ -670,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Headwater batch ingest: {n} events in {len(batches)} requests of {BATCH_SIZE}, "
               f"concurrency {args.batch_concurrency}")  # fmt: skip
         print(f"  acknowledged    {batch_acked.seconds:8.1f} s   {n / batch_acked.seconds:8.0f} events/s")
+        print(f"  workers' cpu    {batch_acked.workers}")
         print(f"  model built     {batch_sustained.seconds:8.1f} s   {n / batch_sustained.seconds:8.0f} events/s")
         print(f"  errors          {batch_acked.events - batch_acked.ok:8d}   {dict(batch_acked.statuses)}"
               f"{' ' + str(dict(batch_sustained.statuses)) if batch_sustained.statuses else ''}")  # fmt: skip
@@ -684,6 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"HTTP ceiling: the endpoint without the database (parse, validate, hash), {args.workers} workers")
     print(f"  throughput      {ceiling.rate:8.0f} events/s")
+    print(f"  workers' cpu    {ceiling.workers}")
     per_event = ceiling.cpu["server"] * 1000 / ceiling.events
     print(f"  cpu             {_cpu(ceiling)}   ({per_event:.2f} ms of server CPU per event)")
     print(
