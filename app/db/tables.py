@@ -159,8 +159,8 @@ dataset_fields = Table(
     metadata,
     Column("id", Uuid(), primary_key=True),
     Column("dataset_id", Uuid(), ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(), nullable=False),  # nested struct fields are flattened as parent.child
-    Column("type", Text),
+    Column("name", String(), nullable=False),  # a field the dataset shows (a top-level field of its schema)
+    Column("type", Text),  # type and description as shown when it was first tagged
     Column("description", Text),
     *_timestamps(),
     Index("uq_dataset_fields_dataset_name", "dataset_id", "name", unique=True),

@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from app.db import tables as t
 from app.db.dialect import in_values, is_retryable, is_unavailable, serialize_on, serialize_on_all
@@ -54,6 +54,7 @@ from app.services.ingest.apply import (
     dataset_names,
     event_resources,
 )
+from app.services.ingest.statements import statements_for
 from app.services.ingest.writer import BatchMemo, EventContext, event_key
 from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
@@ -209,9 +210,7 @@ def _apply_batch(
             batch = [(row, event, dataset_names(event)) for row, event in events_of]
             memo.resolve_ahead(connection, (name for _, _, names in batch for name in names))
             lockstep = Lockstep(connection)  # one for the batch: it compiles the statements its waves share once
-            runs = [event.run.uuid for _, event, _ in batch if isinstance(event, RunEvent)] if len(batch) > 1 else []
-            run_outputs = memo.stored_outputs(connection, runs)  # (one event alone is one wave)
-            for wave in _waves(batch, memo, run_outputs):
+            for wave in _waves(batch, memo, _stored_outputs(connection, batch) if len(batch) > 1 else {}):
                 side_by_side = len(wave) > 1
                 units = [
                     functools.partial(
@@ -260,6 +259,18 @@ def _apply_batch(
 
 
 _BatchItem = tuple[Any, LineageEvent, list[tuple[str, str]]]  # (claimed row, event, its dataset_names)
+
+
+def _stored_outputs(connection: Connection, batch: list[_BatchItem]) -> dict[uuid.UUID, set[uuid.UUID]]:
+    """Run id → the datasets its events applied before this batch wrote (one statement for the batch)."""
+    runs = sorted({event.run.uuid for _, event, _ in batch if isinstance(event, RunEvent)}, key=str)
+    found: dict[uuid.UUID, set[uuid.UUID]] = {}
+    if runs:
+        for run_id, dataset_id in connection.execute(
+            statements_for(connection.dialect.name).run_outputs, {"p_ids": runs}
+        ):
+            found.setdefault(run_id, set()).add(dataset_id)
+    return found
 
 
 def _waves(

@@ -210,6 +210,11 @@ class IngestStatements:
         )
 
     @cached_property
+    def run_outputs(self):
+        io = t.run_io.c
+        return select(io.run_id, io.dataset_id).where(io.run_id.in_(ids_param()), io.io_type == "OUTPUT")
+
+    @cached_property
     def date_placeholders(self):
         """A dataset's placeholder versions date from the earliest first read of the runs that read them now
         (reads that moved to a published version no longer count)."""

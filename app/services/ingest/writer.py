@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import Connection, delete, exists, or_, select, update
 
 from app.db import tables as t
-from app.db.dialect import execute_rows, in_param_value, in_values
+from app.db.dialect import execute_rows, in_param_value
 from app.services import identifiers as ids
 from app.services.ingest import extract
 from app.services.ingest.statements import READER_KEY_PREFIX, statements_for
@@ -76,20 +76,6 @@ class BatchMemo:
     def resolve_ahead(self, connection: Connection, names: Iterable[tuple[str, str]]) -> None:
         """Resolve every dataset name the batch's events will ask for in one statement, before the first."""
         self.resolved.update(_resolve(connection, set(names) - self.resolved.keys()))
-
-    def stored_outputs(self, connection: Connection, run_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, set[uuid.UUID]]:
-        """run id → the datasets its events applied so far wrote (one statement for the batch): a run's later
-        event publishes them too (a COMPLETE that lists no datasets publishes what its START wrote)."""
-        wanted = sorted(set(run_ids), key=str)
-        found: dict[uuid.UUID, set[uuid.UUID]] = {}
-        if wanted:
-            io = t.run_io.c
-            rows = connection.execute(
-                select(io.run_id, io.dataset_id).where(io.io_type == "OUTPUT", in_values(connection, io.run_id, wanted))
-            )
-            for run_id, dataset_id in rows:
-                found.setdefault(run_id, set()).add(dataset_id)
-        return found
 
     def flush(self, connection: Connection) -> None:
         if self.run_states:
