@@ -8,7 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.api.request_body import json_depth
+from app.api.request_body import json_depth, nested_deeper_than
 from app.db import json as json_codec
 from app.db.json import has_long_integer
 
@@ -37,6 +37,22 @@ def test_json_depth_counts_the_brackets_outside_strings(value, indented):
 
 def test_json_depth_stops_counting_past_the_limit():
     assert json_depth(b"[" * 5000 + b"]" * 5000, limit=128) == 129
+
+
+@given(json_values, st.integers(min_value=1, max_value=5))
+def test_nested_deeper_than_agrees_with_the_walked_depth(value, limit):
+    """Limits of a few levels, so that values nested just past, at and under the limit all come up (empty
+    containers at the limit, the case the indented form must look at twice, included)."""
+    body = json.dumps(value).encode()
+    assert nested_deeper_than(value, body, limit) == (walked_depth(value) > limit)
+
+
+def test_nested_deeper_than_counts_what_orjson_will_not_write():
+    deep = json.loads("[" * 300 + "]" * 300)  # past orjson's 255 levels
+    assert nested_deeper_than(deep, json.dumps(deep).encode(), 128)
+    big = {"a": [[{"n": 2**70}]]}  # an integer orjson will not write, 4 levels
+    assert nested_deeper_than(big, json.dumps(big).encode(), 3)
+    assert not nested_deeper_than(big, json.dumps(big).encode(), 4)
 
 
 @given(st.integers())

@@ -7,6 +7,7 @@ import re
 import zlib
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 
 from app.api.errors import ApiError
@@ -79,6 +80,27 @@ def json_depth(body: bytes, limit: int) -> int:
     return depth
 
 
+def nested_deeper_than(value: Any, body: bytes, limit: int) -> bool:
+    """Whether the parsed ``value`` (``body``, the text it was parsed from) nests more than ``limit`` levels,
+    as ``json_depth`` counts them. orjson's indented form puts a value inside ``k`` containers on a line
+    indented ``2k`` spaces, so a line indented deeper than ``2 * limit`` is inside a container past the limit,
+    and so is an empty container (``{}``/``[]``, the only lines that end that way) indented exactly that much.
+    Writing that form and searching it runs in C: several times cheaper than ``json_depth``'s scans. What
+    orjson will not write (past its 255 levels, integers beyond 64 bits) is counted by ``json_depth``."""
+    try:
+        indented = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except orjson.JSONEncodeError:
+        return json_depth(body, limit) > limit
+    at_limit = b"\n" + b" " * (2 * limit)
+    if at_limit not in indented:
+        return False
+    return at_limit + b" " in indented or _empty_container_line(limit).search(indented) is not None
+
+
+def _empty_container_line(limit: int) -> re.Pattern[bytes]:
+    return re.compile(rb"\n {%d}(?! )[^\n]*(?:\{\}|\[\]),?(?:\n|$)" % (2 * limit))
+
+
 def _parse(body: bytes, *, max_depth: int) -> Any:
     """Parse a JSON body. The standard library parser keeps integers of any size exactly (facets are stored
     verbatim); NaN/Infinity, invalid UTF-8 and nesting past ``max_depth`` are rejected with a 400."""
@@ -89,7 +111,7 @@ def _parse(body: bytes, *, max_depth: int) -> Any:
     except (ValueError, RecursionError) as exc:
         reason = "nesting is too deep" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(400, f"Request body is not valid JSON: {reason}") from None
-    if isinstance(value, dict | list) and json_depth(body, max_depth) > max_depth:
+    if isinstance(value, dict | list) and nested_deeper_than(value, body, max_depth):
         raise ApiError(
             400, f"Request body is not valid JSON: nesting is too deep (over {max_depth} levels, the limit)."
         )
