@@ -54,7 +54,7 @@ from app.services.ingest.apply import (
     dataset_names,
     event_resources,
 )
-from app.services.ingest.statements import statements_for
+from app.services.ingest.statements import ids_value, statements_for
 from app.services.ingest.writer import BatchMemo, EventContext, event_key
 from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
@@ -267,7 +267,7 @@ def _stored_outputs(connection: Connection, batch: list[_BatchItem]) -> dict[uui
     found: dict[uuid.UUID, set[uuid.UUID]] = {}
     if runs:
         for run_id, dataset_id in connection.execute(
-            statements_for(connection.dialect.name).run_outputs, {"p_ids": runs}
+            statements_for(connection.dialect.name).run_outputs, {"p_ids": ids_value(connection, runs)}
         ):
             found.setdefault(run_id, set()).add(dataset_id)
     return found

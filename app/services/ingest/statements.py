@@ -12,7 +12,7 @@ from functools import cache, cached_property
 from sqlalchemy import String, Table, Uuid, and_, bindparam, case, delete, exists, func, or_, select, update
 
 from app.db import tables as t
-from app.db.dialect import existing_rows_only, in_param, inserted_by_upsert, upsert
+from app.db.dialect import existing_rows_only, in_param, in_param_value, inserted_by_upsert, upsert
 from app.db.types import UTCDateTime
 
 NOW = bindparam("p_now", type_=UTCDateTime())
@@ -21,8 +21,10 @@ KEY = bindparam("p_key", type_=String())
 READER_KEY_PREFIX = "!"
 
 
-def ids_param(name: str = "p_ids"):
-    return bindparam(name, expanding=True)
+def ids_value(conn, ids) -> object:
+    """The ``p_ids`` parameter of the statements below (``IngestStatements.ids``): ids of a uuid column, as
+    one array on Postgres (constant statement text, nothing to expand per call), a list on SQLite."""
+    return in_param_value(conn, t.datasets.c.id, ids)
 
 
 def later(new, old):
@@ -64,13 +66,17 @@ class IngestStatements:
             self._set_columns[key] = update(table).where(c.id == bindparam("p_id"), changed).values(**params)
         return self._set_columns[key]
 
+    def ids(self, column):
+        """``column IN (:p_ids)`` for a uuid column; the parameter's value is ``ids_value(conn, ids)``."""
+        return in_param(self.dialect, column, "p_ids")
+
     # --- namespaces and datasets ----------------------------------------------------------------------
 
     def _revive(self, table: Table, updated_at):
         c = table.c
         return (
             update(table)
-            .where(c.id.in_(ids_param()), or_(c.is_hidden, c.created_at > NOW))
+            .where(self.ids(c.id), or_(c.is_hidden, c.created_at > NOW))
             .values(is_hidden=False, created_at=earlier(NOW, c.created_at), updated_at=updated_at)
         )
 
@@ -104,7 +110,7 @@ class IngestStatements:
         d = t.datasets.c
         return (
             select(d.id, d.current_version_id, d.current_version_key)
-            .where(d.id.in_(ids_param()))
+            .where(self.ids(d.id))
             .order_by(d.id)
             .with_for_update(read=True)
         )
@@ -156,7 +162,7 @@ class IngestStatements:
     @cached_property
     def lock_datasets(self):
         d = t.datasets.c
-        return select(d.id).where(d.id.in_(ids_param())).order_by(d.id).with_for_update()
+        return select(d.id).where(self.ids(d.id)).order_by(d.id).with_for_update()
 
     @cached_property
     def publish_version(self):
@@ -212,7 +218,7 @@ class IngestStatements:
     @cached_property
     def run_outputs(self):
         io = t.run_io.c
-        return select(io.run_id, io.dataset_id).where(io.run_id.in_(ids_param()), io.io_type == "OUTPUT")
+        return select(io.run_id, io.dataset_id).where(self.ids(io.run_id), io.io_type == "OUTPUT")
 
     @cached_property
     def date_placeholders(self):
@@ -239,13 +245,13 @@ class IngestStatements:
     @cached_property
     def published_versions(self):
         v = t.dataset_versions.c
-        return select(v.id, v.dataset_id, v.column_lineage_id).where(v.id.in_(ids_param()), v.published_key != "")
+        return select(v.id, v.dataset_id, v.column_lineage_id).where(self.ids(v.id), v.published_key != "")
 
     @cached_property
     def column_lineage_facets(self):
         f = t.facets.c
         return select(f.entity_id, f.facet).where(
-            f.entity_id.in_(ids_param()), f.name == "columnLineage", f.facet.is_not(None)
+            self.ids(f.entity_id), f.name == "columnLineage", f.facet.is_not(None)
         )
 
     @cached_property
@@ -435,7 +441,7 @@ class IngestStatements:
                 e.io_type == bindparam("p_io"),
                 e.is_current,
                 e.last_seen_key <= KEY,
-                e.dataset_id.not_in(ids_param("p_keep")),
+                ~in_param(self.dialect, e.dataset_id, "p_keep"),
             )
             .values(is_current=False)
         )

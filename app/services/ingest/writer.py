@@ -24,7 +24,7 @@ from app.db import tables as t
 from app.db.dialect import execute_rows, in_param_value
 from app.services import identifiers as ids
 from app.services.ingest import extract
-from app.services.ingest.statements import READER_KEY_PREFIX, statements_for
+from app.services.ingest.statements import READER_KEY_PREFIX, ids_value, statements_for
 from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 
@@ -194,7 +194,7 @@ class ModelWriter:
         Marquez), and an event older than the row's first one moves created_at back, so the result does not
         depend on arrival order. Matches (and locks) no row in the common case."""
         if row_ids:
-            self.conn.execute(stmt, {"p_ids": row_ids, "p_now": self.ctx.time})
+            self.conn.execute(stmt, {"p_ids": ids_value(self.conn, row_ids), "p_now": self.ctx.time})
 
     # --- namespaces and sources -----------------------------------------------------------------------
 
@@ -305,7 +305,7 @@ class ModelWriter:
         wanted = sorted(set(dataset_ids), key=str)
         if not wanted:
             return {}
-        rows = self.conn.execute(self.sql.current_versions, {"p_ids": wanted})
+        rows = self.conn.execute(self.sql.current_versions, {"p_ids": ids_value(self.conn, wanted)})
         return {dataset_id: (version, key) for dataset_id, version, key in rows}
 
     def version_as_of(self, dataset_id: uuid.UUID, key: str) -> tuple[uuid.UUID, str] | None:
@@ -337,7 +337,7 @@ class ModelWriter:
         locked = self.ctx.memo.locked_datasets if self.ctx.memo is not None else self._locked_datasets
         wanted = sorted(set(dataset_ids) - locked, key=str)
         if wanted:
-            self.conn.execute(self.sql.lock_datasets, {"p_ids": wanted}).all()
+            self.conn.execute(self.sql.lock_datasets, {"p_ids": ids_value(self.conn, wanted)}).all()
             locked.update(wanted)
 
     def publish_versions(self, versions: dict[uuid.UUID, uuid.UUID]) -> None:
@@ -394,10 +394,14 @@ class ModelWriter:
         """What a published version tells about its dataset, computed from the version itself so it is the
         same whatever order the run's events came in: its merged `columnLineage` facet becomes the version's
         column lineage. (A dataset's fields are its current version's schema, read from the version itself.)"""
-        published = list(self.conn.execute(self.sql.published_versions, {"p_ids": version_ids}))
+        published = list(self.conn.execute(self.sql.published_versions, {"p_ids": ids_value(self.conn, version_ids)}))
         if not published:
             return
-        lineage = dict(self.conn.execute(self.sql.column_lineage_facets, {"p_ids": [v.id for v in published]}).all())
+        lineage = dict(
+            self.conn.execute(
+                self.sql.column_lineage_facets, {"p_ids": ids_value(self.conn, [v.id for v in published])}
+            ).all()
+        )
         edges = {v.id: extract.column_lineage({"columnLineage": lineage[v.id]}) for v in published if v.id in lineage}
         resolved = self.resolve((e.input_namespace, e.input_name) for es in edges.values() for e in es)
         for v in sorted(published, key=operator.attrgetter("id")):
@@ -663,7 +667,7 @@ class ModelWriter:
     def retire_edges(self, job_id: uuid.UUID, io_type: str, keep: Iterable[uuid.UUID]) -> None:
         """Edges in this direction that the job's new current version no longer has stop being current,
         unless a later event (a run still in progress) has seen them since."""
-        params = {"p_job": job_id, "p_io": io_type, "p_key": self.ctx.key, "p_keep": sorted(set(keep), key=str)}
+        params = {"p_job": job_id, "p_io": io_type, "p_key": self.ctx.key, "p_keep": ids_value(self.conn, set(keep))}
         self.conn.execute(self.sql.retire_edges, params)
 
     # --- runs -----------------------------------------------------------------------------------------
