@@ -260,6 +260,12 @@ def existing_rows_only(stmt: Any, *matching: str) -> Any:
     return stmt.execution_options(**{_EXISTING_ONLY: matching})
 
 
+def rows_in_one_statement(conn: Connection) -> bool:
+    """Whether ``execute_rows`` writes all its rows with one statement (Postgres), so that on a connection in
+    autocommit mode they are one transaction; SQLite runs a statement per row, which needs a transaction."""
+    return conn.dialect.name == "postgresql"
+
+
 def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any:
     """Run an ``INSERT`` (with its ``ON CONFLICT …`` and ``RETURNING``, built with ``upsert``) for many rows in
     one statement whose text does not depend on how many rows there are. Every row has the same keys. Returns
