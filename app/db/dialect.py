@@ -297,8 +297,7 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
     if cached is None:
         cached = _recordset_statement(conn, stmt, table, columns)
         _RECORDSET_STATEMENTS[key] = cached
-    sql, constants, json_columns = cached
-    decorated = [(n, table.c[n].type) for n in columns if isinstance(table.c[n].type, TypeDecorator)]
+    sql, constants, json_columns, decorated = cached
     if decorated or json_columns:
         rows = [dict(row) for row in rows]
         for row in rows:
@@ -313,6 +312,8 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
 
 def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tuple[str, ...]):
     impls = {n: table.c[n].type.dialect_impl(conn.dialect) for n in columns}
+    # Columns whose type processes bound values (uuid, time zone-aware timestamps…), done here per row.
+    decorated = tuple((n, table.c[n].type) for n in columns if isinstance(table.c[n].type, TypeDecorator))
     json_columns = frozenset(n for n in columns if isinstance(impls[n], JSON))
     record = ", ".join(f'"{n}" {impls[n].compile(conn.dialect)}' for n in columns)
     # JSON null stands for SQL NULL (Python None), as the column type has it (none_as_null); ``json`` (unlike
@@ -328,7 +329,7 @@ def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tup
         f'INSERT INTO "{table.name}" ({names}) SELECT {values} '
         f"FROM json_to_recordset(%(headwater_rows)s::json) AS r({record}){_existing_only(stmt, table)}{tail}"
     )
-    return sql, constants, json_columns
+    return sql, constants, json_columns, decorated
 
 
 def _existing_only(stmt: Any, table: Table) -> str:
