@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     # then they answer anyway, saying how far behind they are (X-Headwater-Unapplied-Events, …-Lag-Seconds).
     read_wait_seconds: float = Field(5.0, ge=0)
     log_batch_size: int = Field(1000, ge=1)  # events stored per log transaction at most (group commit)
-    apply_batch_size: int = Field(200, ge=1)  # events applied per applier transaction at most
+    # Events applied per applier transaction at most; unset: 1000 on Postgres, 200 on SQLite (apply_batch).
+    apply_batch_size: int | None = Field(None, ge=1)
     # How often an idle applier looks for events that another process stored and did not apply (its own
     # process's events wake it at once).
     apply_poll_seconds: float = Field(1.0, gt=0)
@@ -203,6 +204,16 @@ class Settings(BaseSettings):
                 database=self.postgres_db,
             )
         return make_url(DEFAULT_SQLITE_URL)
+
+    @property
+    def apply_batch(self) -> int:
+        """Most events one applier transaction applies. A larger batch costs less per event (Postgres, applier
+        alone: 200 → 1000 is 12% less CPU per event), but SQLite has one writer at a time, so the event log's
+        commits wait while a batch is applied there: its batches stay short. Either way a read waits at most
+        one batch longer for what it must see."""
+        if self.apply_batch_size is not None:
+            return self.apply_batch_size
+        return 200 if self.is_sqlite else 1000
 
     @property
     def is_sqlite(self) -> bool:

@@ -22,6 +22,7 @@ from app.services.ingest.applier import apply_pending
 from app.services.ingest.barrier import apply_lag
 from app.services.ingest.log import EventLog
 from app.services.ingest.runtime import IngestRuntime
+from app.settings import Settings
 from tests.support import model
 from tests.support.events import T0, dataset, run_event
 from tests.support.live_server import LiveServer
@@ -244,3 +245,15 @@ def test_a_client_always_reads_what_it_was_told_is_stored(database_url, engine, 
     assert _unapplied(engine) == 0
     with model.applied(engine).connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == rounds
+
+
+@pytest.mark.parametrize(
+    ("url", "batch"), [("sqlite:///headwater.db", 200), ("postgresql://db/headwater", 1000)], ids=["sqlite", "postgres"]
+)
+def test_the_applier_batch_is_short_where_the_log_must_wait_for_it(url, batch, monkeypatch):
+    """SQLite has one writer: the log's commits wait while a batch is applied, so batches stay short there;
+    Postgres applies beside the log, and larger batches cost less per event. The setting overrides both."""
+    monkeypatch.delenv("HEADWATER_APPLY_BATCH_SIZE", raising=False)
+    assert Settings(database_url=url).apply_batch == batch
+    monkeypatch.setenv("HEADWATER_APPLY_BATCH_SIZE", "50")
+    assert Settings(database_url=url).apply_batch == 50

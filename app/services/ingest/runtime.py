@@ -34,7 +34,7 @@ class IngestRuntime:
 
         self.applier = Applier(
             engine,
-            max_batch=settings.apply_batch_size,
+            max_batch=settings.apply_batch,
             poll_seconds=settings.apply_poll_seconds,
             quality_rules=settings.quality_rules,
             incident_max_event_age=settings.incident_max_event_age,
