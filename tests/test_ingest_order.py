@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from app.db import tables as t
 from tests.support import model
-from tests.support.events import T0, dataset, facet, run_event
+from tests.support.events import T0, column_lineage, dataset, facet, run_event
 
 JOB = ("pipeline", "transform")
 
@@ -245,6 +245,37 @@ def test_the_latest_schema_is_the_version_though_a_later_event_without_one_came_
         ], [e["eventType"] for e in order]
         current = client.get("/api/v1/namespaces/warehouse/datasets/out").json()
         assert [(f["name"], f["type"]) for f in current["fields"]] == [("id", "bigint"), ("room", "text")]
+
+
+def test_column_lineage_sent_with_a_schema_the_completion_replaced_still_counts(client, engine):
+    # START reports (id int) with column lineage, COMPLETE (id bigint, room text) without. The COMPLETE's
+    # schema is the run's version, and the START's facets move to it. In order the version's column lineage
+    # was derived when the COMPLETE published it, before the START's version was dropped and its facets
+    # moved: none; delivered the other way round, the START's lineage counted.
+    r = uuid.uuid4()
+    lineage = {"columnLineage": column_lineage({"id": [("warehouse", "src", "id")]})}
+    start = run_event(
+        "START",
+        job=JOB,
+        run_id=r,
+        time=T0,
+        outputs=[dataset("warehouse", "out", columns=[("id", "int")], facets=lineage)],
+    )
+    complete = run_event(
+        "COMPLETE",
+        job=JOB,
+        run_id=r,
+        time=T0 + timedelta(minutes=1),
+        outputs=[dataset("warehouse", "out", columns=[("id", "bigint"), ("room", "text")])],
+    )
+    for order in itertools.permutations([start, complete]):
+        _empty(engine)
+        _deliver(client, order)
+        graph = client.get("/api/v1/column-lineage", params={"nodeId": "dataset:warehouse:out"}).json()["graph"]
+        edges = {(e["origin"], e["destination"]) for node in graph for e in node["inEdges"]}
+        assert edges == {("datasetField:warehouse:out:id", "datasetField:warehouse:src:id")}, [
+            e["eventType"] for e in order
+        ]
 
 
 def _edges_first_seen(engine) -> dict[tuple[str, str], str]:

@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 
 from app.db import tables as t
 from app.services.ingest.applier import apply_pending
+from app.services.ingest.writer import ColumnLineageIds
 from tests.support import model
-from tests.support.events import T0, dataset, facet, run_event
+from tests.support.events import T0, column_lineage, dataset, facet, run_event
 
 JOBS = ["load", "transform", "report"]
 DATASETS = ["raw.bookings", "clean.bookings", "mart.top_rooms", "mart.daily"]
@@ -39,15 +40,22 @@ PROPERTY_SEARCH = bool(os.environ.get("HEADWATER_PROPERTY_SEARCH"))
 
 
 @st.composite
-def dataset_refs(draw, names_from: list[str], columns: list | None | str = "any") -> list[dict]:
+def dataset_refs(
+    draw, names_from: list[str], columns: list | None | str = "any", lineage_from: list[str] = ()
+) -> list[dict]:
     """Up to two of the datasets, with a schema facet (``columns``, None for none, "any" to draw one) and
-    sometimes documentation."""
+    sometimes documentation; and sometimes column lineage from ``lineage_from`` (the same few mappings again
+    and again, as a job's runs send them, or a tombstone)."""
     names = draw(st.lists(st.sampled_from(names_from), max_size=2, unique=True))
     refs = []
     for name in names:
         extra = {}
         if draw(st.booleans()):
             extra["documentation"] = facet("DocumentationDatasetFacet", description=draw(st.sampled_from("xyz")))
+        if lineage_from and draw(st.booleans()):
+            sources = draw(st.lists(st.sampled_from(lineage_from[:2]), min_size=1, max_size=2, unique=True))
+            lineage = column_lineage({"id": [("warehouse", source, "id") for source in sources]})
+            extra["columnLineage"] = draw(st.sampled_from([lineage, {"_deleted": True}]))
         schema = columns if columns != "any" else draw(st.sampled_from(SCHEMAS))
         refs.append(dataset("warehouse", name, columns=schema, facets=extra))
     return refs
@@ -86,7 +94,7 @@ def run_history(draw, run_number: int) -> list[dict]:
                 inputs=draw(dataset_refs(others)),
                 # What a run writes: any schema in each event, or none (a START without schema, a COMPLETE
                 # with one), changing back and forth.
-                outputs=draw(dataset_refs([own])),
+                outputs=draw(dataset_refs([own], lineage_from=others)),
                 run_facets=run_facets,
                 job_facets=job_facets,
             )
@@ -142,12 +150,15 @@ def test_any_order_any_repetition_builds_the_model_of_one_ordered_pass(client, e
     assert shuffled == in_order, model.describe_difference(in_order, shuffled)
 
 
-def _applied_from_the_log(engine, events: list[dict], per_transaction: int) -> dict:
+def _applied_from_the_log(engine, events: list[dict], per_transaction: int, *, remembering: bool = False) -> dict:
     """The model of these events stored in the log in this order, applied ``per_transaction`` at a time by the
     applier itself (no server: nothing else groups them)."""
     _empty(engine)
     model.store_events(engine, events)
-    while apply_pending(engine, limit=per_transaction).applied:
+    # Remembering column lineage from one transaction to the next, as the applier does (the references,
+    # applied in time order, remember nothing).
+    lineage_ids = ColumnLineageIds() if remembering else None
+    while apply_pending(engine, limit=per_transaction, lineage_ids=lineage_ids).applied:
         pass
     return model.snapshot(engine)
 
@@ -164,7 +175,7 @@ def test_one_batch_in_any_order_builds_the_model_of_one_event_at_a_time(engine, 
     is the one of one event per transaction, in time order."""
     events, deliveries = history
     one_at_a_time = _applied_from_the_log(engine, _in_time_order(events), 1)
-    one_batch = _applied_from_the_log(engine, deliveries, len(deliveries))
+    one_batch = _applied_from_the_log(engine, deliveries, len(deliveries), remembering=True)
     assert one_batch == one_at_a_time, model.describe_difference(one_at_a_time, one_batch)
 
 
@@ -175,5 +186,5 @@ def test_one_event_per_transaction_in_any_order_builds_the_model_of_time_order(e
     model of time order."""
     events, deliveries = history
     in_order = _applied_from_the_log(engine, _in_time_order(events), 1)
-    as_delivered = _applied_from_the_log(engine, deliveries, 1)
+    as_delivered = _applied_from_the_log(engine, deliveries, 1, remembering=True)
     assert as_delivered == in_order, model.describe_difference(in_order, as_delivered)

@@ -55,7 +55,7 @@ from app.services.ingest.apply import (
     event_resources,
 )
 from app.services.ingest.statements import ids_value, statements_for
-from app.services.ingest.writer import BatchMemo, EventContext, event_key
+from app.services.ingest.writer import BatchMemo, ColumnLineageIds, EventContext, event_key
 from app.settings import DEFAULT_INCIDENT_MAX_EVENT_AGE, QualityRule
 
 log = logging.getLogger(__name__)
@@ -161,10 +161,16 @@ def apply_pending(
     quality_rules: Sequence[QualityRule] = (),
     incident_max_event_age: timedelta = DEFAULT_INCIDENT_MAX_EVENT_AGE,
     validated: ValidatedEvents | None = None,
+    lineage_ids: ColumnLineageIds | None = None,
 ) -> BatchOutcome:
     """Claim, apply and mark one batch (see the module docstring). Raises what the database raised when it
-    could not be committed (lost a race, unreachable): nothing of it stays then."""
-    options = {"quality_rules": quality_rules, "incident_max_event_age": incident_max_event_age}
+    could not be committed (lost a race, unreachable): nothing of it stays then. ``validated`` and
+    ``lineage_ids``: what the caller keeps from one batch to the next (the applier), so less is read again."""
+    options = {
+        "quality_rules": quality_rules,
+        "incident_max_event_age": incident_max_event_age,
+        "lineage_ids": lineage_ids,
+    }
     try:
         return _apply_batch(engine, limit=limit, validated=validated, **options)
     except _BatchFailed as failed:
@@ -187,6 +193,7 @@ def _apply_batch(
     quality_rules: Sequence[QualityRule],
     incident_max_event_age: timedelta,
     validated: ValidatedEvents | None = None,
+    lineage_ids: ColumnLineageIds | None = None,
     only_id: int | None = None,
 ) -> BatchOutcome:
     e = t.lineage_events.c
@@ -204,7 +211,7 @@ def _apply_batch(
             payloads = dict(connection.execute(stmt).all())
         savepoint = connection.begin_nested() if len(claimed) == 1 else None
         rules = tuple(quality_rules)
-        memo = BatchMemo()
+        memo = BatchMemo(lineage_ids=lineage_ids)
         try:
             events_of = [(row, events[row.id] or validate_stored(payloads[row.id])) for row in claimed]
             batch = [(row, event, dataset_names(event)) for row, event in events_of]
@@ -329,6 +336,7 @@ class Applier:
         self.quality_rules = tuple(quality_rules)
         self.incident_max_event_age = incident_max_event_age
         self.validated = validated
+        self.lineage_ids = ColumnLineageIds()
         self.on_batch = on_batch  # after each committed batch
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -375,6 +383,7 @@ class Applier:
                     quality_rules=self.quality_rules,
                     incident_max_event_age=self.incident_max_event_age,
                     validated=self.validated,
+                    lineage_ids=self.lineage_ids,
                 )
             except Exception as exc:  # the database's fault: the batch is rolled back, try again soon
                 level = logging.WARNING if is_unavailable(exc) else logging.INFO

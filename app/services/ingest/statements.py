@@ -248,6 +248,14 @@ class IngestStatements:
         return select(v.id, v.dataset_id, v.column_lineage_id).where(self.ids(v.id), v.published_key != "")
 
     @cached_property
+    def column_lineage_facet_hashes(self):
+        """The content hash of versions' columnLineage facets (NULL for one stored before facets had hashes)."""
+        f = t.facets.c
+        return select(f.entity_id, f.facet_hash).where(
+            self.ids(f.entity_id), f.name == "columnLineage", f.facet.is_not(None)
+        )
+
+    @cached_property
     def column_lineage_facets(self):
         f = t.facets.c
         return select(f.entity_id, f.facet).where(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,37 @@ class EventContext:
     dataset_names: list[tuple[str, str]] | None = None
 
 
+LineageInputs = tuple[tuple[str, str], ...]  # the (namespace, name) a columnLineage facet reads from, sorted
+
+
+class ColumnLineageIds:
+    """The column lineage a ``columnLineage`` facet gave a dataset's version, by (dataset id, facet hash), with the
+    datasets its inputs resolved to then: a version publishing the same facet again (every run of a job) is
+    pointed at that lineage without the facet being read back and parsed. Valid only while its inputs resolve
+    to the same datasets (a symlink added since changes that; checked on use). One per applier; bounded, the
+    oldest forgotten."""
+
+    def __init__(self, capacity: int = 20_000):
+        self.capacity = capacity
+        self._known: OrderedDict[tuple[uuid.UUID, str], tuple[LineageInputs, tuple, uuid.UUID | None]] = OrderedDict()
+
+    def get(self, dataset_id: uuid.UUID, facet_hash: str) -> tuple[LineageInputs, tuple, uuid.UUID | None] | None:
+        return self._known.get((dataset_id, facet_hash))
+
+    def put(
+        self,
+        dataset_id: uuid.UUID,
+        facet_hash: str,
+        inputs: LineageInputs,
+        resolution: tuple,
+        lineage_id: uuid.UUID | None,
+    ) -> None:
+        self._known[(dataset_id, facet_hash)] = (inputs, resolution, lineage_id)
+        self._known.move_to_end((dataset_id, facet_hash))
+        if len(self._known) > self.capacity:
+            self._known.popitem(last=False)
+
+
 @dataclass
 class BatchMemo:
     """What the events applied so far in one transaction (an applier batch) have written, so the next ones
@@ -72,6 +104,8 @@ class BatchMemo:
     _pending: list[tuple[dict, Any, datetime]] = field(default_factory=list)
     # Datasets whose unread placeholder versions go at the end of the wave (ModelWriter.drop_unread_placeholders).
     unread_placeholders: set[uuid.UUID] = field(default_factory=set)
+    # The applier's, across its batches (unlike everything above); None: every facet is read and parsed.
+    lineage_ids: ColumnLineageIds | None = None
 
     def resolve_ahead(self, connection: Connection, names: Iterable[tuple[str, str]]) -> None:
         """Resolve every dataset name the batch's events will ask for in one statement, before the first."""
@@ -397,6 +431,15 @@ class ModelWriter:
         published = list(self.conn.execute(self.sql.published_versions, {"p_ids": ids_value(self.conn, version_ids)}))
         if not published:
             return
+        published.sort(key=operator.attrgetter("id"))
+        remembered = self.ctx.memo.lineage_ids if self.ctx.memo is not None else None
+        hashes: dict[uuid.UUID, str | None] = {}
+        if remembered is not None:
+            params = {"p_ids": ids_value(self.conn, [v.id for v in published])}
+            hashes = dict(self.conn.execute(self.sql.column_lineage_facet_hashes, params).all())
+            published = [v for v in published if not self._point_at_remembered_lineage(v, hashes, remembered)]
+            if not published:
+                return
         lineage = dict(
             self.conn.execute(
                 self.sql.column_lineage_facets, {"p_ids": ids_value(self.conn, [v.id for v in published])}
@@ -404,7 +447,7 @@ class ModelWriter:
         )
         edges = {v.id: extract.column_lineage({"columnLineage": lineage[v.id]}) for v in published if v.id in lineage}
         resolved = self.resolve((e.input_namespace, e.input_name) for es in edges.values() for e in es)
-        for v in sorted(published, key=operator.attrgetter("id")):
+        for v in published:
             rows = _dedupe(
                 (
                     {
@@ -423,20 +466,52 @@ class ModelWriter:
                 "input_dataset_id",
                 "input_field",
             )
-            self.set_column_lineage(v.id, v.column_lineage_id, rows)
+            lineage_id = self.set_column_lineage(v.id, v.column_lineage_id, rows)
+            if remembered is not None and hashes.get(v.id) is not None:
+                inputs = tuple(sorted({(e.input_namespace, e.input_name) for e in edges.get(v.id, [])}))
+                resolution = tuple(resolved[pair][2] for pair in inputs)
+                remembered.put(v.dataset_id, hashes[v.id], inputs, resolution, lineage_id)
 
-    def set_column_lineage(self, version_id: uuid.UUID, old: uuid.UUID | None, rows: list[dict]) -> None:
-        """Point a version at the column lineage ``rows`` describe. Lineage is stored once per distinct
-        content (``identifiers.column_lineage_id``): the rows are written only when no other version has
-        them, and a set no version points at any more goes."""
+    def _point_at_remembered_lineage(
+        self, version: Any, hashes: dict[uuid.UUID, str | None], remembered: ColumnLineageIds
+    ) -> bool:
+        """Point a published version at the column lineage its facet gave the dataset before (``ColumnLineageIds``);
+        False when that is not known (its facet must be read and parsed): a facet not seen, or stored before
+        facets had hashes, or inputs that resolve to other datasets now, or lineage rows no version has any more."""
+        if version.id not in hashes:  # no columnLineage facet: no column lineage
+            self.set_column_lineage(version.id, version.column_lineage_id, [])
+            return True
+        facet_hash = hashes[version.id]
+        known = remembered.get(version.dataset_id, facet_hash) if facet_hash is not None else None
+        if known is None:
+            return False
+        inputs, resolution, lineage_id = known
+        resolved = self.resolve(inputs)
+        if tuple(resolved[pair][2] for pair in inputs) != resolution:
+            return False
+        if lineage_id == version.column_lineage_id:
+            return True
+        params = {"p_version": version.id, "p_lineage": lineage_id}
+        shared = self.conn.execute(self.sql.point_version_at_lineage, params).scalar()
+        if lineage_id is not None and not shared:
+            return False  # its rows went with the last version that had them: written again from the facet
+        if version.column_lineage_id is not None:
+            self.conn.execute(self.sql.delete_unused_lineage, {"p_lineage": version.column_lineage_id})
+        return True
+
+    def set_column_lineage(self, version_id: uuid.UUID, old: uuid.UUID | None, rows: list[dict]) -> uuid.UUID | None:
+        """Point a version at the column lineage ``rows`` describe (returns its id). Lineage is stored once per
+        distinct content (``identifiers.column_lineage_id``): the rows are written only when no other version
+        has them, and a set no version points at any more goes."""
         new = ids.column_lineage_id(rows[0]["output_dataset_id"], (_lineage_content(r) for r in rows)) if rows else None
         if new == old:
-            return
+            return new
         shared = self.conn.execute(self.sql.point_version_at_lineage, {"p_version": version_id, "p_lineage": new})
         if new is not None and not shared.scalar():
             self._insert_ignore(t.column_lineage, [{"lineage_id": new, **r} for r in rows])
         if old is not None:
             self.conn.execute(self.sql.delete_unused_lineage, {"p_lineage": old})
+        return new
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
@@ -462,10 +537,14 @@ class ModelWriter:
         self.conn.execute(delete(t.facets).where(f.entity_id == new, later_on_old))
         f_new = t.facets.alias("f_new")
         on_new = select(f_new.c.name).where(f_new.c.entity_id == new)
-        self.conn.execute(update(t.facets).where(f.entity_id == old, f.name.not_in(on_new)).values(entity_id=new))
+        move = update(t.facets).where(f.entity_id == old, f.name.not_in(on_new)).values(entity_id=new)
+        moved = set(self.conn.execute(move.returning(f.name)).scalars())
         self.conn.execute(delete(t.facets).where(f.entity_id == old))
         if dropped.column_lineage_id is not None:
             self.conn.execute(self.sql.delete_unused_lineage, {"p_lineage": dropped.column_lineage_id})
+        if "columnLineage" in moved:
+            # The new version was published (and its lineage derived) before this: its merged facets changed.
+            self.derive_from_published([new])
 
     # --- jobs -----------------------------------------------------------------------------------------
 
