@@ -20,6 +20,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     DateTime,
+    Engine,
     Select,
     String,
     Table,
@@ -160,14 +161,18 @@ def in_param(dialect: Connection | str, column: ColumnElement, key: str) -> Colu
 def in_param_value(conn: Connection, column: ColumnElement, values: Iterable[Any]) -> Any:
     """The value of an ``in_param`` parameter: the values (uuid.UUID or their text for a uuid column)."""
     values = list(values)
-    if isinstance(column.type, Uuid):
-        if conn.dialect.name == "postgresql":
-            array = _uuid_array(values)
-            if array is None:
-                raise TypeError("in_param_value: a uuid column's values are uuid.UUID or their text")
-            return array
-        return _as_uuids(values)
-    return values
+    return uuid_param_value(conn, values) if isinstance(column.type, Uuid) else values
+
+
+def uuid_param_value(conn: Connection, values: Iterable[Any]) -> Any:
+    """``in_param_value`` for a uuid column: one uuid[] on Postgres, uuid.UUID values on SQLite."""
+    values = list(values)
+    if conn.dialect.name == "postgresql":
+        array = _uuid_array(values)
+        if array is None:
+            raise TypeError("uuid_param_value: the values are uuid.UUID or their text")
+        return array
+    return _as_uuids(values)
 
 
 def uuid_text(conn: Connection | str, column: ColumnElement) -> ColumnElement[str]:
@@ -260,7 +265,7 @@ def existing_rows_only(stmt: Any, *matching: str) -> Any:
     return stmt.execution_options(**{_EXISTING_ONLY: matching})
 
 
-def rows_in_one_statement(conn: Connection) -> bool:
+def rows_in_one_statement(conn: Connection | Engine) -> bool:
     """Whether ``execute_rows`` writes all its rows with one statement (Postgres), so that on a connection in
     autocommit mode they are one transaction; SQLite runs a statement per row, which needs a transaction."""
     return conn.dialect.name == "postgresql"

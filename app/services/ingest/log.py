@@ -67,7 +67,8 @@ class EventLog:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None  # the writer thread's own, opened when first needed
-        self._autocommit = False  # its inserts are single statements, each its own transaction (Postgres)
+        # Its inserts are single statements, each its own transaction (Postgres): no BEGIN and COMMIT.
+        self._autocommit = rows_in_one_statement(engine)
 
     def start(self) -> EventLog:
         self._thread = threading.Thread(target=self._run, name="headwater-event-log", daemon=True)
@@ -160,10 +161,7 @@ class EventLog:
 
     def _connect(self) -> Connection:
         connection = self.engine.connect().execution_options(write=True)
-        self._autocommit = rows_in_one_statement(connection)
-        if self._autocommit:
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        return connection
+        return connection.execution_options(isolation_level="AUTOCOMMIT") if self._autocommit else connection
 
     def _disconnect(self) -> None:
         if self._connection is not None:

@@ -12,7 +12,7 @@ from functools import cache, cached_property
 from sqlalchemy import String, Table, Uuid, and_, bindparam, case, delete, exists, func, or_, select, update
 
 from app.db import tables as t
-from app.db.dialect import existing_rows_only, in_param, in_param_value, inserted_by_upsert, upsert
+from app.db.dialect import existing_rows_only, in_param, inserted_by_upsert, upsert, uuid_param_value
 from app.db.types import UTCDateTime
 
 NOW = bindparam("p_now", type_=UTCDateTime())
@@ -21,10 +21,9 @@ KEY = bindparam("p_key", type_=String())
 READER_KEY_PREFIX = "!"
 
 
-def ids_value(conn, ids) -> object:
-    """The ``p_ids`` parameter of the statements below (``IngestStatements.ids``): ids of a uuid column, as
-    one array on Postgres (constant statement text, nothing to expand per call), a list on SQLite."""
-    return in_param_value(conn, t.datasets.c.id, ids)
+# The value of the statements' ``p_ids`` (``IngestStatements.ids``) and ``p_keep``: one uuid[] on Postgres
+# (constant statement text, nothing expanded per call), a list on SQLite.
+ids_value = uuid_param_value
 
 
 def later(new, old):

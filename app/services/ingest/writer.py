@@ -489,29 +489,33 @@ class ModelWriter:
         resolved = self.resolve(inputs)
         if tuple(resolved[pair][2] for pair in inputs) != resolution:
             return False
-        if lineage_id == version.column_lineage_id:
-            return True
-        params = {"p_version": version.id, "p_lineage": lineage_id}
-        shared = self.conn.execute(self.sql.point_version_at_lineage, params).scalar()
-        if lineage_id is not None and not shared:
-            return False  # its rows went with the last version that had them: written again from the facet
-        if version.column_lineage_id is not None:
-            self.conn.execute(self.sql.delete_unused_lineage, {"p_lineage": version.column_lineage_id})
-        return True
+        # Its rows may have gone with the last version that had them: then they are written again from the facet.
+        return self._point_at_lineage(version.id, version.column_lineage_id, lineage_id, None)
 
     def set_column_lineage(self, version_id: uuid.UUID, old: uuid.UUID | None, rows: list[dict]) -> uuid.UUID | None:
-        """Point a version at the column lineage ``rows`` describe (returns its id). Lineage is stored once per
-        distinct content (``identifiers.column_lineage_id``): the rows are written only when no other version
-        has them, and a set no version points at any more goes."""
+        """Point a version at the column lineage ``rows`` describe (returns its id)."""
         new = ids.column_lineage_id(rows[0]["output_dataset_id"], (_lineage_content(r) for r in rows)) if rows else None
+        self._point_at_lineage(version_id, old, new, rows)
+        return new
+
+    def _point_at_lineage(
+        self, version_id: uuid.UUID, old: uuid.UUID | None, new: uuid.UUID | None, rows: list[dict] | None
+    ) -> bool:
+        """Point a version at the column lineage ``new`` instead of ``old``. Lineage is stored once per distinct
+        content (``identifiers.column_lineage_id``): its ``rows`` are written only when no other version has
+        them, and a set no version points at any more goes. False when the rows are needed and not given
+        (``rows`` None): the version points at ``new`` then, ``old`` still stands, and the caller sets the lineage
+        again with its rows."""
         if new == old:
-            return new
+            return True
         shared = self.conn.execute(self.sql.point_version_at_lineage, {"p_version": version_id, "p_lineage": new})
         if new is not None and not shared.scalar():
+            if rows is None:
+                return False
             self._insert_ignore(t.column_lineage, [{"lineage_id": new, **r} for r in rows])
         if old is not None:
             self.conn.execute(self.sql.delete_unused_lineage, {"p_lineage": old})
-        return new
+        return True
 
     def drop_superseded_version(self, old: uuid.UUID, new: uuid.UUID, run_id: uuid.UUID) -> None:
         """A run replaced the version it wrote earlier (e.g. a START without schema, then a COMPLETE with
