@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 AIRFLOW_VENV ?= .venv-airflow
 
-.PHONY: e2e run ui test test-sqlite test-postgres bench-ingest bench-import bench-load bench-explain bench-backfill bench-lineage openapi clean
+.PHONY: e2e run ui test test-sqlite test-postgres bench-ingest bench-apply bench-import bench-load bench-explain bench-backfill bench-lineage openapi clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -46,6 +46,11 @@ test-postgres: $(VENV)/.installed-dev
 ## Ingest throughput over HTTP into Postgres, next to a raw-insert floor and the HTTP layer without the database (its ceiling), measured in the same run.
 bench-ingest: $(VENV)/.installed-dev
 	$(PY) -m bench.ingest $(BENCH_ARGS)
+
+## The applier alone: the model built from 4,000 events already in the log (Postgres), CPU per event split between
+## Python and PostgreSQL; BENCH_ARGS='--statements' lists where PostgreSQL's time went.
+bench-apply: $(VENV)/.installed-dev
+	$(PY) -m bench.apply $(BENCH_ARGS)
 
 ## `headwater import marquez-db` of 100,000 events from a Marquez-shaped table in a throwaway Postgres, next to the
 ## raw-insert floor measured in the same run, then the same import again (everything skipped as already stored).

@@ -40,8 +40,9 @@ def find_bindir() -> Path:
 
 
 class TemporaryPostgres:
-    def __init__(self, database: str = "headwater", port: int | None = None):
+    def __init__(self, database: str = "headwater", port: int | None = None, options: tuple[str, ...] = ()):
         self.bindir = find_bindir()
+        self.options = options  # more server settings, e.g. ("-c shared_preload_libraries=pg_stat_statements",)
         self.database = database
         # Held for the cluster's life, through restarts: nobody else takes the port while the server is down.
         self._reserved = None if port else ReservedPort()
@@ -102,6 +103,7 @@ class TemporaryPostgres:
                 "-c shared_buffers=256MB",
                 "-c log_min_messages=warning",
                 "-c random_page_cost=1.1",  # the SSD setting Postgres documents; the default 4 fits spinning disks
+                *self.options,
             ]
         )
         log = str(self.root / "server.log")
