@@ -137,8 +137,9 @@ def create_app(
         health,
         admin,
     )
-    # Every API route may need a read key (HEADWATER_PROTECT_READS); the operator endpoints never do.
-    open_routers = (health, admin)
+    # Every API route may need a read key (HEADWATER_PROTECT_READS); the operator endpoints never do, and the
+    # ingest endpoints check their write key themselves (app/api/lineage.py).
+    open_routers = (health, admin, lineage)
     for module in routers:
         dependencies = [] if module in open_routers else [Depends(require_read_key)]
         app.include_router(module.router, dependencies=dependencies)

@@ -40,10 +40,15 @@ def _writes(request: Request) -> bool:
 _UNAUTHORIZED = "Missing or invalid API key: send 'Authorization: Bearer <key>'."
 
 
-async def require_write_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+def check_write_key(request: Request, settings: Settings) -> None:
+    """Raise 401 unless the request may write: no keys are configured, or it presents one."""
     roles = settings.api_key_roles
     if roles and _role(_presented_key(request), roles) is None:
         raise ApiError(401, _UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_write_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+    check_write_key(request, settings)
 
 
 async def require_read_key(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:

@@ -19,6 +19,7 @@ stored again one event per transaction, so one bad event fails only its own requ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -43,7 +44,8 @@ class DatabaseUnavailable(Exception):
 @dataclass
 class _Pending:
     row: dict[str, Any]
-    future: Future
+    future: Future | asyncio.Future
+    loop: asyncio.AbstractEventLoop | None = None  # the loop an asyncio future belongs to
 
 
 _STOP = object()
@@ -83,10 +85,18 @@ class EventLog:
             self._thread = None
 
     def append(self, row: dict[str, Any]) -> Future:
-        """Queue a raw event row (``raw_event_row``); the future resolves once it is committed."""
+        """Queue a raw event row (``raw_event_row``); the future resolves once it is committed. For threads."""
         future: Future = Future()
         self._queue.put(_Pending(row, future))
         return future
+
+    async def store(self, row: dict[str, Any]) -> None:
+        """Queue a raw event row and return once it is committed. For the event loop: the writer resolves all
+        of a commit's waiters on one loop with one call into it, rather than waking the loop once per event."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.put(_Pending(row, future, loop))
+        await future
 
     # --- the writer thread --------------------------------------------------------------------------------
 
@@ -114,12 +124,11 @@ class EventLog:
         try:
             self._commit([p.row for p in batch])
         except DatabaseUnavailable as exc:
-            for pending in batch:
-                pending.future.set_exception(exc)
+            _settle(batch, exc)
             return
         except Exception as exc:
             if len(batch) == 1:
-                batch[0].future.set_exception(exc)
+                _settle(batch, exc)
                 return
             # Something in the batch was refused (a value the database will not store): each on its own, so
             # only the bad one fails.
@@ -128,8 +137,7 @@ class EventLog:
                 self._store([pending])
             return
         self.on_stored(len(batch))
-        for pending in batch:
-            pending.future.set_result(None)
+        _settle(batch, None)
 
     def _commit(self, rows: list[dict[str, Any]]) -> None:
         """One transaction for the rows; lost races are retried for up to ``retry_seconds``."""
@@ -170,3 +178,30 @@ class EventLog:
                 connection.close()
             except Exception:  # already broken: the pool discards it
                 log.debug("event log: closing a broken connection failed", exc_info=True)
+
+
+def _settle(batch: list[_Pending], error: BaseException | None) -> None:
+    """Resolve the batch's futures: the threads' at once, each event loop's in one call made on that loop."""
+    on_loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
+    for pending in batch:
+        if pending.loop is not None:
+            on_loops.setdefault(pending.loop, []).append(pending.future)
+        elif error is None:
+            pending.future.set_result(None)
+        else:
+            pending.future.set_exception(error)
+    for loop, futures in on_loops.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, futures, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+
+def _resolve(futures: list[asyncio.Future], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the request went away (cancelled)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -67,7 +67,15 @@ class IngestRuntime:
 
     def submit(self, payload: dict[str, Any], event: LineageEvent) -> Future:
         """Store an event in the log; the future resolves once it is durable (raises ``DatabaseUnavailable``,
-        or what the database refused about it). Raises ``UnstorableJSON`` at once for text no database keeps."""
+        or what the database refused about it). Raises ``UnstorableJSON`` at once for text no database keeps.
+        For threads; the event loop awaits ``store``."""
+        return self.log.append(self._row(payload, event))
+
+    async def store(self, payload: dict[str, Any], event: LineageEvent) -> None:
+        """``submit`` for the event loop: returns once the event is durable."""
+        await self.log.store(self._row(payload, event))
+
+    def _row(self, payload: dict[str, Any], event: LineageEvent) -> dict[str, Any]:
         digest = event_hash(payload)
         self.validated.put(digest, event)
-        return self.log.append(raw_event_row(payload, event, digest))
+        return raw_event_row(payload, event, digest)
