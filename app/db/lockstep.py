@@ -162,11 +162,13 @@ class Lockstep:
                 cursor.executemany(sql, [params for _, params in members], returning=True)
                 cursors.append((cursor, members))
         for cursor, members in cursors:
+            # One SQL text: the same columns for every member, so they share one description of them.
+            description = cursor.description
+            metadata = SimpleResultMetaData([column.name for column in description] if description else [])
             for i, (p, _) in enumerate(members):
                 if i:
                     cursor.nextset()
-                names = [column.name for column in cursor.description] if cursor.description else []
-                result = IteratorResult(SimpleResultMetaData(names), iter(cursor.fetchall() if names else []))
+                result = IteratorResult(metadata, iter(cursor.fetchall() if description else []))
                 result.rowcount = cursor.rowcount
                 p.result = result
             cursor.close()
