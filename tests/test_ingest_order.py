@@ -8,7 +8,16 @@ import itertools
 import uuid
 from datetime import timedelta
 
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, make_url, text
+
 from app.db import tables as t
+from app.db.engine import create_db_engine
+from app.db.migrate import upgrade
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import TEST_DB
 from tests.support import model
 from tests.support.events import T0, column_lineage, dataset, facet, run_event
 
@@ -326,3 +335,48 @@ def test_a_run_ended_twice_has_one_job_version_from_all_its_io_whatever_arrives_
             assert _edges_first_seen(engine) == first_seen, (name, order)
             snapshots.append(model.snapshot(engine))
         assert all(s == snapshots[0] for s in snapshots), name
+
+
+@pytest.mark.skipif(TEST_DB != "postgres", reason="a database collation is Postgres'; SQLite compares bytes")
+def test_a_writers_description_wins_on_a_database_whose_collation_ignores_punctuation(database_url, settings):
+    # Event keys are compared in SQL: a reader's key starts with "!" so that it sorts below every writer's.
+    # Under a collation that ignores punctuation (glibc's en_US.UTF-8, the official postgres image's default;
+    # here ICU's "shifted" variant, which every Postgres built with ICU has), "!2024-11-02…" sorted *after*
+    # "2024-11-01…", so a reader's facet delivered first kept a dataset's description against its writer's.
+    name = f"collation_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                f"CREATE DATABASE {name} LOCALE_PROVIDER icu ICU_LOCALE 'und-u-ka-shifted' LOCALE 'C.UTF-8' "
+                "TEMPLATE template0"
+            )
+        )
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    engine = create_db_engine(Settings(database_url=url))
+    try:
+        upgrade(engine)
+        writer = run_event(
+            "COMPLETE",
+            job=("pipeline", "load"),
+            run_id=uuid.uuid4(),
+            time=T0,
+            outputs=[dataset("warehouse", "orders", facets={"documentation": facet("Doc", description="writer")})],
+        )
+        reader = run_event(
+            "COMPLETE",
+            job=("pipeline", "report"),
+            run_id=uuid.uuid4(),
+            time=T0 + timedelta(days=1),
+            inputs=[dataset("warehouse", "orders", facets={"documentation": facet("Doc", description="reader")})],
+        )
+        with TestClient(create_app(settings.model_copy(update={"database_url": url}))) as client:
+            _deliver(client, [reader, writer])
+            shown = client.get("/api/v1/namespaces/warehouse/datasets/orders").json()
+        assert shown["description"] == "writer"
+        assert shown["facets"]["documentation"]["description"] == "writer"
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()

@@ -30,8 +30,8 @@ def test_interactive_docs_are_served(client):
 
 
 def test_migrations_set_the_declared_storage_parameters(engine):
-    """What compare_metadata does not look at: the tables' storage parameters (``postgresql_with``) and the event
-    log's payload compression (LZ4 where the server has it)."""
+    """What compare_metadata does not look at: the tables' storage parameters (``postgresql_with``), the event
+    log's payload compression (LZ4 where the server has it) and the columns' collations (event keys: "C")."""
     if engine.dialect.name != "postgresql":
         pytest.skip("storage parameters are Postgres'")
     declared = {
@@ -56,3 +56,15 @@ def test_migrations_set_the_declared_storage_parameters(engine):
             " WHERE attrelid = 'lineage_events'::regclass AND attname = 'payload'"
         ).scalar()
         assert compression == ("l" if has_lz4 else "")
+        collated = {
+            (table.name, column.name): column.type.dialect_impl(conn.dialect).collation
+            for table in metadata.sorted_tables
+            for column in table.columns
+            if getattr(column.type.dialect_impl(conn.dialect), "collation", None)
+        }
+        assert ("facets", "event_key") in collated
+        stored_collations = conn.exec_driver_sql(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+            " WHERE table_schema = 'public' AND collation_name IS NOT NULL"
+        ).all()
+        assert {(table, column): collation for table, column, collation in stored_collations} == collated

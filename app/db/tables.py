@@ -39,7 +39,10 @@ metadata = MetaData(
 )
 
 NAME = String(1024)
-EVENT_KEY = String(128)
+# Event keys are compared in SQL (a later event wins; a reader's "!" key sorts below every writer's): byte order,
+# whatever the database's collation. glibc's en_US.UTF-8 ignores punctuation, and sorted "!2024-11-02…" after
+# "2024-11-01…" (migration 0017). SQLite compares bytes already.
+EVENT_KEY = String(128).with_variant(String(128, collation="C"), "postgresql")
 
 
 def _timestamps() -> list[Column]:
