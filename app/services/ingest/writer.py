@@ -48,6 +48,9 @@ class EventContext:
     dataset_names: list[tuple[str, str]] | None = None
 
 
+# A reader-facet bound (BatchMemo.reader_bounds) below every reader's key ("!…"): no reader can win.
+WRITER_FACET = ""
+
 LineageInputs = tuple[tuple[str, str], ...]  # the (namespace, name) a columnLineage facet reads from, sorted
 
 
@@ -106,6 +109,19 @@ class BatchMemo:
     unread_placeholders: set[uuid.UUID] = field(default_factory=set)
     # The applier's, across its batches (unlike everything above); None: every facet is read and parsed.
     lineage_ids: ColumnLineageIds | None = None
+    # (dataset id, facet name) → a key at or above which no reader's facet can replace the stored one: a
+    # writer's facet is stored (``WRITER_FACET``: a reader's never replaces a writer's), or a reader's with this
+    # key or an earlier one (between readers the earliest wins). A reader of a table that an earlier event of
+    # the batch wrote or read need not encode and send facets that cannot win (``reader_cannot_win``).
+    reader_bounds: dict[tuple[uuid.UUID, str], str] = field(default_factory=dict)
+
+    def reader_cannot_win(self, dataset_id: uuid.UUID, name: str, reader_key: str) -> bool:
+        bound = self.reader_bounds.get((dataset_id, name))
+        return bound is not None and reader_key >= bound
+
+    def learn_reader_bound(self, dataset_id: uuid.UUID, name: str, bound: str) -> None:
+        known = self.reader_bounds.get((dataset_id, name))
+        self.reader_bounds[(dataset_id, name)] = bound if known is None else min(known, bound)
 
     def resolve_ahead(self, connection: Connection, names: Iterable[tuple[str, str]]) -> None:
         """Resolve every dataset name the batch's events will ask for in one statement, before the first."""
@@ -894,9 +910,16 @@ class ModelWriter:
         (a reader's event key sorts below any writer's, so any writer's facet wins; between readers the
         earliest event wins, so readers agree in any arrival order). Returns the (entity, name, facet) rows
         this reader won, so the columns mirroring them can follow."""
-        rows, values = self._facet_rows(entries, READER_KEY_PREFIX + self.ctx.key)
+        key, memo = READER_KEY_PREFIX + self.ctx.key, self.ctx.memo
+        if memo is not None:
+            entries = [e for e in entries if not memo.reader_cannot_win(e[0], e[2], key)]
+        rows, values = self._facet_rows(entries, key)
         rows = [{**r, "lineage_event_id": None} for r in rows if r["facet"] is not None]
-        return self._won(self.sql.upsert_reader_facets, rows, values)
+        won = self._won(self.sql.upsert_reader_facets, rows, values)
+        if memo is not None:
+            for row in rows:  # won or not, what is stored now has this key or an earlier one, or a writer's
+                memo.learn_reader_bound(row["entity_id"], row["name"], key)
+        return won
 
     def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
@@ -911,7 +934,12 @@ class ModelWriter:
         refreshed = self._won(self.sql.refresh_unchanged_facets, unchanged, values)
         done = {(entity, name) for entity, name, _ in refreshed}
         rest = [r for r in rows if (r["entity_id"], r["name"]) not in done]
-        return refreshed + self._won(self.sql.upsert_facets, rest, values)
+        won = refreshed + self._won(self.sql.upsert_facets, rest, values)
+        if self.ctx.memo is not None:
+            for row in rows:  # won or not, a writer's facet is stored now: no reader's can replace it
+                if row["kind"] == "DATASET":
+                    self.ctx.memo.learn_reader_bound(row["entity_id"], row["name"], WRITER_FACET)
+        return won
 
     def _won(self, stmt, rows: list[dict], values: dict) -> list[tuple[uuid.UUID, str, Any]]:
         """Run ``stmt`` for ``rows``; the (entity, name, facet as sent) of the rows it returned."""
