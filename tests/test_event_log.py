@@ -3,6 +3,7 @@ durable, applied exactly once, and no read sees less than what was acknowledged 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from app.services.ingest import applier as applier_module
 from app.services.ingest import event_hash, raw_event_row
 from app.services.ingest.applier import apply_pending
 from app.services.ingest.barrier import apply_lag
-from app.services.ingest.log import EventLog
+from app.services.ingest.log import DatabaseUnavailable, EventLog
 from app.services.ingest.runtime import IngestRuntime
 from app.settings import Settings
 from tests.support import model
@@ -89,6 +90,58 @@ def test_events_waiting_together_share_one_commit(engine):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.lineage_events)).scalar() == 25
     assert _unapplied(engine) == 25  # stored, acknowledged, and waiting for the applier
+
+
+def test_requests_on_the_event_loop_hear_of_their_commit_or_its_failure(engine):
+    """``EventLog.store`` (the ingest route's path): the requests waiting for one commit are answered together,
+    with one call into their event loop; a request that went away holds nobody back; an outage reaches each."""
+    rows = _rows(_events(12))
+    commits: list[int] = []
+    first_commit_started, release_first, refuse = threading.Event(), threading.Event(), threading.Event()
+    log = EventLog(engine)
+    real_commit = log._commit
+
+    def commit(batch_rows):
+        if refuse.is_set():
+            raise DatabaseUnavailable("the database is down")
+        commits.append(len(batch_rows))
+        if len(commits) == 1:
+            first_commit_started.set()
+            release_first.wait(10)
+        real_commit(batch_rows)
+
+    log._commit = commit
+    log.start()
+
+    async def scenario() -> tuple[list, int, list]:
+        loop = asyncio.get_running_loop()
+        wakeups = []
+        real_call = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *args: wakeups.append(args) or real_call(*args)
+        first = asyncio.ensure_future(log.store(rows[0]))
+        assert await asyncio.to_thread(first_commit_started.wait, 10)
+        wakeups.clear()  # to_thread's own
+        queued = [asyncio.ensure_future(log.store(row)) for row in rows[1:8]]
+        await asyncio.sleep(0)  # all seven are in the queue while the first commit is held
+        queued[0].cancel()  # its client went away
+        release_first.set()
+        stored = await asyncio.gather(first, *queued[1:])
+        calls = len(wakeups)
+        refuse.set()
+        refused = await asyncio.gather(*(log.store(row) for row in rows[8:]), return_exceptions=True)
+        loop.call_soon_threadsafe = real_call
+        return stored, calls, refused
+
+    try:
+        stored, calls, refused = asyncio.run(scenario())
+    finally:
+        log.stop()
+    assert stored == [None] * 7
+    assert commits == [1, 7] and calls == 2  # one wake-up of the loop per commit, not one per event
+    assert [type(outcome) for outcome in refused] == [DatabaseUnavailable] * 4
+    with engine.connect() as conn:
+        hashes = set(conn.execute(select(t.lineage_events.c.event_hash)).scalars())
+    assert hashes == {row["event_hash"] for row in rows[:8]}  # the one whose client went away too
 
 
 def test_the_same_event_twice_in_one_commit_is_stored_once(engine):
