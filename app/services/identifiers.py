@@ -111,6 +111,17 @@ def _sort_key(triple: Sequence[str | None]) -> tuple:
     return tuple((part is not None, part or "") for part in triple)
 
 
+def _sorted_nulls_first(tuples: Iterable[tuple]) -> list[tuple]:
+    """Sorted as ``_sort_key`` has it. Compared as they are where no None meets a string (the same order, in C,
+    several times faster for a schema's fields): equal parts compare equal, None or not, and the first unequal
+    pair decides; a None against a string raises, and then ``_sort_key`` sorts them."""
+    tuples = list(tuples)
+    try:
+        return sorted(tuples)
+    except TypeError:
+        return sorted(tuples, key=_sort_key)
+
+
 def dataset_version(
     namespace: str,
     source_name: str,
@@ -130,7 +141,7 @@ def dataset_version(
         for f in fields
         if isinstance(f, dict) and isinstance(f.get("name"), str)
     }
-    rendered = _join(_join(t) for t in sorted(triples, key=_sort_key))
+    rendered = _join(_join(t) for t in _sorted_nulls_first(triples))
     parts = [
         namespace,
         source_name,
@@ -150,7 +161,7 @@ def dataset_schema_version(namespace: str, dataset_name: str, fields: Sequence[d
         for f in fields
         if isinstance(f, dict) and isinstance(f.get("name"), str)
     }
-    rendered = _join(_join(p) for p in sorted(pairs, key=_sort_key))
+    rendered = _join(_join(p) for p in _sorted_nulls_first(pairs))
     return name_uuid_from_bytes(_join([namespace, dataset_name, rendered]).encode("utf-8"))
 
 
