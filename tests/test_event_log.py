@@ -60,21 +60,30 @@ def _store(engine, events: list[dict]) -> None:
         log.stop()
 
 
-def test_events_waiting_together_share_one_commit(engine):
-    """Group commit: while the writer commits, new events queue up; its next transaction takes all of them."""
+def _hold_first_commit(log: EventLog, refuse: threading.Event | None = None):
+    """Make the log's first commit wait until released (new events queue up meanwhile); while ``refuse`` is set,
+    commits fail as with the database down. Returns (the sizes of the commits, first commit started, release)."""
     commits: list[int] = []
-    first_commit_started, release_first = threading.Event(), threading.Event()
-    log = EventLog(engine, max_batch=1000)
+    started, release = threading.Event(), threading.Event()
     real_commit = log._commit
 
-    def observed_commit(rows):
+    def commit(rows):
+        if refuse is not None and refuse.is_set():
+            raise DatabaseUnavailable("the database is down")
         commits.append(len(rows))
         if len(commits) == 1:
-            first_commit_started.set()
-            release_first.wait(10)
+            started.set()
+            release.wait(10)
         real_commit(rows)
 
-    log._commit = observed_commit
+    log._commit = commit
+    return commits, started, release
+
+
+def test_events_waiting_together_share_one_commit(engine):
+    """Group commit: while the writer commits, new events queue up; its next transaction takes all of them."""
+    log = EventLog(engine, max_batch=1000)
+    commits, first_commit_started, release_first = _hold_first_commit(log)
     log.start()
     try:
         rows = _rows(_events(25))
@@ -96,21 +105,8 @@ def test_requests_on_the_event_loop_hear_of_their_commit_or_its_failure(engine):
     """``EventLog.store`` (the ingest route's path): the requests waiting for one commit are answered together,
     with one call into their event loop; a request that went away holds nobody back; an outage reaches each."""
     rows = _rows(_events(12))
-    commits: list[int] = []
-    first_commit_started, release_first, refuse = threading.Event(), threading.Event(), threading.Event()
-    log = EventLog(engine)
-    real_commit = log._commit
-
-    def commit(batch_rows):
-        if refuse.is_set():
-            raise DatabaseUnavailable("the database is down")
-        commits.append(len(batch_rows))
-        if len(commits) == 1:
-            first_commit_started.set()
-            release_first.wait(10)
-        real_commit(batch_rows)
-
-    log._commit = commit
+    log, refuse = EventLog(engine), threading.Event()
+    commits, first_commit_started, release_first = _hold_first_commit(log, refuse)
     log.start()
 
     async def scenario() -> tuple[list, int, list]:
