@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from psycopg.types.json import Json
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -353,8 +354,55 @@ def _recordset_value(name: str, impl: Any) -> str:
 
 
 def insert_ignore_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows that are not there yet (by any unique constraint), all in one statement (``execute_rows``)."""
-    execute_rows(conn, _insert_ignore(conn.dialect.name, table), rows)
+    """Insert rows that are not there yet (by any unique constraint), all in one statement whose text does not
+    depend on how many rows there are. Every row has the same keys. For the event log's group commit.
+
+    Postgres: ``INSERT … SELECT * FROM unnest(<one array per column>) ON CONFLICT DO NOTHING``, the arrays sent
+    in binary. Each JSON document then reaches the server as its own array element and is parsed once (by the
+    column's input); inside ``execute_rows``' one JSON document of rows it was parsed twice (the recordset, then
+    the column): the server's CPU per stored event 0.27–0.31 → 0.14–0.16 ms for the benchmark's 15 KiB
+    events. SQLite: the prepared statement for each row."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(_insert_ignore(conn.dialect.name, table), rows)
+        return
+    columns = tuple(rows[0])
+    key = (table.name, columns)
+    cached = _UNNEST_STATEMENTS.get(key)
+    if cached is None:
+        cached = _UNNEST_STATEMENTS[key] = _unnest_statement(conn, table, columns)
+    sql, json_columns, decorated = cached
+    arrays: dict[str, list[Any]] = {}
+    for i, name in enumerate(columns):
+        values = [row[name] for row in rows]
+        if name in decorated:
+            process = decorated[name]
+            values = [process(value, conn.dialect) for value in values]
+        elif name in json_columns:
+            values = [None if value is None else Json(value, dumps=json_codec.dumps_bytes) for value in values]
+        arrays[f"c{i}"] = values
+    conn.exec_driver_sql(sql, arrays)
+
+
+_UNNEST_STATEMENTS: dict[tuple[str, tuple[str, ...]], tuple[str, frozenset[str], dict[str, Any]]] = {}
+
+
+def _unnest_statement(conn: Connection, table: Table, columns: tuple[str, ...]):
+    impls = {n: table.c[n].type.dialect_impl(conn.dialect) for n in columns}
+    json_columns = frozenset(n for n in columns if isinstance(impls[n], JSON))
+    decorated = {n: table.c[n].type.process_bind_param for n in columns if isinstance(table.c[n].type, TypeDecorator)}
+
+    def element_type(name: str) -> str:
+        if name in json_columns:
+            return "json"
+        # Text of any length or collation: the column's own type applies on the way in.
+        return "text" if isinstance(impls[name], String) else impls[name].compile(conn.dialect)
+
+    names = ", ".join(f'"{n}"' for n in columns)
+    arrays = ", ".join(f"%(c{i})b::{element_type(n)}[]" for i, n in enumerate(columns))
+    sql = f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING'
+    return sql, json_columns, decorated
 
 
 _INSERT_IGNORE: dict[tuple[str, str], Any] = {}
