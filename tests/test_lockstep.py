@@ -7,9 +7,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import bindparam, select
 from sqlalchemy import event as sa_event
-from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from app.db import lockstep as lockstep_module
 from app.db import tables as t
 from app.db.dialect import execute_rows
 from app.db.engine import write_transaction
@@ -100,6 +102,57 @@ def test_a_unit_that_raises_fails_the_whole_run(engine):
             Lockstep(connection).run([good, bad])
         assert LOCKSTEP not in connection.info  # the connection is an ordinary one again
         connection.rollback()
+    assert model.all_rows(engine, t.facets) == []
+
+
+def test_halves_taking_turns_see_what_the_other_half_wrote_in_the_steps_before(engine, monkeypatch):
+    """On Postgres the units run in two halves, one's statements executing while the other's Python runs (here
+    from two units on). A unit still sees what every other unit wrote in the steps before its read, whether the
+    read goes out with its step (pipelined) or at once (its statement's first use, which waits for the half in
+    flight)."""
+    monkeypatch.setattr(lockstep_module, "MIN_HALF", 1)
+    f = t.facets.c
+    units = 6
+    read = select(f.event_key).where(f.entity_id == bindparam("p_entity"), f.name == bindparam("p_name"))
+    seen: dict[int, list] = {}
+
+    def unit(i: int):
+        def run() -> None:
+            upsert = statements_for(connection.dialect.name).upsert_facets
+            neighbour = {"p_entity": uuid.UUID(int=(i + 1) % units + 1)}
+            seen[i] = []
+            for name, key in (("a", "1"), ("b", "2")):
+                execute_rows(connection, upsert, [_facet(uuid.UUID(int=i + 1), name, key)])
+                seen[i].append(connection.execute(read, {**neighbour, "p_name": name}).scalar())
+
+        return run
+
+    with write_transaction(engine) as connection:
+        lockstep = Lockstep(connection)
+        lockstep.run([unit(i) for i in range(units)])
+        assert LOCKSTEP not in connection.info
+    assert seen == {i: ["1", "2"] for i in range(units)}
+
+
+def test_a_statement_the_database_refuses_in_a_half_raises_as_sqlalchemy_raises_it(engine, monkeypatch):
+    """A refused row (no kind: NOT NULL) reaches the applier as SQLAlchemy's IntegrityError, as outside the
+    lockstep, so its retry and fallback rules apply; the connection is an ordinary one again."""
+    monkeypatch.setattr(lockstep_module, "MIN_HALF", 1)
+
+    def unit(kind: str | None):
+        def run() -> None:
+            row = {**_facet(uuid.uuid4(), "a", "1"), "kind": kind}
+            execute_rows(connection, statements_for(connection.dialect.name).upsert_facets, [row])
+            execute_rows(connection, statements_for(connection.dialect.name).upsert_facets, [{**row, "name": "b"}])
+
+        return run
+
+    with pytest.raises(IntegrityError):
+        with engine.begin() as connection:
+            try:
+                Lockstep(connection).run([unit("DATASET"), unit("DATASET"), unit(None), unit("DATASET")])
+            finally:
+                assert LOCKSTEP not in connection.info  # an ordinary connection again, rolled back on the way out
     assert model.all_rows(engine, t.facets) == []
 
 

@@ -296,6 +296,11 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
         if stmt.get_execution_options().get(_EXISTING_ONLY):
             return []
         return conn.execute(stmt, rows)
+    return conn.exec_driver_sql(*rows_statement(conn, stmt, rows))
+
+
+def rows_statement(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The SQL text and parameters with which ``execute_rows`` writes ``rows`` on Postgres."""
     table: Table = stmt.table
     columns = tuple(rows[0])
     key = (stmt, columns)
@@ -313,7 +318,7 @@ def execute_rows(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> Any
                 # Written on its own: a document orjson refuses (an integer beyond 64 bits) is kept as sent.
                 if row[name] is not None and not isinstance(row[name], orjson.Fragment):  # encoded already
                     row[name] = orjson.Fragment(json_codec.dumps_bytes(row[name]))
-    return conn.exec_driver_sql(sql, {**constants, "headwater_rows": orjson.dumps(rows).decode()})
+    return sql, {**constants, "headwater_rows": orjson.dumps(rows).decode()}
 
 
 def _recordset_statement(conn: Connection, stmt: Any, table: Table, columns: tuple[str, ...]):
