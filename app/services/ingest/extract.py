@@ -186,11 +186,14 @@ def column_lineage_inputs(facets: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(spec, dict) or not isinstance(spec.get("inputFields"), list):
             continue
         for source in spec["inputFields"]:
-            # _str inlined: every event of a job with column lineage walks every input field here.
+            # _str inlined, and a dataset found already not checked again: every event of a job with column
+            # lineage walks every input field here.
             if isinstance(source, dict):
-                ns, name, field_name = source.get("namespace"), source.get("name"), source.get("field")
-                if ns and name and field_name and all(isinstance(v, str) for v in (ns, name, field_name)):
-                    found[(ns, name)] = None
+                ns, name = source.get("namespace"), source.get("name")
+                if isinstance(ns, str) and isinstance(name, str) and ns and name and (ns, name) not in found:
+                    field_name = source.get("field")
+                    if isinstance(field_name, str) and field_name:
+                        found[(ns, name)] = None
     return list(found)
 
 
