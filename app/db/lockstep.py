@@ -128,14 +128,12 @@ class Lockstep:
                 for i in sorted(resume):
                     paused = self._step(resume.pop(i))
                     self._finish()  # the other half's statements, executed meanwhile
-                    resume.update(self._finished)
-                    self._finished.clear()
+                    self._end_steps(resume)
                     if paused:
                         self._send(i, paused)
                 if not resume:
                     self._finish()
-                    resume.update(self._finished)
-                    self._finished.clear()
+                    self._end_steps(resume)
             failed = False
         finally:
             if self.pipelined:
@@ -155,6 +153,15 @@ class Lockstep:
             if not unit.dead:
                 paused.append(_Paused(unit, *request))
         return paused
+
+    def _end_steps(self, resume: dict[int, list[tuple[greenlet, Any]]]) -> None:
+        """The halves whose statements executed resume next; ``after_step`` runs here, between two halves'
+        Python (never in the middle of one's, as it would for a flight a unit's own statement finished), so
+        it speaks only for statements that are sent before any later step's."""
+        if self._finished:
+            self._after_step()
+            resume.update(self._finished)
+            self._finished.clear()
 
     def _before_execute(self, *args: Any) -> None:
         """Before a statement that does not wait for a step: what is in flight is done, the pipeline closed."""
@@ -181,7 +188,7 @@ class Lockstep:
         self._flight = _Flight(cohort, paused, pending)
 
     def _finish(self) -> None:
-        """The statements in flight executed: each unit gets its results, the step is over."""
+        """The statements in flight executed: each unit of their half gets its results."""
         flight, self._flight = self._flight, None
         if flight is None:
             return
@@ -192,7 +199,6 @@ class Lockstep:
                 collect()
         except psycopg.Error as exc:  # raw driver errors, as SQLAlchemy would have raised them
             raise DBAPIError.instance(None, None, exc, psycopg.Error) from exc
-        self._after_step()
         self._finished[flight.cohort] = [(p.unit, p.result) for p in flight.paused]
 
     def _close_pipeline(self, failed: bool) -> None:
