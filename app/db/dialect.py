@@ -365,7 +365,7 @@ def insert_ignore_rows(conn: Connection, table: Table, rows: list[dict[str, Any]
     Postgres: ``INSERT … SELECT * FROM unnest(<one array per column>) ON CONFLICT DO NOTHING``, the arrays sent
     in binary. Each JSON document then reaches the server as its own array element and is parsed once (by the
     column's input); inside ``execute_rows``' one JSON document of rows it was parsed twice (the recordset, then
-    the column): the server's CPU per stored event 0.27–0.31 → 0.14–0.16 ms for the benchmark's 15 KiB
+    the column): the server's CPU per stored event 0.27–0.31 → 0.17–0.19 ms for the benchmark's 15 KiB
     events. SQLite: the prepared statement for each row."""
     if not rows:
         return

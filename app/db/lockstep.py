@@ -182,9 +182,9 @@ class Lockstep:
         singles = [p for p in paused if p.rows is None]
         if singles:
             pending.extend(self._send_singles(singles))
-        for stmt, rounds, key, returned in self._merged_groups(paused):
+        for stmt, rounds, keys, returned in self._merged_groups(paused):
             for round_ in rounds:
-                pending.append(self._send_rows(stmt, round_, key, returned))
+                pending.append(self._send_rows(stmt, round_, keys, returned))
         self._flight = _Flight(cohort, paused, pending)
 
     def _finish(self) -> None:
@@ -218,15 +218,16 @@ class Lockstep:
         """SQLite: the step's statements, each group as one ``execute_rows``."""
         from app.db.dialect import execute_rows
 
-        for stmt, rounds, key, returned in self._merged_groups(paused):
+        for stmt, rounds, keys, returned in self._merged_groups(paused):
             for round_ in rounds:
                 result = execute_rows(self.connection, stmt, [row for p in round_ for row in p.rows])
                 self.statements += 1
-                _route(round_, result, key, returned)
+                _route(round_, result, keys, returned)
 
     def _merged_groups(self, paused: list[_Paused]):
         """The paused ``execute_rows`` calls grouped by statement, each group split into rounds of units whose
-        rows share no key: (statement, rounds, the key RETURNING rows are routed by or None, returning?)."""
+        rows share no key: (statement, rounds, each unit's row keys that RETURNING rows are routed by or None,
+        returning?)."""
         groups: dict[tuple[int, tuple[str, ...]], list[_Paused]] = {}
         for p in paused:
             if p.rows is not None:
@@ -243,9 +244,9 @@ class Lockstep:
                 continue
             row_key = _key_of(key)
             keys = {id(p): [row_key(row) for row in p.rows] for p in group}
-            yield stmt, _rounds(group, keys), key, bool(returned)
+            yield stmt, _rounds(group, keys), keys, bool(returned)
 
-    def _send_rows(self, stmt: Any, round_: list[_Paused], key: list[str] | None, returned: bool):
+    def _send_rows(self, stmt: Any, round_: list[_Paused], keys: dict[int, list[tuple]] | None, returned: bool):
         from app.db.dialect import rows_statement
 
         sql, params = rows_statement(self.connection, stmt, [row for p in round_ for row in p.rows])
@@ -258,7 +259,7 @@ class Lockstep:
             description = cursor.description
             rows = cursor.fetchall() if description else []
             metadata = SimpleResultMetaData([column.name for column in description] if description else [])
-            _route(round_, IteratorResult(metadata, iter(rows)), key, returned)
+            _route(round_, IteratorResult(metadata, iter(rows)), keys, returned)
             cursor.close()
 
         return collect
@@ -322,19 +323,19 @@ def _collect_singles(cursor: Any, members: list[tuple[_Paused, dict[str, Any]]])
     cursor.close()
 
 
-def _route(round_: list[_Paused], result: Any, key: list[str] | None, returned: bool) -> None:
-    """A merged statement's RETURNING rows back to the units that sent them: by the key they start with, or,
-    for a statement of one unit's rows, all of them."""
+def _route(round_: list[_Paused], result: Any, keys: dict[int, list[tuple]] | None, returned: bool) -> None:
+    """A merged statement's RETURNING rows back to the units that sent them: by the key they start with (each
+    unit's row keys, ``keys``), or, for a statement of one unit's rows, all of them."""
     if not returned:
         for p in round_:
             p.result = []
         return
-    if key is None:
+    if keys is None:
         (p,) = round_
         p.result = list(result)
         return
-    owner = {k: p for p in round_ for k in map(_key_of(key), p.rows)}
-    width = len(key)
+    owner = {k: p for p in round_ for k in keys[id(p)]}
+    width = len(next(iter(owner)))  # every key has the conflict key's columns
     for row in result:
         owner[tuple(row)[:width]].result.append(row)
 
