@@ -12,7 +12,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, insert, select
 
+from app.db import tables as t
+from app.db.engine import write_transaction
 from app.main import create_app
 from app.services.incidents import late
 from app.settings import Settings
@@ -264,6 +267,32 @@ def test_a_dag_run_failing_because_its_task_did_is_one_incident(client):
     dag_only = {**dag, "logical_date": NOV + DAY, "dag_run_id": other}
     post(client, airflow_dag_run(**dag_only, event_type="FAIL", time=NOV + 2 * DAY + HOUR))
     assert [i["job"]["name"] for i in incidents(client)] == ["orders_etl", "orders_etl.load"]
+
+
+def test_the_incident_list_and_its_total_count_agree_while_incidents_open(client, engine):
+    failing_run(client, "load_orders", output="orders")
+    (first,) = incidents(client)
+
+    # Another incident commits between the list's two statements (its count, then its page): the answer is
+    # still one moment's list — what the worker opening incidents while a page is read must not break.
+    def open_another(conn, cursor, statement, parameters, context, executemany):
+        if "FROM incidents" in statement and "count(" not in statement and not opened:
+            opened.append(True)
+            with write_transaction(engine) as writer:
+                row = writer.execute(select(t.incidents)).mappings().one()
+                writer.execute(insert(t.incidents).values({**row, "id": uuid.uuid4(), "open_key": "another"}))
+
+    opened: list[bool] = []
+    event.listen(Engine, "before_cursor_execute", open_another)
+    try:
+        response = client.get("/api/v1/incidents")
+    finally:
+        event.remove(Engine, "before_cursor_execute", open_another)
+    assert opened, "the page's statement was not seen"
+    body = response.json()
+    assert body["totalCount"] == len(body["incidents"]), body
+    assert [i["id"] for i in body["incidents"]] == [first["id"]]
+    assert len(incidents(client)) == 2
 
 
 def test_a_receiver_answering_500_then_200_gets_the_delivery_on_retry(worker_client, receiver):

@@ -87,6 +87,11 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
+    """One read transaction that sees one moment: a page and its totalCount (two statements) agree even while
+    the applier commits between them. Postgres' default (READ COMMITTED) takes a snapshot per statement, so reads
+    ask for REPEATABLE READ; SQLite's transaction already reads one snapshot."""
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
         with connection.begin():
             yield connection
