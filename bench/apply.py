@@ -8,7 +8,8 @@ figures move with whatever else the machine runs. This one stores bench/ingest.p
 applier thread calls it, with what it keeps from batch to batch) until every event is applied, and splits the
 CPU per event between this process (Python: the ingest code, SQLAlchemy, psycopg) and PostgreSQL.
 ``--statements`` restarts the server with ``pg_stat_statements`` and lists where PostgreSQL's time went;
-``--profile FILE`` writes a cProfile of the applier (``python -m pstats FILE``).
+``--profile FILE`` writes a cProfile of the applier (``python -m pstats FILE``). ``--floor`` then measures the
+least PostgreSQL can spend on the model the applier built (``_model_floor``).
 """
 
 from __future__ import annotations
@@ -67,9 +68,46 @@ def _statement_report(pg: TemporaryPostgres, events: int, top: int) -> None:
     calls = sum(r[0] for r in rows)
     total = sum(r[1] for r in rows)
     print(f"PostgreSQL statements: {calls} ({calls / events:.1f} per event), {total:.0f} ms executing")
+    written = sum(r[2] for r in rows if r[3].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")))
+    print(f"  rows inserted, updated or deleted (or returned by those): {written / events:.1f} per event")
     for n, ms, count, query in rows[:top]:
         text = " ".join(query.split())
         print(f"  {ms / total:5.1%} {ms:8.0f} ms {n:7d} calls {count:8d} rows  {text[:110]}")
+
+
+def _model_floor(pg: TemporaryPostgres, meter: CpuMeter, events: int, rounds: int = 3) -> None:
+    """What the model's rows cost PostgreSQL at the least: each row the applier left in a table, sent once by
+    a client with ``COPY … FROM STDIN`` into an empty copy of the table (``LIKE … INCLUDING ALL``: the same
+    indexes, defaults and storage, no foreign keys) — no updates, no reads of state, no statement per event,
+    no Python. The log's own rows are sent the same way, as the measure to set it against. Per event of the
+    whole log (warm-up included: the tables hold the model of all of it); ``rounds`` times, into emptied copies,
+    as /proc counts CPU time in 10 ms ticks."""
+    tables = [*t.MODEL_TABLES, t.lineage_events]
+    spent = dict.fromkeys((table.name for table in tables), 0.0)
+    data, rows = {}, {}
+    with psycopg.connect(raw_url(pg), autocommit=True) as conn:
+        for table in tables:
+            conn.execute(f'CREATE TABLE "floor_{table.name}" (LIKE "{table.name}" INCLUDING ALL)')
+            with conn.cursor().copy(f'COPY "{table.name}" TO STDOUT') as copy:
+                data[table.name] = b"".join(bytes(chunk) for chunk in copy)
+            rows[table.name] = data[table.name].count(b"\n")
+        for _ in range(rounds):
+            conn.execute("TRUNCATE " + ", ".join(f'"floor_{table.name}"' for table in tables))
+            conn.execute("CHECKPOINT")
+            for table in tables:
+                before = meter.sample()
+                with conn.cursor().copy(f'COPY "floor_{table.name}" FROM STDIN') as copy:
+                    copy.write(data[table.name])
+                spent[table.name] += meter.delta(before, meter.sample())["postgres"] / rounds
+    log = t.lineage_events.name
+    model_rows = sum(n for name, n in rows.items() if name != log)
+    print(f"Model floor: its {model_rows} rows ({model_rows / events:.1f} per event) copied in once")
+    for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        if rows[name]:
+            print(f"  {name:<20} {rows[name] / events:6.2f} rows/event  {seconds * 1000 / events:6.3f} ms/event")
+    model = sum(seconds for name, seconds in spent.items() if name != log)
+    per_event = f"model {model * 1000 / events:.3f} ms, the log's rows {spent[log] * 1000 / events:.3f} ms"
+    print(f"  postgres cpu per event: {per_event}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statements", action="store_true", help="where PostgreSQL's time went")
     parser.add_argument("--top", type=int, default=25, help="statements listed with --statements (default 25)")
     parser.add_argument("--profile", help="write a cProfile of the measured applier to this file")
+    parser.add_argument("--floor", action="store_true", help="then the least PostgreSQL spends on the model")
     args = parser.parse_args(argv)
 
     bodies = generate_events(args.warmup + args.events)
@@ -138,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         if profiler:
             profiler.dump_stats(args.profile)
             print(f"profile written to {args.profile}")
+        if args.floor:
+            _model_floor(pg, meter, args.warmup + applied)
         engine.dispose()
     return 0
 
