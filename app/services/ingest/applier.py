@@ -46,13 +46,14 @@ from app.db import tables as t
 from app.db.dialect import in_values, is_retryable, is_unavailable, serialize_on, serialize_on_all
 from app.db.engine import write_transaction
 from app.db.lockstep import Lockstep
-from app.schemas.openlineage import LineageEvent, RunEvent, event_class_for
+from app.schemas.openlineage import DatasetEvent, LineageEvent, RunEvent, event_class_for
 from app.services.ingest.apply import (
     apply_dataset_event,
     apply_job_event,
     apply_run_event,
     dataset_names,
     event_resources,
+    facets_nothing_reads,
 )
 from app.services.ingest.statements import ids_value, statements_for
 from app.services.ingest.writer import BatchMemo, ColumnLineageIds, EventContext, event_key
@@ -216,6 +217,8 @@ def _apply_batch(
             events_of = [(row, events[row.id] or validate_stored(payloads[row.id])) for row in claimed]
             batch = [(row, event, dataset_names(event)) for row, event in events_of]
             memo.resolve_ahead(connection, (name for _, _, names in batch for name in names))
+            if len(batch) > 1:
+                _learn_latest_facet_writes(batch, memo)
             lockstep = Lockstep(connection)  # one for the batch: it compiles the statements its waves share once
             for wave in _waves(batch, memo, _stored_outputs(connection, batch) if len(batch) > 1 else {}):
                 side_by_side = len(wave) > 1
@@ -266,6 +269,22 @@ def _apply_batch(
 
 
 _BatchItem = tuple[Any, LineageEvent, list[tuple[str, str]]]  # (claimed row, event, its dataset_names)
+
+
+def _learn_latest_facet_writes(batch: list[_BatchItem], memo: BatchMemo) -> None:
+    """Which event of the batch writes each facet that nothing reads in between last (BatchMemo.latest_facet_writes).
+    A symlink anywhere in the batch may change what a name stands for halfway: facets of datasets are left out then."""
+    datasets = not any(
+        "symlinks" in d.facets
+        for _, event, _ in batch
+        for d in ([event.dataset] if isinstance(event, DatasetEvent) else [*event.inputs, *event.outputs])
+    )
+    latest = memo.latest_facet_writes
+    for row, event, _ in batch:
+        key = event_key(event.eventTime, row.event_hash)
+        for facet in facets_nothing_reads(event, memo.resolved, datasets=datasets):
+            if latest.get(facet, "") < key:
+                latest[facet] = key
 
 
 def _stored_outputs(connection: Connection, batch: list[_BatchItem]) -> dict[uuid.UUID, set[uuid.UUID]]:

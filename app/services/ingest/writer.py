@@ -93,6 +93,9 @@ class BatchMemo:
     # Namespace name / dataset id → the earliest event time it was ensured (inserted or revived) for.
     namespaces: dict[str, datetime] = field(default_factory=dict)
     datasets: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    # A run's dataset version id → the earliest creation time it was inserted with (a run's later events name
+    # the version its earlier ones made); forgotten when its row is deleted or its creation time set.
+    run_versions: dict[uuid.UUID, datetime] = field(default_factory=dict)
     sources: dict[str, datetime] = field(default_factory=dict)  # source name → _ALWAYS
     jobs: set[uuid.UUID] = field(default_factory=set)
     # (table name, row id) → values of the columns that mirror facets, as this transaction last wrote them.
@@ -114,6 +117,10 @@ class BatchMemo:
     # key or an earlier one (between readers the earliest wins). A reader of a table that an earlier event of
     # the batch wrote or read need not encode and send facets that cannot win (``reader_cannot_win``).
     reader_bounds: dict[tuple[uuid.UUID, str], str] = field(default_factory=dict)
+    # (entity id, facet name) → the latest key among the batch's events that write that facet as writers
+    # (apply.facets_nothing_reads): an earlier event's row for it would be replaced before anything reads it,
+    # so it is not written at all (``upsert_facets``).
+    latest_facet_writes: dict[tuple[uuid.UUID, str], str] = field(default_factory=dict)
 
     def reader_cannot_win(self, dataset_id: uuid.UUID, name: str, reader_key: str) -> bool:
         bound = self.reader_bounds.get((dataset_id, name))
@@ -363,12 +370,21 @@ class ModelWriter:
         row = self.conn.execute(self.sql.version_as_of, {"p_dataset": dataset_id, "p_key": key}).first()
         return (row.id, row.published_key) if row else None
 
+    def _forget_run_version(self, version_id: uuid.UUID) -> None:
+        if self.ctx.memo is not None:
+            self.ctx.memo.run_versions.pop(version_id, None)
+
     def version_by_external(self, dataset_id: uuid.UUID, external: str) -> uuid.UUID | None:
         params = {"p_dataset": dataset_id, "p_external": external}
         return self.conn.execute(self.sql.version_by_external, params).scalar()
 
     def insert_versions(self, rows: list[dict]) -> None:
         """Insert versions; a version seen again from an earlier event gets that earlier creation time."""
+        memo = self.ctx.memo
+        if memo is not None:
+            rows = [
+                r for r in rows if r["run_id"] is None or not memo.ensured(memo.run_versions, r["id"], r["created_at"])
+            ]
         if rows:
             execute_rows(self.conn, self.sql.insert_versions, _dedupe(rows, "id"))
 
@@ -539,6 +555,7 @@ class ModelWriter:
         version lacks them or has them from an earlier event, so the outcome does not depend on the order
         events arrived in."""
         v, io, d, f = t.dataset_versions.c, t.run_io.c, t.datasets.c, t.facets.c
+        self._forget_run_version(old)
         referenced = or_(
             exists().where(io.dataset_version_id == old),
             exists().where(d.current_version_id == old),
@@ -868,6 +885,7 @@ class ModelWriter:
         return list(self.conn.execute(stmt.order_by(e.id)))
 
     def set_version_created_at(self, version_id: uuid.UUID, created_at: datetime) -> None:
+        self._forget_run_version(version_id)
         v = t.dataset_versions.c
         stmt = update(t.dataset_versions).where(v.id == version_id, v.created_at != created_at)
         self.conn.execute(stmt.values(created_at=created_at))
@@ -926,8 +944,19 @@ class ModelWriter:
         Returns the (entity, name, facet) rows this event won, so derived columns can follow.
 
         Facets stored with the same content only take this event's key, in a statement without the documents;
-        the others (new, changed, or older than what is stored) are written whole."""
-        rows, values = self._facet_rows(entries, self.ctx.key)
+        the others (new, changed, or older than what is stored) are written whole. A facet a later event of the
+        batch writes too, and that nothing reads in between (``BatchMemo.latest_facet_writes``), is left to it:
+        the later event wins wherever this one is stored or not."""
+        key, memo = self.ctx.key, self.ctx.memo
+        if memo is not None and memo.latest_facet_writes:
+            latest, kept = memo.latest_facet_writes, []
+            for entry in entries:
+                if latest.get((entry[0], entry[2]), key) <= key:
+                    kept.append(entry)
+                elif entry[1] == "DATASET":  # a writer's facet will be stored: no reader's can stay
+                    memo.learn_reader_bound(entry[0], entry[2], WRITER_FACET)
+            entries = kept
+        rows, values = self._facet_rows(entries, key)
         if not rows:
             return []
         unchanged = [{k: v for k, v in r.items() if k != "facet"} for r in rows if r["facet_hash"] is not None]
@@ -954,6 +983,9 @@ _ALWAYS = datetime.min.replace(tzinfo=UTC)
 # The columns that mirror facets (dataset_columns_for, job_columns_for).
 _DATASET_MIRRORS = ("description", "last_lifecycle_state", "is_deleted", "source_id", "source_name")
 _JOB_MIRRORS = ("description", "location", "type", "integration", "job_type")
+# The facets those columns mirror: which facet won is read back from them by later events of the batch.
+MIRRORED_DATASET_FACETS = frozenset({"documentation", "lifecycleStateChange", "dataSource"})
+MIRRORED_JOB_FACETS = frozenset({"documentation", "sourceCodeLocation", "jobType"})
 
 
 def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:
