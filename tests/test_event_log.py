@@ -25,7 +25,7 @@ from app.services.ingest.log import DatabaseUnavailable, EventLog
 from app.services.ingest.runtime import IngestRuntime
 from app.settings import Settings
 from tests.support import model
-from tests.support.events import T0, dataset, run_event
+from tests.support.events import T0, dataset, facet, run_event
 from tests.support.live_server import LiveServer
 
 
@@ -202,6 +202,91 @@ def test_a_batch_is_applied_and_marked_in_one_transaction(engine, monkeypatch):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(t.runs)).scalar() == 5
         assert conn.execute(select(func.count()).select_from(t.run_states)).scalar() == 5
+
+
+def _empty_model(engine) -> None:
+    with engine.begin() as conn:
+        for table in [*t.MODEL_TABLES, t.lineage_events]:
+            conn.execute(table.delete())
+
+
+def test_facets_sent_again_by_later_events_of_a_batch_end_as_one_event_at_a_time_leaves_them(engine):
+    """Within one batch an earlier event's facet that a later event sends again is left to the later one
+    (BatchMemo.latest_facet_writes), except where a later event reads it back (a job's sourceCodeLocation, whose
+    column names the job version of a run that did not send it). The model is the one of one event per transaction."""
+    job, out = ("etl", "build_rooms"), ("warehouse", "public.rooms")
+    sql = lambda query: facet("SQLJobFacet", query=query, dialect="postgres")  # noqa: E731
+    location = lambda url: facet("SourceCodeLocationJobFacet", type="git", url=url)  # noqa: E731
+    docs = lambda text: {"documentation": facet("DocumentationDatasetFacet", description=text)}  # noqa: E731
+    progress = lambda step: facet("Custom", step=step)  # noqa: E731
+    run_1, run_2 = uuid.UUID(int=1), uuid.UUID(int=2)
+
+    def written(text: str) -> list[dict]:
+        return [dataset(*out, columns=[("id", "int")], facets=docs(text))]
+
+    events = [
+        run_event(
+            "START",
+            job=job,
+            run_id=run_1,
+            time=T0,
+            outputs=written("first"),
+            job_facets={"sourceCodeLocation": location("git://a"), "sql": sql("v1")},
+            run_facets={"progress": progress(1)},
+        ),
+        run_event(
+            "COMPLETE",
+            job=job,
+            run_id=run_1,
+            time=T0 + timedelta(minutes=5),
+            outputs=written("first"),
+            job_facets={"sql": sql("v1")},
+            run_facets={"progress": progress(2)},
+        ),
+        run_event(
+            "START",
+            job=job,
+            run_id=run_2,
+            time=T0 + timedelta(minutes=10),
+            outputs=written("second"),
+            job_facets={"sql": sql("v2")},
+            run_facets={"progress": progress(1)},
+        ),
+        run_event(
+            "COMPLETE",
+            job=job,
+            run_id=run_2,
+            time=T0 + timedelta(minutes=15),
+            outputs=written("second"),
+            job_facets={"sourceCodeLocation": location("git://b"), "sql": sql("v2")},
+            run_facets={"progress": {"_deleted": True}},
+        ),
+    ]
+
+    # The job is known before (without a location), so its row's location is the facets' to set.
+    earlier = run_event("COMPLETE", job=job, run_id=uuid.UUID(int=3), time=T0 - timedelta(days=1))
+
+    def applied(per_transaction: int) -> dict:
+        _empty_model(engine)
+        _store(engine, [earlier])
+        apply_pending(engine, limit=1)
+        _store(engine, events)
+        while apply_pending(engine, limit=per_transaction).applied:
+            pass
+        return model.snapshot(engine)
+
+    one_at_a_time = applied(1)
+    one_batch = applied(len(events))
+    assert one_batch == one_at_a_time, model.describe_difference(one_at_a_time, one_batch)
+
+    f = t.facets.c
+    with engine.connect() as conn:
+        job_sql = conn.execute(select(f.facet).where(f.name == "sql", f.kind == "JOB")).scalar_one()
+        run_progress = dict(conn.execute(select(f.entity_id, f.facet).where(f.name == "progress")).all())
+        description = conn.execute(select(t.datasets.c.description)).scalar_one()
+    assert job_sql["query"] == "v2"
+    assert {run: (p or {}).get("step") for run, p in run_progress.items()} == {run_1: 2, run_2: None}  # deleted
+    assert description == "second"
 
 
 def test_one_bad_event_does_not_hold_its_batch_back(engine, monkeypatch):

@@ -17,8 +17,7 @@ from app.services import identifiers as ids
 from app.services.incidents import detect as incident_detection
 from app.services.ingest import extract
 from app.services.ingest.writer import (
-    MIRRORED_DATASET_FACETS,
-    MIRRORED_JOB_FACETS,
+    READ_BACK_JOB_FACETS,
     DatasetRef,
     EventContext,
     ModelWriter,
@@ -93,19 +92,21 @@ def facets_nothing_reads(
     event: RunEvent | DatasetEvent | JobEvent, resolved, *, datasets: bool
 ) -> list[tuple[uuid.UUID, str]]:
     """(entity id, facet name) of the facets applying ``event`` writes as a writer (later event wins) and that
-    nothing applying other events reads: run facets, a run's input and output facets, and job and dataset facets
-    no column mirrors (``MIRRORED_*_FACETS``; a dataset's version facets feed its column lineage). Of these, only
-    the latest event's row survives a batch, whatever order its events are applied in (BatchMemo.latest_facet_writes).
-    ``resolved``: name → primary (namespace, name, id); ``datasets`` False leaves out every facet keyed by a
-    dataset (when a symlink in the batch may make a name stand for another dataset halfway through)."""
+    applying other events does not read: run, job and dataset facets and a run's input and output facets, but
+    not a dataset version's (its column lineage is derived from them, and they move to the version that
+    supersedes it) nor a job's ``READ_BACK_JOB_FACETS``. Of these, only the latest event's row survives a
+    batch, whatever order its events are applied in (BatchMemo.latest_facet_writes); the columns that mirror
+    them follow that row. ``resolved``: name → primary (namespace, name, id); ``datasets`` False leaves out
+    every facet keyed by a dataset (when a symlink in the batch may make a name stand for another dataset
+    halfway through)."""
 
-    def named(facets: dict, entity: uuid.UUID, mirrored: frozenset = frozenset()) -> list[tuple[uuid.UUID, str]]:
-        return [(entity, name) for name, value in facets.items() if isinstance(value, dict) and name not in mirrored]
+    def named(facets: dict, entity: uuid.UUID, read_back: frozenset = frozenset()) -> list[tuple[uuid.UUID, str]]:
+        return [(entity, name) for name, value in facets.items() if isinstance(value, dict) and name not in read_back]
 
     if isinstance(event, DatasetEvent):
         d = event.dataset
-        return named(d.facets, resolved[(d.namespace, d.name)][2], MIRRORED_DATASET_FACETS) if datasets else []
-    found = named(event.job.facets, ids.job_id(event.job.namespace, event.job.name), MIRRORED_JOB_FACETS)
+        return named(d.facets, resolved[(d.namespace, d.name)][2]) if datasets else []
+    found = named(event.job.facets, ids.job_id(event.job.namespace, event.job.name), READ_BACK_JOB_FACETS)
     if not isinstance(event, RunEvent):
         return found
     run_id = event.run.uuid
@@ -118,7 +119,7 @@ def facets_nothing_reads(
                 if link_facets:
                     found += named(link_facets, ids.run_io_id(run_id, dataset_id, io_type))
                 if io_type == "OUTPUT":
-                    found += named(d.facets, dataset_id, MIRRORED_DATASET_FACETS)
+                    found += named(d.facets, dataset_id)
     return found
 
 

@@ -983,9 +983,8 @@ _ALWAYS = datetime.min.replace(tzinfo=UTC)
 # The columns that mirror facets (dataset_columns_for, job_columns_for).
 _DATASET_MIRRORS = ("description", "last_lifecycle_state", "is_deleted", "source_id", "source_name")
 _JOB_MIRRORS = ("description", "location", "type", "integration", "job_type")
-# The facets those columns mirror: which facet won is read back from them by later events of the batch.
-MIRRORED_DATASET_FACETS = frozenset({"documentation", "lifecycleStateChange", "dataSource"})
-MIRRORED_JOB_FACETS = frozenset({"documentation", "sourceCodeLocation", "jobType"})
+# The facet whose mirrored column (a job's location) later events read back: it names the job versions they record.
+READ_BACK_JOB_FACETS = frozenset({"sourceCodeLocation"})
 
 
 def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:
