@@ -212,8 +212,9 @@ def _empty_model(engine) -> None:
 
 def test_facets_sent_again_by_later_events_of_a_batch_end_as_one_event_at_a_time_leaves_them(engine):
     """Within one batch an earlier event's facet that a later event sends again is left to the later one
-    (BatchMemo.latest_facet_writes), except where a later event reads it back (a job's sourceCodeLocation, whose
-    column names the job version of a run that did not send it). The model is the one of one event per transaction."""
+    (BatchMemo.latest_facet_writes): the model is the one of one event per transaction. A run's job version has
+    the job's location as the run's own events give it (the first run's START), whatever another run's events
+    said in between and whatever order they came in."""
     job, out = ("etl", "build_rooms"), ("warehouse", "public.rooms")
     sql = lambda query: facet("SQLJobFacet", query=query, dialect="postgres")  # noqa: E731
     location = lambda url: facet("SourceCodeLocationJobFacet", type="git", url=url)  # noqa: E731
@@ -263,7 +264,7 @@ def test_facets_sent_again_by_later_events_of_a_batch_end_as_one_event_at_a_time
         ),
     ]
 
-    # The job is known before (without a location), so its row's location is the facets' to set.
+    # The job is known before, without a location.
     earlier = run_event("COMPLETE", job=job, run_id=uuid.UUID(int=3), time=T0 - timedelta(days=1))
 
     def applied(per_transaction: int) -> dict:
@@ -276,17 +277,95 @@ def test_facets_sent_again_by_later_events_of_a_batch_end_as_one_event_at_a_time
         return model.snapshot(engine)
 
     one_at_a_time = applied(1)
+    events.reverse()
+    in_reverse = applied(1)
+    assert in_reverse == one_at_a_time, model.describe_difference(one_at_a_time, in_reverse)
+    events.reverse()
     one_batch = applied(len(events))
     assert one_batch == one_at_a_time, model.describe_difference(one_at_a_time, one_batch)
 
-    f = t.facets.c
+    r, v, f = t.runs.c, t.job_versions.c, t.facets.c
     with engine.connect() as conn:
+        locations = dict(conn.execute(select(r.id, v.location).join(t.job_versions, v.id == r.job_version_id)).all())
         job_sql = conn.execute(select(f.facet).where(f.name == "sql", f.kind == "JOB")).scalar_one()
         run_progress = dict(conn.execute(select(f.entity_id, f.facet).where(f.name == "progress")).all())
         description = conn.execute(select(t.datasets.c.description)).scalar_one()
+    assert locations == {run_1: "git://a", run_2: "git://b", uuid.UUID(int=3): None}
     assert job_sql["query"] == "v2"
     assert {run: (p or {}).get("step") for run, p in run_progress.items()} == {run_1: 2, run_2: None}  # deleted
     assert description == "second"
+
+
+def test_readers_whose_facets_win_in_turn_side_by_side_leave_the_earliest_readers_description(engine):
+    """Found by the random search (tests/test_ingest_properties.py): two readers of a new dataset applied side
+    by side in one batch, the later one's description winning first and the earlier one's replacing it a step
+    later, each setting the dataset's description at its own step. The description is the earliest reader's, as
+    one event per transaction has it."""
+    docs = lambda text: {"documentation": facet("DocumentationDatasetFacet", description=text)}  # noqa: E731
+    schema = [("id", "int")]
+    load, report = ("pipeline", "load"), ("pipeline", "report")
+    events = [
+        run_event(
+            "RUNNING",
+            job=report,
+            run_id=uuid.UUID(int=3),
+            time=T0,
+            inputs=[
+                dataset("warehouse", "raw.bookings", facets=docs("x")),
+                dataset("warehouse", "clean.bookings", columns=schema, facets=docs("z")),
+            ],
+        ),
+        run_event(
+            "START",
+            job=load,
+            run_id=uuid.UUID(int=1),
+            time=T0,
+            inputs=[dataset("warehouse", "clean.bookings", facets=docs("y")), dataset("warehouse", "mart.top_rooms")],
+            outputs=[dataset("warehouse", "raw.bookings", columns=schema, facets=docs("z"))],
+        ),
+        run_event(
+            "FAIL",
+            job=report,
+            run_id=uuid.UUID(int=5),
+            time=T0 + timedelta(minutes=17),
+            inputs=[dataset("warehouse", "clean.bookings")],
+        ),
+        run_event(
+            "START",
+            job=load,
+            run_id=uuid.UUID(int=2),
+            time=T0 + timedelta(minutes=20),
+            inputs=[
+                dataset("warehouse", "mart.daily", columns=schema, facets=docs("earliest")),
+                dataset("warehouse", "clean.bookings", columns=schema),
+            ],
+            outputs=[dataset("warehouse", "raw.bookings", facets=docs("y"))],
+        ),
+        run_event(
+            "RUNNING",
+            job=report,
+            run_id=uuid.UUID(int=3),
+            time=T0 + timedelta(minutes=24),
+            inputs=[dataset("warehouse", "mart.daily", facets=docs("later"))],
+            outputs=[dataset("warehouse", "mart.top_rooms", facets=docs("y"))],
+            job_facets={"documentation": facet("DocumentationJobFacet", description="a")},
+        ),
+    ]
+
+    def applied(in_order: list[dict], per_transaction: int) -> dict:
+        _empty_model(engine)
+        _store(engine, in_order)
+        while apply_pending(engine, limit=per_transaction).applied:
+            pass
+        return model.snapshot(engine)
+
+    one_at_a_time = applied(events, 1)
+    one_batch = applied(events, len(events))
+    assert one_batch == one_at_a_time, model.describe_difference(one_at_a_time, one_batch)
+    d = t.datasets.c
+    with engine.connect() as conn:
+        description = conn.execute(select(d.description).where(d.name == "mart.daily")).scalar_one()
+    assert description == "earliest"
 
 
 def test_one_bad_event_does_not_hold_its_batch_back(engine, monkeypatch):

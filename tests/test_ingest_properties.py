@@ -86,6 +86,14 @@ def run_history(draw, run_number: int) -> list[dict]:
         job_facets = {}
         if draw(st.booleans()):
             job_facets["documentation"] = facet("DocumentationJobFacet", description=draw(st.sampled_from("abc")))
+        if draw(st.integers(0, 2)) == 0:
+            # Names the run's job version, as the run's latest event sending it gives it.
+            job_facets["sourceCodeLocation"] = draw(
+                st.sampled_from(
+                    [facet("SourceCodeLocationJobFacet", type="git", url=url) for url in ("git://a", "git://b")]
+                    + [{"_deleted": True}]
+                )
+            )
         events.append(
             run_event(
                 event_type,

@@ -288,6 +288,10 @@ runs = Table(
     Column("nominal_start_time", UTCDateTime()),
     Column("nominal_end_time", UTCDateTime()),
     Column("nominal_key", EVENT_KEY, nullable=False, server_default=""),
+    # The job's source code location as the run's latest event sending a sourceCodeLocation facet gives it (names
+    # the run's job version, whatever other runs of the job say).
+    Column("location", Text),
+    Column("location_key", EVENT_KEY, nullable=False, server_default=""),
     *_timestamps(),
     Index("ix_runs_job_started", "job_id", "started_at"),
     # A job's runs, newest first, not-started last (Postgres; SQLite already sorts NULLs last when descending).

@@ -17,7 +17,6 @@ from app.services import identifiers as ids
 from app.services.incidents import detect as incident_detection
 from app.services.ingest import extract
 from app.services.ingest.writer import (
-    READ_BACK_JOB_FACETS,
     DatasetRef,
     EventContext,
     ModelWriter,
@@ -94,19 +93,18 @@ def facets_nothing_reads(
     """(entity id, facet name) of the facets applying ``event`` writes as a writer (later event wins) and that
     applying other events does not read: run, job and dataset facets and a run's input and output facets, but
     not a dataset version's (its column lineage is derived from them, and they move to the version that
-    supersedes it) nor a job's ``READ_BACK_JOB_FACETS``. Of these, only the latest event's row survives a
-    batch, whatever order its events are applied in (BatchMemo.latest_facet_writes); the columns that mirror
-    them follow that row. ``resolved``: name → primary (namespace, name, id); ``datasets`` False leaves out
-    every facet keyed by a dataset (when a symlink in the batch may make a name stand for another dataset
-    halfway through)."""
+    supersedes it). Of these, only the latest event's row survives a batch, whatever order its events are
+    applied in (BatchMemo.latest_facet_writes); the columns that mirror them follow that row.
+    ``resolved``: name → primary (namespace, name, id); ``datasets`` False leaves out every facet keyed by a
+    dataset (when a symlink in the batch may make a name stand for another dataset halfway through)."""
 
-    def named(facets: dict, entity: uuid.UUID, read_back: frozenset = frozenset()) -> list[tuple[uuid.UUID, str]]:
-        return [(entity, name) for name, value in facets.items() if isinstance(value, dict) and name not in read_back]
+    def named(facets: dict, entity: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+        return [(entity, name) for name, value in facets.items() if isinstance(value, dict)]
 
     if isinstance(event, DatasetEvent):
         d = event.dataset
         return named(d.facets, resolved[(d.namespace, d.name)][2]) if datasets else []
-    found = named(event.job.facets, ids.job_id(event.job.namespace, event.job.name), READ_BACK_JOB_FACETS)
+    found = named(event.job.facets, ids.job_id(event.job.namespace, event.job.name))
     if not isinstance(event, RunEvent):
         return found
     run_id = event.run.uuid
@@ -361,7 +359,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     if parent:
         parent_job_id, _ = w.ensure_job(parent.namespace, parent.name, simple_name=parent.name, attrs=None)
     # Whether it was new is not known here: its mirrored columns are set as for any job (a no-op if equal).
-    job_id, current_version_key, location = w.upsert_job(
+    job_id, current_version_key = w.upsert_job(
         job_ns,
         job_name,
         simple_name=extract.simple_name(job_name, parent),
@@ -373,7 +371,8 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     # The run and its state history.
     if parent:
         w.ensure_parent_run(parent.run_id, parent.raw_run_id, parent_job_id, parent.namespace, parent.name)
-    w.upsert_run(
+    sends_location = isinstance(event.job.facets.get("sourceCodeLocation"), dict)
+    run_row = w.upsert_run(
         run_id,
         external_id=event.run.runId,
         job_id=job_id,
@@ -382,7 +381,11 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
         parent_run_id=parent.run_id if parent else None,
         state=state,
         nominal=extract.nominal_times(event.run.facets),
+        location=(attrs.location,) if sends_location else None,
     )
+    # The job's location as the run's own events give it names the run's job version; this event moved it if
+    # it is the latest of them to send one.
+    location, moves_location = run_row.location, sends_location and run_row.location_key == ctx.key
     if event.eventType:
         w.record_state(run_id, event.eventType.upper()[:32], state[0] if state else None)
 
@@ -539,11 +542,11 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     }
     if not terminal_or_streaming:
         _upsert_event_edges(w, job_id, event_edges, run_id, current_version_key)
-        finished = w.finished_run(run_id) if event_io else None
+        finished = w.finished_run(run_id) if event_io or moves_location else None
         if finished is not None:
-            # The run's terminal event arrived before this one and did not know this IO (e.g. a COMPLETE
-            # without datasets before the START that listed them): finish the run again as that terminal
-            # event, now with the whole IO, so the result is the one of the events in order.
+            # The run's terminal event arrived before this one and did not know this IO or location (e.g. a
+            # COMPLETE without datasets before the START that listed them): finish the run again as that
+            # terminal event, now with the whole IO, so the result is the one of the events in order.
             _finish_again_as(conn, ctx, finished, **finishing, run_io=run_io)
     else:
         # The run's winning terminal event (read before this one sets the run's job version).
@@ -687,10 +690,8 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
     inputs, outputs = _refs(event.inputs, resolved), _refs(event.outputs, resolved)
     new_datasets = _prepare_datasets(w, [*inputs, *outputs], {job_ns})
     job_id, job_is_new = w.ensure_job(job_ns, job_name, simple_name=job_name, attrs=attrs)
-    location = attrs.location
     if not job_is_new:
-        _, stored_location = w.touch_job(job_id, None)
-        location = location or stored_location
+        w.touch_job(job_id, None)
 
     winners = w.upsert_facets([(job_id, "JOB", n, v) for n, v in event.job.facets.items()])
     # Declared datasets are described the way readers describe them: only where nothing else has.
@@ -715,7 +716,8 @@ def apply_job_event(conn: Connection, ctx: EventContext, event: JobEvent) -> Non
         "INPUT": sorted({(r.namespace, r.name, r.id) for r in inputs}),
         "OUTPUT": sorted({(r.namespace, r.name, r.id) for r in outputs}),
     }
-    version = w.record_job_version(job_id, job_ns, job_name, location, io_lists, None)
+    # Its own location, as a run's job version has its run's: what other events of the job said does not count.
+    version = w.record_job_version(job_id, job_ns, job_name, attrs.location, io_lists, None)
     edges = {io: [ds for _, _, ds in io_lists[io]] for io in IO_TYPES}
     made_current = w.make_job_version_current(job_id, version)
     if made_current:

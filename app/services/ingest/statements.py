@@ -286,8 +286,7 @@ class IngestStatements:
 
     @cached_property
     def touch_job(self):
-        """A job named again (a JobEvent): un-hidden, its dates widened, its parent linked once. RETURNING
-        (current_version_key, location)."""
+        """A job named again (a JobEvent): un-hidden, its dates widened, its parent linked once."""
         j = t.jobs.c
         values = {
             "is_hidden": False,
@@ -297,17 +296,12 @@ class IngestStatements:
                 (j.parent_job_id.is_(None), bindparam("p_parent", type_=Uuid())), else_=j.parent_job_id
             ),
         }
-        return (
-            update(t.jobs)
-            .where(j.id == bindparam("p_job"))
-            .values(**values)
-            .returning(j.current_version_key, j.location)
-        )
+        return update(t.jobs).where(j.id == bindparam("p_job")).values(**values)
 
     @cached_property
     def upsert_job_with_run(self):
         """A run event's job: inserted if missing, else un-hidden, its dates widened, its parent linked once, and
-        this run made its current one if this is its latest event. RETURNING (id, current_version_key, location)."""
+        this run made its current one if this is its latest event. RETURNING (id, current_version_key)."""
         stmt = upsert(self.dialect, t.jobs)
         ex, j = stmt.excluded, t.jobs.c
         newer = j.current_run_key < ex.current_run_key
@@ -321,7 +315,7 @@ class IngestStatements:
                 "current_run_id": case((newer, ex.current_run_id), else_=j.current_run_id),
                 "current_run_key": case((newer, ex.current_run_key), else_=j.current_run_key),
             },
-        ).returning(j.id, j.current_version_key, j.location)
+        ).returning(j.id, j.current_version_key)
 
     @cached_property
     def upsert_job_version_for_run(self):
@@ -461,6 +455,7 @@ class IngestStatements:
         ex, r = stmt.excluded, t.runs.c
         wins = or_(ex.state_rank > r.state_rank, and_(ex.state_rank == r.state_rank, ex.state_key > r.state_key))
         nominal_wins = ex.nominal_key > r.nominal_key
+        location_wins = ex.location_key > r.location_key
         return stmt.on_conflict_do_update(
             index_elements=[r.id],
             set_={
@@ -473,13 +468,25 @@ class IngestStatements:
                 "nominal_start_time": case((nominal_wins, ex.nominal_start_time), else_=r.nominal_start_time),
                 "nominal_end_time": case((nominal_wins, ex.nominal_end_time), else_=r.nominal_end_time),
                 "nominal_key": case((nominal_wins, ex.nominal_key), else_=r.nominal_key),
+                "location": case((location_wins, ex.location), else_=r.location),
+                "location_key": case((location_wins, ex.location_key), else_=r.location_key),
                 "parent_run_id": case((r.parent_run_id.is_(None), ex.parent_run_id), else_=r.parent_run_id),
                 "created_at": earlier(ex.created_at, r.created_at),
                 "updated_at": later(ex.updated_at, r.updated_at),
             },
             # What finished_run would read next (the row as this event left it), after the key it is routed by;
-            # and whether this event created the run (then it has no earlier IO to read).
-        ).returning(r.id, r.state, r.state_key, r.ended_at, r.job_version_id, inserted_by_upsert(self.dialect, t.runs))
+            # the run's location as its events so far give it; and whether this event created the run (then it
+            # has no earlier IO to read).
+        ).returning(
+            r.id,
+            r.state,
+            r.state_key,
+            r.ended_at,
+            r.job_version_id,
+            r.location,
+            r.location_key,
+            inserted_by_upsert(self.dialect, t.runs),
+        )
 
     @cached_property
     def insert_run_state(self):

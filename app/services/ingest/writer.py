@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Connection, delete, exists, or_, select, update
 
 from app.db import tables as t
-from app.db.dialect import execute_rows, in_param_value
+from app.db.dialect import execute_rows, in_param_value, in_values
 from app.services import identifiers as ids
 from app.services.ingest import extract
 from app.services.ingest.statements import READER_KEY_PREFIX, ids_value, statements_for
@@ -110,6 +110,9 @@ class BatchMemo:
     _pending: list[tuple[dict, Any, datetime]] = field(default_factory=list)
     # Datasets whose unread placeholder versions go at the end of the wave (ModelWriter.drop_unread_placeholders).
     unread_placeholders: set[uuid.UUID] = field(default_factory=set)
+    # (dataset id, facet name) a reader's facet won while events ran side by side: the columns mirroring them
+    # follow the stored facet at the end of the wave (ModelWriter.add_reader_facets).
+    reader_wins: set[tuple[uuid.UUID, str]] = field(default_factory=set)
     # The applier's, across its batches (unlike everything above); None: every facet is read and parsed.
     lineage_ids: ColumnLineageIds | None = None
     # (dataset id, facet name) → a key at or above which no reader's facet can replace the stored one: a
@@ -156,10 +159,12 @@ class BatchMemo:
         self.settle()
         self.deferred = False
         dropped, self.unread_placeholders = self.unread_placeholders, set()
-        if dropped:
-            # Only the batch's locks and the statements are used: no event's key or time.
+        described, self.reader_wins = self.reader_wins, set()
+        if dropped or described:
+            # Only the batch's memo, locks and statements are used: no event's key or time.
             writer = ModelWriter(connection, EventContext(0, "", datetime.now(UTC), memo=self))
             writer.drop_unread_placeholders(dropped)
+            writer.follow_reader_facets(described)
 
     def settle(self) -> None:
         """The rows ensured during a step of events run side by side are now written: the next steps know."""
@@ -623,14 +628,14 @@ class ModelWriter:
         attrs: extract.JobAttributes,
         parent_job_id: uuid.UUID | None,
         current_run: uuid.UUID,
-    ) -> tuple[uuid.UUID, str, str | None]:
+    ) -> tuple[uuid.UUID, str]:
         """A run event's job, inserted or touched (``touch_job``) in one statement, merged with the other events'
-        when events run side by side. Returns (id, current_version_key, location)."""
+        when events run side by side. Returns (id, current_version_key)."""
         row = self._job_row(namespace, name, simple_name, attrs, parent_job_id, current_run)
-        ((job_id, current_version_key, location),) = execute_rows(self.conn, self.sql.upsert_job_with_run, [row])
+        ((job_id, current_version_key),) = execute_rows(self.conn, self.sql.upsert_job_with_run, [row])
         if self.ctx.memo is not None:
             self.ctx.memo.jobs.add(job_id)
-        return job_id, current_version_key, location
+        return job_id, current_version_key
 
     def ensure_job(
         self,
@@ -653,12 +658,9 @@ class ModelWriter:
                 memo.columns[("jobs", job_id)] = {k: row[k] for k in _JOB_MIRRORS}
         return job_id, bool(inserted)
 
-    def touch_job(self, job_id: uuid.UUID, parent_job_id: uuid.UUID | None) -> tuple[str, str | None]:
-        """Un-hide the job and link its parent once (a JobEvent; a run event's job is ``upsert_job``).
-        Returns (current_version_key, location)."""
-        params = {"p_job": job_id, "p_now": self.ctx.time, "p_parent": parent_job_id}
-        row = self.conn.execute(self.sql.touch_job, params).one()
-        return row.current_version_key, row.location
+    def touch_job(self, job_id: uuid.UUID, parent_job_id: uuid.UUID | None) -> None:
+        """Un-hide the job and link its parent once (a JobEvent; a run event's job is ``upsert_job``)."""
+        self.conn.execute(self.sql.touch_job, {"p_job": job_id, "p_now": self.ctx.time, "p_parent": parent_job_id})
 
     def set_columns(self, table: t.Table, row_id: uuid.UUID, values: dict[str, Any]) -> None:
         """Set columns that mirror facets, touching (and locking) the row only if a value changes."""
@@ -819,9 +821,12 @@ class ModelWriter:
         parent_run_id: uuid.UUID | None,
         state: tuple[str, int] | None,
         nominal: tuple[datetime, datetime | None] | None,
-    ) -> None:
+        location: tuple[str | None] | None,
+    ) -> Any:
         """Insert or merge the run. The state is monotonic (see extract.RUN_STATES); started_at is the
-        earliest START/RUNNING, ended_at the time of the winning terminal event."""
+        earliest START/RUNNING, ended_at the time of the winning terminal event; the location the latest one
+        sent (``location``: (url,) when this event sends a sourceCodeLocation facet, its url None for a deleted
+        one). Returns the row as this event leaves it (RETURNING of ``IngestStatements.upsert_run``)."""
         now, key = self.ctx.time, self.ctx.key
         name, rank = state if state else ("NEW", 0)
         row = {
@@ -840,11 +845,14 @@ class ModelWriter:
             "nominal_start_time": nominal[0] if nominal else None,
             "nominal_end_time": nominal[1] if nominal else None,
             "nominal_key": key if nominal else "",
+            "location": location[0] if location else None,
+            "location_key": key if location else "",
             "created_at": now,
             "updated_at": now,
         }
         # The row as this event leaves it; nothing else this event does changes these columns before it asks.
         (self._upserted_runs[run_id],) = execute_rows(self.conn, self.sql.upsert_run, [row])
+        return self._upserted_runs[run_id]
 
     def record_state(self, run_id: uuid.UUID, event_type: str, state: str | None) -> None:
         row = {
@@ -937,7 +945,30 @@ class ModelWriter:
         if memo is not None:
             for row in rows:  # won or not, what is stored now has this key or an earlier one, or a writer's
                 memo.learn_reader_bound(row["entity_id"], row["name"], key)
+            if memo.deferred:
+                # Readers of a dataset run side by side and their facets may win in turn, each unit setting the
+                # mirrored columns at its own step: the columns follow the facet that won last, once the wave is
+                # over (BatchMemo.end_wave).
+                memo.reader_wins.update((entity, name) for entity, name, _ in won)
+                return []
         return won
+
+    def follow_reader_facets(self, won: set[tuple[uuid.UUID, str]]) -> None:
+        """The mirrored columns of datasets whose readers' facets won side by side (``add_reader_facets``) follow
+        the facets stored now."""
+        if not won:
+            return
+        f = t.facets.c
+        datasets = sorted({entity for entity, _ in won}, key=str)
+        stmt = select(f.entity_id, f.name, f.facet).where(
+            in_values(self.conn, f.entity_id, datasets), in_values(self.conn, f.name, sorted({n for _, n in won}))
+        )
+        values: dict[uuid.UUID, dict[str, Any]] = {}
+        for entity, name, facet in self.conn.execute(stmt):
+            if (entity, name) in won:
+                values.setdefault(entity, {}).update(dataset_columns_for(name, facet))
+        for dataset_id in datasets:
+            self.set_columns(t.datasets, dataset_id, values.get(dataset_id, {}))
 
     def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
@@ -983,8 +1014,6 @@ _ALWAYS = datetime.min.replace(tzinfo=UTC)
 # The columns that mirror facets (dataset_columns_for, job_columns_for).
 _DATASET_MIRRORS = ("description", "last_lifecycle_state", "is_deleted", "source_id", "source_name")
 _JOB_MIRRORS = ("description", "location", "type", "integration", "job_type")
-# The facet whose mirrored column (a job's location) later events read back: it names the job versions they record.
-READ_BACK_JOB_FACETS = frozenset({"sourceCodeLocation"})
 
 
 def _dataset_attributes(facets: dict[str, Any]) -> dict[str, Any]:
