@@ -204,10 +204,17 @@ def test_a_batch_is_applied_and_marked_in_one_transaction(engine, monkeypatch):
         assert conn.execute(select(func.count()).select_from(t.run_states)).scalar() == 5
 
 
-def _empty_model(engine) -> None:
+def _model_applied(engine, events: list[dict], per_transaction: int, before: list[dict] = ()) -> dict:
+    """The model of ``events`` stored in the log in this order and applied ``per_transaction`` at a time, from an
+    empty database (``before``: applied first, one at a time)."""
     with engine.begin() as conn:
         for table in [*t.MODEL_TABLES, t.lineage_events]:
             conn.execute(table.delete())
+    for group, limit in ((before, 1), (events, per_transaction)):
+        _store(engine, group)
+        while apply_pending(engine, limit=limit).applied:
+            pass
+    return model.snapshot(engine)
 
 
 def test_facets_sent_again_by_later_events_of_a_batch_end_as_one_event_at_a_time_leaves_them(engine):
@@ -225,56 +232,30 @@ def test_facets_sent_again_by_later_events_of_a_batch_end_as_one_event_at_a_time
     def written(text: str) -> list[dict]:
         return [dataset(*out, columns=[("id", "int")], facets=docs(text))]
 
+    def event(event_type: str, run_id: uuid.UUID, minute: int, text: str, run_progress: dict, **job_facets) -> dict:
+        return run_event(
+            event_type,
+            job=job,
+            run_id=run_id,
+            time=T0 + timedelta(minutes=minute),
+            outputs=written(text),
+            job_facets=job_facets,
+            run_facets={"progress": run_progress},
+        )
+
     events = [
-        run_event(
-            "START",
-            job=job,
-            run_id=run_1,
-            time=T0,
-            outputs=written("first"),
-            job_facets={"sourceCodeLocation": location("git://a"), "sql": sql("v1")},
-            run_facets={"progress": progress(1)},
-        ),
-        run_event(
-            "COMPLETE",
-            job=job,
-            run_id=run_1,
-            time=T0 + timedelta(minutes=5),
-            outputs=written("first"),
-            job_facets={"sql": sql("v1")},
-            run_facets={"progress": progress(2)},
-        ),
-        run_event(
-            "START",
-            job=job,
-            run_id=run_2,
-            time=T0 + timedelta(minutes=10),
-            outputs=written("second"),
-            job_facets={"sql": sql("v2")},
-            run_facets={"progress": progress(1)},
-        ),
-        run_event(
-            "COMPLETE",
-            job=job,
-            run_id=run_2,
-            time=T0 + timedelta(minutes=15),
-            outputs=written("second"),
-            job_facets={"sourceCodeLocation": location("git://b"), "sql": sql("v2")},
-            run_facets={"progress": {"_deleted": True}},
+        event("START", run_1, 0, "first", progress(1), sourceCodeLocation=location("git://a"), sql=sql("v1")),
+        event("COMPLETE", run_1, 5, "first", progress(2), sql=sql("v1")),
+        event("START", run_2, 10, "second", progress(1), sql=sql("v2")),
+        event(
+            "COMPLETE", run_2, 15, "second", {"_deleted": True}, sourceCodeLocation=location("git://b"), sql=sql("v2")
         ),
     ]
-
     # The job is known before, without a location.
     earlier = run_event("COMPLETE", job=job, run_id=uuid.UUID(int=3), time=T0 - timedelta(days=1))
 
     def applied(per_transaction: int) -> dict:
-        _empty_model(engine)
-        _store(engine, [earlier])
-        apply_pending(engine, limit=1)
-        _store(engine, events)
-        while apply_pending(engine, limit=per_transaction).applied:
-            pass
-        return model.snapshot(engine)
+        return _model_applied(engine, events, per_transaction, before=[earlier])
 
     one_at_a_time = applied(1)
     events.reverse()
@@ -352,15 +333,8 @@ def test_readers_whose_facets_win_in_turn_side_by_side_leave_the_earliest_reader
         ),
     ]
 
-    def applied(in_order: list[dict], per_transaction: int) -> dict:
-        _empty_model(engine)
-        _store(engine, in_order)
-        while apply_pending(engine, limit=per_transaction).applied:
-            pass
-        return model.snapshot(engine)
-
-    one_at_a_time = applied(events, 1)
-    one_batch = applied(events, len(events))
+    one_at_a_time = _model_applied(engine, events, 1)
+    one_batch = _model_applied(engine, events, len(events))
     assert one_batch == one_at_a_time, model.describe_difference(one_at_a_time, one_batch)
     d = t.datasets.c
     with engine.connect() as conn:
