@@ -27,9 +27,10 @@ def upgrade() -> None:
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("location", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("location_key", event_key, nullable=False, server_default=""))
+    # Only the runs whose job version has a location are written (usually none: few integrations send one).
     op.execute(
         "UPDATE runs SET location = (SELECT v.location FROM job_versions v WHERE v.id = runs.job_version_id) "
-        "WHERE job_version_id IS NOT NULL"
+        "WHERE job_version_id IN (SELECT id FROM job_versions WHERE location IS NOT NULL)"
     )
 
 
