@@ -977,7 +977,7 @@ class ModelWriter:
         Facets stored with the same content only take this event's key, in a statement without the documents;
         the others (new, changed, or older than what is stored) are written whole. A facet a later event of the
         batch writes too, and that nothing reads in between (``BatchMemo.latest_facet_writes``), is left to it:
-        the later event wins wherever this one is stored or not."""
+        the later event wins whether or not this one is stored."""
         key, memo = self.ctx.key, self.ctx.memo
         if memo is not None and memo.latest_facet_writes:
             latest, kept = memo.latest_facet_writes, []
