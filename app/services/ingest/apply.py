@@ -371,7 +371,7 @@ def apply_run_event(conn: Connection, ctx: EventContext, event: RunEvent) -> Non
     # The run and its state history.
     if parent:
         w.ensure_parent_run(parent.run_id, parent.raw_run_id, parent_job_id, parent.namespace, parent.name)
-    sends_location = isinstance(event.job.facets.get("sourceCodeLocation"), dict)
+    sends_location = extract.facet(event.job.facets, "sourceCodeLocation") is not None
     run_row = w.upsert_run(
         run_id,
         external_id=event.run.runId,

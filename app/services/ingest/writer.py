@@ -949,7 +949,8 @@ class ModelWriter:
                 # Readers of a dataset run side by side and their facets may win in turn, each unit setting the
                 # mirrored columns at its own step: the columns follow the facet that won last, once the wave is
                 # over (BatchMemo.end_wave).
-                memo.reader_wins.update((entity, name) for entity, name, _ in won)
+                # Only a facet that mirrors a column needs it (the others need nothing read back).
+                memo.reader_wins.update((e, name) for e, name, value in won if dataset_columns_for(name, value))
                 return []
         return won
 
@@ -967,8 +968,8 @@ class ModelWriter:
         for entity, name, facet in self.conn.execute(stmt):
             if (entity, name) in won:
                 values.setdefault(entity, {}).update(dataset_columns_for(name, facet))
-        for dataset_id in datasets:
-            self.set_columns(t.datasets, dataset_id, values.get(dataset_id, {}))
+        for dataset_id in sorted(values, key=str):  # rows locked in id order, as everywhere
+            self.set_columns(t.datasets, dataset_id, values[dataset_id])
 
     def upsert_facets(self, entries: list[tuple[uuid.UUID, str, str, Any]]) -> list[tuple[uuid.UUID, str, Any]]:
         """(entity id, kind, facet name, facet) rows, later event wins. ``_deleted`` leaves a tombstone.
